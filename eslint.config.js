@@ -1,0 +1,52 @@
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', '.data/**', '.cache/**', 'coverage/**', 'bench/results/**', 'images/*/agent/**', 'bin/**', 'scripts/**', 'eslint.config.js'] },
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // Imports point one way (DESIGN.md §2): lower layers never reach up.
+      'no-restricted-imports': 'off',
+    },
+  },
+  {
+    files: ['policies/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['**/egress-proxy/**', '**/executor/**', '**/server/**', 'express', 'dockerode'], message: 'policies/ is pure: it imports nothing of ours.' },
+      ] }],
+    },
+  },
+  {
+    files: ['egress-proxy/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['**/executor/**', '**/server/**', 'express', 'dockerode'], message: 'egress-proxy/ may import only policies/.' },
+      ] }],
+    },
+  },
+  {
+    files: ['executor/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['**/egress-proxy/**', '**/server/**', 'express'], message: 'executor/ may import only policies/ types.' },
+      ] }],
+    },
+  },
+  {
+    files: ['**/*.test.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-non-null-assertion': 'off',
+    },
+  },
+);

@@ -1,0 +1,25 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['policies/**/*.test.ts', 'egress-proxy/**/*.test.ts', 'executor/**/*.test.ts', 'server/**/*.test.ts'],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 600_000,
+          // Integration tests share one Docker engine; run files one at a time so limits stay honest on 2 cores.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
