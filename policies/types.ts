@@ -1,0 +1,32 @@
+/**
+ * The shapes other modules rely on. The egress proxy hands every request it
+ * sees to `decide` as an EgressRequest and acts on the Decision; it never
+ * decides by itself.
+ */
+
+/** One request as the proxy saw it, before any normalisation. */
+export interface EgressRequest {
+  /** Request method exactly as sent (any case). */
+  method: string;
+  /** Host exactly as it arrived (CONNECT target or Host/URL host): may be `2130706433`, `[::ffff:7f00:1]`, `LOCALHOST.`. */
+  host: string;
+  /** Destination port. */
+  port: number;
+  /** `http` for plain proxy requests, `https` for requests inside an intercepted tunnel. */
+  scheme: 'http' | 'https';
+  /** Raw request target path with query, e.g. `/api/v1/users/123?x=1`. */
+  path: string;
+  /** Request headers, lower-case names (method-override headers are read from here). */
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+/** What `decide` answered, and why. */
+export interface Decision {
+  allowed: boolean;
+  /** Human-readable, stable reason, e.g. `Method DELETE not allowed for *.okta.com`. */
+  reason: string;
+  /** Which rule decided, e.g. `blockedDomains[0]`, `apiPathRules["*.okta.com"][1]`, `allowedDomains[0]`, `default`. */
+  rule: string;
+  /** Canonical host the decision was made on (null when the host could not be parsed). */
+  host: string | null;
+}
