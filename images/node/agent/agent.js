@@ -1,0 +1,177 @@
+'use strict';
+// In-sandbox agent: PID 2 under docker's init, uid 1000, read-only root, no
+// network but loopback. It turns one job header on stdin into one program run.
+//
+// Protocol (the executor depends on it exactly):
+//   stdin  = one JSON line {"v":1,"code":"…","args":[…],"env":{…}} then the
+//            program's own stdin, streamed through until EOF;
+//   stdout = the program's stdout, untouched (the agent never writes there);
+//   stderr = the program's stderr, plus at most one `sandbox-agent: …` line
+//            when the agent itself fails (exit status 125);
+//   status = the program's exit code, or 128 + signal number.
+//
+// It is on the hot path of every execution: built-in modules only, and as
+// little work as possible before the program is spawned.
+
+const net = require('node:net');
+const fs = require('node:fs');
+const { spawn } = require('node:child_process');
+const { constants } = require('node:os');
+
+// Mirrors executor/egress.ts (the agent runs inside the image and cannot
+// import TypeScript from the repository); keep the two in step.
+const PROXY_SOCKET = '/run/egress/proxy.sock';
+const CA_CERT = '/run/egress/ca.pem';
+const PROXY_URL = 'http://127.0.0.1:3128';
+const PROXY_PORT = 3128;
+const PROXY_ENV = {
+  HTTP_PROXY: PROXY_URL,
+  HTTPS_PROXY: PROXY_URL,
+  http_proxy: PROXY_URL,
+  https_proxy: PROXY_URL,
+  NO_PROXY: '',
+  no_proxy: '',
+  NODE_USE_ENV_PROXY: '1',
+  NODE_EXTRA_CA_CERTS: CA_CERT,
+  SSL_CERT_FILE: CA_CERT,
+  REQUESTS_CA_BUNDLE: CA_CERT,
+  CURL_CA_BUNDLE: CA_CERT,
+  PIP_CERT: CA_CERT,
+};
+
+const JOB_DIR = '/tmp/.job';
+const JOB_FILE = `${JOB_DIR}/main.js`;
+const AGENT_FAILURE = 125;
+// The server caps code at 1 MiB; JSON escaping can grow it several times over
+// (\u00XX is six bytes per byte), so allow headroom but never unbounded memory.
+const MAX_HEADER_BYTES = 8 * 1024 * 1024;
+
+let child = null;
+
+function fail(message) {
+  process.stderr.write(`sandbox-agent: ${message}\n`);
+  process.exit(AGENT_FAILURE);
+}
+
+function parseHeader(line) {
+  let job;
+  try {
+    job = JSON.parse(line);
+  } catch (err) {
+    fail(`job header is not valid JSON (${err.message})`);
+  }
+  if (job === null || typeof job !== 'object' || Array.isArray(job)) fail('job header must be a JSON object');
+  if (job.v !== 1) fail(`unsupported job header version ${JSON.stringify(job.v)}`);
+  if (typeof job.code !== 'string') fail('job header: "code" must be a string');
+  const args = job.args ?? [];
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) fail('job header: "args" must be an array of strings');
+  const env = job.env ?? {};
+  if (env === null || typeof env !== 'object' || Array.isArray(env)) fail('job header: "env" must be an object');
+  for (const [key, value] of Object.entries(env)) {
+    if (typeof value !== 'string') fail(`job header: env ${JSON.stringify(key)} must be a string`);
+  }
+  return { code: job.code, args, env };
+}
+
+// 127.0.0.1:3128 → the per-sandbox Unix socket. The socket is the sandbox's
+// identity at the proxy; when it is absent (no egress session yet, or none at
+// all) the connection is simply dropped, which clients see as a refused proxy.
+function startForwarder() {
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    const upstream = net.connect({ path: PROXY_SOCKET, allowHalfOpen: true });
+    // Half-open both ways so a client that shuts down its sending side still
+    // receives the whole response; each side ends only when its source did.
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop);
+    upstream.on('error', drop);
+    client.on('close', drop);
+    upstream.on('close', drop);
+  });
+  return new Promise((resolve) => {
+    server.on('error', (err) => fail(`egress forwarder: ${err.message}`));
+    server.listen(PROXY_PORT, '127.0.0.1', resolve);
+  });
+}
+
+function exitLike(code, signal) {
+  if (signal) process.exit(128 + (constants.signals[signal] ?? 0));
+  process.exit(code ?? AGENT_FAILURE);
+}
+
+async function run(job, rest) {
+  await startForwarder();
+  try {
+    fs.mkdirSync(JOB_DIR, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(JOB_FILE, job.code);
+  } catch (err) {
+    fail(`cannot write the program to ${JOB_FILE} (${err.code ?? err.message})`);
+  }
+  const env = { PATH: '/usr/local/bin', HOME: '/tmp', LANG: 'C.UTF-8', ...PROXY_ENV };
+  // Node warns on stderr about a missing NODE_EXTRA_CA_CERTS file on every
+  // start; without an egress session there is no CA (and no route out), so
+  // leave the variable out rather than pollute the program's stderr.
+  if (!fs.existsSync(CA_CERT)) delete env.NODE_EXTRA_CA_CERTS;
+  Object.assign(env, job.env);
+  child = spawn(process.execPath, [JOB_FILE, ...job.args], {
+    cwd: '/tmp',
+    env,
+    stdio: ['pipe', 'inherit', 'inherit'],
+  });
+  child.on('error', (err) => fail(`cannot start the program (${err.message})`));
+  child.on('exit', exitLike);
+  // A program that never reads stdin may exit before we finish writing it;
+  // that EPIPE is the program's business, not an agent failure.
+  child.stdin.on('error', () => {});
+  if (rest.length > 0) child.stdin.write(rest);
+  if (process.stdin.readableEnded) child.stdin.end();
+  else process.stdin.pipe(child.stdin);
+}
+
+// Anything unexpected is the agent's failure, never the program's exit status.
+process.on('uncaughtException', (err) => fail(err.message));
+
+// docker stop → tini → us: pass the signal on and report the program's fate.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT']) {
+  process.on(signal, () => {
+    if (child?.exitCode === null) child.kill(signal);
+    else process.exit(128 + constants.signals[signal]);
+  });
+}
+
+function readHeader() {
+  const chunks = [];
+  let size = 0;
+  const onData = (chunk) => {
+    const newline = chunk.indexOf(10);
+    if (newline === -1) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > MAX_HEADER_BYTES) fail(`job header exceeds ${MAX_HEADER_BYTES} bytes`);
+      return;
+    }
+    chunks.push(chunk.subarray(0, newline));
+    stop();
+    process.stdin.pause();
+    run(parseHeader(Buffer.concat(chunks).toString('utf8')), chunk.subarray(newline + 1)).catch((err) => fail(err.message));
+  };
+  // Tolerate a header without its newline when stdin ends right after it:
+  // the program then simply gets an empty stdin.
+  const onEnd = () => {
+    stop();
+    if (size === 0) fail('no job header on stdin');
+    run(parseHeader(Buffer.concat(chunks).toString('utf8')), Buffer.alloc(0)).catch((err) => fail(err.message));
+  };
+  const stop = () => {
+    process.stdin.off('data', onData);
+    process.stdin.off('end', onEnd);
+  };
+  process.stdin.on('data', onData);
+  process.stdin.on('end', onEnd);
+}
+
+readHeader();
