@@ -1,0 +1,225 @@
+/**
+ * The only module that talks to Docker. Everything the executor needs from
+ * the engine goes through ContainerClient, so the rest of the code is
+ * written against a narrow, typed surface and every call can be traced to
+ * the container it touched.
+ */
+import Docker from 'dockerode';
+import type { Duplex } from 'node:stream';
+import { DockerUnavailableError } from './errors.ts';
+
+export interface ContainerSpec {
+  image: string;
+  name: string;
+  labels: Record<string, string>;
+  user: string;
+  memoryBytes: number;
+  nanoCpus: number;
+  pidsLimit: number;
+  tmpfsBytes: number;
+  fileSizeLimitBytes: number;
+  openFilesLimit: number;
+  /** host path → container path, always mounted read-only */
+  readOnlyBinds: Array<{ host: string; container: string }>;
+}
+
+export interface ContainerExit {
+  statusCode: number;
+  oomKilled: boolean;
+}
+
+export interface SandboxContainer {
+  readonly id: string;
+  /** Attaches stdin, stdout and stderr; must be called before start(). */
+  attach(): Promise<Duplex>;
+  start(): Promise<void>;
+  /** Resolves when the container stops. */
+  wait(): Promise<void>;
+  kill(): Promise<void>;
+  inspectExit(): Promise<ContainerExit>;
+  remove(): Promise<void>;
+}
+
+interface DockerApiError {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as DockerApiError | null)?.statusCode;
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
+/** Turns socket-level failures into DockerUnavailableError; API errors pass through. */
+function translate(error: unknown): unknown {
+  const code = (error as DockerApiError | null)?.code;
+  if (code && UNREACHABLE.has(code)) {
+    return new DockerUnavailableError(`Docker engine unreachable (${code}); is dockerd running?`, { cause: error });
+  }
+  return error;
+}
+
+export class ContainerClient {
+  private readonly docker: Docker;
+
+  constructor(docker: Docker = new Docker()) {
+    this.docker = docker;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (error) {
+      throw translate(error) instanceof DockerUnavailableError
+        ? translate(error)
+        : new DockerUnavailableError('Docker engine did not answer ping', { cause: error });
+    }
+  }
+
+  async hasImage(image: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw translate(error);
+    }
+  }
+
+  async create(spec: ContainerSpec): Promise<SandboxContainer> {
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        name: spec.name,
+        Image: spec.image,
+        User: spec.user,
+        WorkingDir: '/tmp',
+        Hostname: 'sandbox',
+        Labels: spec.labels,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        OpenStdin: true,
+        StdinOnce: true,
+        Tty: false,
+        NetworkDisabled: true,
+        HostConfig: {
+          NetworkMode: 'none',
+          // tini as PID 1 reaps orphans and forwards signals, so a fork-happy
+          // program cannot fill the pids limit with zombies.
+          Init: true,
+          ReadonlyRootfs: true,
+          Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${spec.tmpfsBytes},mode=1777` },
+          CapDrop: ['ALL'],
+          SecurityOpt: ['no-new-privileges'],
+          PidsLimit: spec.pidsLimit,
+          Memory: spec.memoryBytes,
+          MemorySwap: spec.memoryBytes,
+          NanoCpus: spec.nanoCpus,
+          IpcMode: 'private',
+          Ulimits: [
+            { Name: 'nofile', Soft: spec.openFilesLimit, Hard: spec.openFilesLimit },
+            { Name: 'fsize', Soft: spec.fileSizeLimitBytes, Hard: spec.fileSizeLimitBytes },
+          ],
+          Binds: spec.readOnlyBinds.map((b) => `${b.host}:${b.container}:ro`),
+          // Output is captured through attach; the engine keeps no copy of it.
+          LogConfig: { Type: 'none', Config: {} },
+        },
+      });
+    } catch (error) {
+      throw translate(error);
+    }
+    return new DockerSandboxContainer(container);
+  }
+
+  /** Removes every container carrying all the given labels; returns how many. */
+  async removeLabelled(labels: Record<string, string>): Promise<number> {
+    let found: Docker.ContainerInfo[];
+    try {
+      found = await this.docker.listContainers({
+        all: true,
+        filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+      });
+    } catch (error) {
+      throw translate(error);
+    }
+    await Promise.all(found.map((info) => removeQuietly(this.docker.getContainer(info.Id))));
+    return found.length;
+  }
+
+  async listLabelled(labels: Record<string, string>): Promise<string[]> {
+    const found = await this.docker.listContainers({
+      all: true,
+      filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+    });
+    return found.map((info) => info.Id);
+  }
+}
+
+async function removeQuietly(container: Docker.Container): Promise<void> {
+  try {
+    await container.remove({ force: true, v: true });
+  } catch (error) {
+    // 404: already gone; 409: removal already in progress. Both mean "done".
+    const status = statusOf(error);
+    if (status !== 404 && status !== 409) throw translate(error);
+  }
+}
+
+class DockerSandboxContainer implements SandboxContainer {
+  constructor(private readonly container: Docker.Container) {}
+
+  get id(): string {
+    return this.container.id;
+  }
+
+  async attach(): Promise<Duplex> {
+    try {
+      const stream = await this.container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
+      return stream as Duplex;
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.container.start();
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  async wait(): Promise<void> {
+    try {
+      await this.container.wait();
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  async kill(): Promise<void> {
+    try {
+      await this.container.kill({ signal: 'SIGKILL' });
+    } catch (error) {
+      // 304/409: not running any more, which is what we wanted; 404: gone.
+      const status = statusOf(error);
+      if (status !== 304 && status !== 404 && status !== 409) throw translate(error);
+    }
+  }
+
+  async inspectExit(): Promise<ContainerExit> {
+    try {
+      const info = await this.container.inspect();
+      return { statusCode: info.State.ExitCode, oomKilled: info.State.OOMKilled };
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  remove(): Promise<void> {
+    return removeQuietly(this.container);
+  }
+}

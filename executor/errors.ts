@@ -1,0 +1,17 @@
+/** The Docker engine could not be reached or refused an operation we rely on. */
+export class DockerUnavailableError extends Error {
+  readonly code = 'DOCKER_UNAVAILABLE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DockerUnavailableError';
+  }
+}
+
+/** The sandbox image for a runtime is missing: the set-up step has not built it. */
+export class ImageMissingError extends Error {
+  readonly code = 'IMAGE_MISSING';
+  constructor(readonly image: string) {
+    super(`Sandbox image ${image} is not present; run "npm run setup" to build it`);
+    this.name = 'ImageMissingError';
+  }
+}

@@ -1,0 +1,21 @@
+export { ContainerClient } from './docker.ts';
+export type { ContainerSpec, SandboxContainer } from './docker.ts';
+export { DockerUnavailableError, ImageMissingError } from './errors.ts';
+export {
+  DEFAULT_LIMITS,
+  Executor,
+  LABEL_EXECUTION,
+  LABEL_INSTANCE,
+  LABEL_MANAGED,
+} from './executor.ts';
+export type {
+  EgressLease,
+  ExecutionJob,
+  ExecutionResult,
+  ExecutorOptions,
+  Logger,
+  OpenEgress,
+  Runtime,
+  SandboxLimits,
+} from './executor.ts';
+export * from './egress.ts';

@@ -1,0 +1,90 @@
+/**
+ * The Express application: routes and middleware only. What the routes do
+ * lives in the services handed in, so tests can build the app around real
+ * services with their own configuration.
+ */
+import { randomUUID } from 'node:crypto';
+import express, { type Express, type RequestHandler } from 'express';
+import type { ContainerClient } from '../executor/index.ts';
+import type { Config } from './config.ts';
+import { ApiError, badRequest, errorHandler } from './errors.ts';
+import { describeIssues, ExecuteRequestSchema } from './execute-request.ts';
+import type { ExecutionService, PolicyInfo } from './execution-service.ts';
+import type { Logger } from './logger.ts';
+
+export interface AppDependencies {
+  config: Config;
+  logger: Logger;
+  executions: ExecutionService;
+  docker: ContainerClient;
+  images: Record<string, string>;
+}
+
+const DEFAULT_POLICY_INFO: PolicyInfo = { source: 'default', name: 'Default Policy', allowedDomains: 0, allowedPackages: 0 };
+
+function requestContext(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const incoming = req.get('x-request-id');
+    const id = incoming && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
+    req.id = id;
+    req.log = logger.child({ requestId: id });
+    res.setHeader('X-Request-Id', id);
+    next();
+  };
+}
+
+export function createApp(deps: AppDependencies): Express {
+  const { config } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(requestContext(deps.logger));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/readyz', async (_req, res) => {
+    const checks: Record<string, string> = {};
+    try {
+      await deps.docker.ping();
+      checks.docker = 'ok';
+      for (const [runtime, image] of Object.entries(deps.images)) {
+        checks[`image:${runtime}`] = (await deps.docker.hasImage(image)) ? 'ok' : `missing ${image}`;
+      }
+    } catch (error) {
+      checks.docker = error instanceof Error ? error.message : 'unreachable';
+    }
+    const ready = Object.values(checks).every((v) => v === 'ok');
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
+  });
+
+  // The body limit leaves room for JSON escaping of the largest code allowed;
+  // the code size itself is checked after parsing so the answer can name it.
+  const bodyLimit = config.EXEC_MAX_CODE_BYTES * 2 + 10 * 1024 * 1024;
+  app.post('/execute', express.json({ limit: bodyLimit, strict: true, type: () => true }), async (req, res) => {
+    if (req.body === undefined || typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
+      throw badRequest('Request body must be a JSON object', [{ field: '(body)', message: 'expected a JSON object' }]);
+    }
+    const parsed = ExecuteRequestSchema.safeParse(req.body);
+    if (!parsed.success) {
+      const details = describeIssues(parsed.error);
+      throw badRequest(`Invalid request: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`, details);
+    }
+    const body = parsed.data;
+    const codeBytes = Buffer.byteLength(body.code);
+    if (codeBytes > config.EXEC_MAX_CODE_BYTES) {
+      throw new ApiError(413, 'CODE_TOO_LARGE', `code is ${codeBytes} bytes; the limit is ${config.EXEC_MAX_CODE_BYTES}`, [
+        { field: 'code', message: 'too large' },
+      ]);
+    }
+    const data = await deps.executions.execute(body, DEFAULT_POLICY_INFO);
+    res.json({ success: true, data });
+  });
+
+  app.use((req, _res, next) => {
+    next(new ApiError(404, 'NOT_FOUND', `No route for ${req.method} ${req.path}`));
+  });
+  app.use(errorHandler);
+  return app;
+}

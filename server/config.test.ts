@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.ts';
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const config = loadConfig({});
+    expect(config.PORT).toBe(3000);
+    expect(config.HOST).toBe('127.0.0.1');
+    expect(config.POLICY_CACHE_TTL_MS).toBe(60_000);
+    expect(config.EXEC_OUTPUT_LIMIT_BYTES).toBe(1024 * 1024);
+  });
+
+  it('names every bad variable at once', () => {
+    let error: unknown;
+    try {
+      loadConfig({ PORT: 'abc', EXEC_MEMORY_MB: '-1', POLICY_API_URL: 'not a url' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/^PORT:/m);
+    expect(problems).toMatch(/^EXEC_MEMORY_MB:/m);
+    expect(problems).toMatch(/^POLICY_API_URL:/m);
+  });
+
+  it('refuses a default timeout above the maximum', () => {
+    expect(() => loadConfig({ EXEC_TIMEOUT_MS: '5000', EXEC_MAX_TIMEOUT_MS: '1000' })).toThrow(/EXEC_TIMEOUT_MS/);
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * Service configuration from the environment (DESIGN.md §10). Every variable
+ * is validated at start-up and every bad one is named at once, so an
+ * operator fixes them in one go instead of one restart per mistake.
+ */
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+export const ConfigSchema = z
+  .object({
+    NODE_ENV: z.string().default('development').describe('`production` refuses to start without real JWT keys'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000).describe('listen port'),
+    HOST: z.string().min(1).default('127.0.0.1').describe('listen address'),
+    DATA_DIR: z.string().min(1).default('./.data').describe('CA, development keys and other state'),
+    JWT_JWKS_URL: optionalText.pipe(z.url().optional()).describe('JWKS URL for verifying tokens'),
+    JWT_PUBLIC_KEY: optionalText.describe('PEM or JWK public key, inline or a file path'),
+    JWT_SECRET: optionalText.describe('HS256 secret'),
+    JWT_ALGORITHMS: optionalText.describe('comma-separated algorithm allowlist'),
+    JWT_ISSUER: optionalText.describe('expected `iss`'),
+    JWT_AUDIENCE: optionalText.describe('expected `aud`'),
+    POLICY_API_URL: optionalText.pipe(z.url().optional()).describe('policy API (default: the embedded policy service)'),
+    POLICY_DIR: optionalText.describe('embedded policy service folder: <encodeURIComponent(sub)>.json per user'),
+    POLICY_CACHE_TTL_MS: positiveInt(60_000).describe('policy cache lifetime'),
+    POLICY_FETCH_TIMEOUT_MS: positiveInt(3_000).describe('policy fetch timeout'),
+    EGRESS_HOST_MAP: optionalText.describe('operator host mapping host[:port]=address:port, comma-separated'),
+    EGRESS_UPSTREAM_CA: optionalText.describe('path of extra PEM certificates trusted for upstream TLS'),
+    EXEC_TIMEOUT_MS: positiveInt(30_000).describe('default wall-clock limit per execution'),
+    EXEC_MAX_TIMEOUT_MS: positiveInt(120_000).describe('largest timeoutMs a request may ask for'),
+    EXEC_MEMORY_MB: z.coerce.number().int().min(16).max(65_536).default(256).describe('memory limit per sandbox (swap equal)'),
+    EXEC_OUTPUT_LIMIT_BYTES: positiveInt(1024 * 1024).describe('cap on each of stdout and stderr'),
+    EXEC_PIDS_LIMIT: positiveInt(128).describe('process/thread limit per sandbox'),
+    EXEC_CPUS: z.coerce.number().positive().max(64).default(1).describe('CPU quota per sandbox, in CPUs'),
+    EXEC_TMP_MB: positiveInt(64).describe('size of the sandbox /tmp tmpfs'),
+    EXEC_MAX_CODE_BYTES: positiveInt(1024 * 1024).describe('largest `code` accepted (413 beyond)'),
+    ADMIN_TOKEN: optionalText.describe('bearer token for the administrator endpoints'),
+    RESPONSE_ENCRYPTION_KEY: optionalText.describe('key for encrypt_messages'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('log level'),
+  })
+  .refine((c) => c.EXEC_TIMEOUT_MS <= c.EXEC_MAX_TIMEOUT_MS, {
+    message: 'must not exceed EXEC_MAX_TIMEOUT_MS',
+    path: ['EXEC_TIMEOUT_MS'],
+  })
+  .transform((c) => ({ ...c, DATA_DIR: resolve(c.DATA_DIR) }));
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
+  }
+  return parsed.data;
+}

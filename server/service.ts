@@ -1,0 +1,95 @@
+/**
+ * Assembles the service from its configuration: Docker client, executor,
+ * HTTP app, and the lifecycle around them (orphan reaping at start,
+ * draining and cleanup at stop). `npm start` and the integration tests both
+ * go through here, so tests exercise the wiring operators run.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { ContainerClient, DEFAULT_LIMITS, Executor, type Runtime } from '../executor/index.ts';
+import { createApp } from './app.ts';
+import type { Config } from './config.ts';
+import { ExecutionService } from './execution-service.ts';
+import { createLogger, type Logger } from './logger.ts';
+
+export interface ServiceOptions {
+  config: Config;
+  images: Record<Runtime, string>;
+  logger?: Logger;
+}
+
+export interface RunningService {
+  url: string;
+  port: number;
+  logger: Logger;
+  executor: Executor;
+  close(): Promise<void>;
+}
+
+/** Containers are labelled with this, so one server never reaps another's (each has its own DATA_DIR). */
+export function instanceIdFor(dataDir: string): string {
+  return createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
+}
+
+export async function startService(options: ServiceOptions): Promise<RunningService> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config.LOG_LEVEL);
+  const sandboxesDir = join(config.DATA_DIR, 'sandboxes');
+  await mkdir(sandboxesDir, { recursive: true, mode: 0o755 });
+
+  const docker = new ContainerClient();
+  const executor = new Executor({
+    client: docker,
+    images: options.images,
+    sandboxesDir,
+    instanceId: instanceIdFor(config.DATA_DIR),
+    logger,
+    limits: {
+      ...DEFAULT_LIMITS,
+      memoryBytes: config.EXEC_MEMORY_MB * 1024 * 1024,
+      outputLimitBytes: config.EXEC_OUTPUT_LIMIT_BYTES,
+      pidsLimit: config.EXEC_PIDS_LIMIT,
+      nanoCpus: Math.round(config.EXEC_CPUS * 1e9),
+      tmpfsBytes: config.EXEC_TMP_MB * 1024 * 1024,
+    },
+  });
+  try {
+    await executor.reapOrphans();
+  } catch (error) {
+    // Docker may come up later; /readyz reports it and /execute answers 503 meanwhile.
+    logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not reap orphaned containers');
+  }
+
+  const executions = new ExecutionService({
+    executor,
+    defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
+    maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
+  });
+  const app = createApp({ config, logger, executions, docker, images: options.images });
+
+  const server = app.listen(config.PORT, config.HOST);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
+  const url = `http://${host}:${port}`;
+  logger.info({ url }, 'listening');
+
+  return {
+    url,
+    port,
+    logger,
+    executor,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await executor.reapOrphans().catch(() => undefined);
+    },
+  };
+}
