@@ -4,12 +4,12 @@
  * services with their own configuration.
  */
 import { randomUUID } from 'node:crypto';
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express, type Request, type RequestHandler } from 'express';
 import type { ContainerClient } from '../executor/index.ts';
 import type { Config } from './config.ts';
 import { ApiError, badRequest, errorHandler } from './errors.ts';
 import { describeIssues, ExecuteRequestSchema } from './execute-request.ts';
-import type { ExecutionService, PolicyInfo } from './execution-service.ts';
+import type { Caller, ExecutionService } from './execution-service.ts';
 import type { Logger } from './logger.ts';
 
 export interface AppDependencies {
@@ -18,9 +18,12 @@ export interface AppDependencies {
   executions: ExecutionService;
   docker: ContainerClient;
   images: Record<string, string>;
+  /**
+   * Who is calling and under which policy: verifies the bearer token (throwing
+   * an ApiError 401 when it fails) and fetches the caller's policy.
+   */
+  resolveCaller: (req: Request) => Promise<Caller>;
 }
-
-const DEFAULT_POLICY_INFO: PolicyInfo = { source: 'default', name: 'Default Policy', allowedDomains: 0, allowedPackages: 0 };
 
 function requestContext(logger: Logger): RequestHandler {
   return (req, res, next) => {
@@ -63,6 +66,8 @@ export function createApp(deps: AppDependencies): Express {
   // the code size itself is checked after parsing so the answer can name it.
   const bodyLimit = config.EXEC_MAX_CODE_BYTES * 2 + 10 * 1024 * 1024;
   app.post('/execute', express.json({ limit: bodyLimit, strict: true, type: () => true }), async (req, res) => {
+    // Identity first: a bad token is refused before the body is even looked at.
+    const caller = await deps.resolveCaller(req);
     if (req.body === undefined || typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
       throw badRequest('Request body must be a JSON object', [{ field: '(body)', message: 'expected a JSON object' }]);
     }
@@ -78,7 +83,7 @@ export function createApp(deps: AppDependencies): Express {
         { field: 'code', message: 'too large' },
       ]);
     }
-    const data = await deps.executions.execute(body, DEFAULT_POLICY_INFO);
+    const data = await deps.executions.execute(body, caller);
     res.json({ success: true, data });
   });
 

@@ -14,6 +14,17 @@ export interface PolicyInfo {
   reason?: string;
 }
 
+/** The verified caller of one request and the policy that governs its sandbox. */
+export interface Caller {
+  /** JWT subject; absent for anonymous callers. */
+  subject?: string;
+  policyInfo: PolicyInfo;
+}
+
+export const ANONYMOUS_CALLER: Caller = {
+  policyInfo: { source: 'default', name: 'Default Policy', allowedDomains: 0, allowedPackages: 0 },
+};
+
 export interface NetworkLogEntry {
   method: string;
   url: string;
@@ -46,7 +57,7 @@ export interface ExecutionServiceOptions {
 export class ExecutionService {
   constructor(private readonly options: ExecutionServiceOptions) {}
 
-  async execute(request: ExecuteRequest, policyInfo: PolicyInfo, egress: EgressFactory = () => null): Promise<ExecuteResponseData> {
+  async execute(request: ExecuteRequest, caller: Caller, egress: EgressFactory = () => null): Promise<ExecuteResponseData> {
     const executionId = randomUUID();
     const route = egress(executionId);
     const timeoutMs = Math.min(request.timeoutMs ?? this.options.defaultTimeoutMs, this.options.maxTimeoutMs);
@@ -66,7 +77,7 @@ export class ExecutionService {
       executionId,
       networkLog: log.entries,
       ...(log.capped ? { networkLogCapped: true } : {}),
-      policyInfo,
+      policyInfo: caller.policyInfo,
     };
   }
 }

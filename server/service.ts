@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ContainerClient, DEFAULT_LIMITS, Executor, type Runtime } from '../executor/index.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
-import { ExecutionService } from './execution-service.ts';
+import { ANONYMOUS_CALLER, ExecutionService } from './execution-service.ts';
 import { createLogger, type Logger } from './logger.ts';
 
 export interface ServiceOptions {
@@ -67,7 +67,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
     maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
   });
-  const app = createApp({ config, logger, executions, docker, images: options.images });
+  const app = createApp({
+    config,
+    logger,
+    executions,
+    docker,
+    images: options.images,
+    resolveCaller: () => Promise.resolve(ANONYMOUS_CALLER),
+  });
 
   const server = app.listen(config.PORT, config.HOST);
   await new Promise<void>((resolve, reject) => {
