@@ -29,4 +29,10 @@ export interface Decision {
   rule: string;
   /** Canonical host the decision was made on (null when the host could not be parsed). */
   host: string | null;
+  /**
+   * Normalised path the path rules were checked against, present only when the
+   * host has path rules and the path was unambiguous. Forward this path, not the
+   * raw one, so upstream sees exactly what was checked.
+   */
+  path?: string;
 }

@@ -1,0 +1,27 @@
+/**
+ * The front door of policies/: other modules import from here only.
+ */
+export type { Decision, EgressRequest } from './types.ts';
+export {
+  DEFAULT_POLICY,
+  DomainEntrySchema,
+  HostPatternSchema,
+  MethodSchema,
+  PathPatternSchema,
+  PathRuleSchema,
+  PolicyApiPathRuleSchema,
+  PolicyApiSchema,
+  PolicySchema,
+  policyFromApi,
+} from './schema.ts';
+export type { PathRule, Policy, PolicyApi } from './schema.ts';
+export { formatIssuePath, lintPolicy } from './lint.ts';
+export type { LintResult } from './lint.ts';
+export { DEFAULT_PORTS, canonicalHost, hostMatches, isIpLiteral, parseDomainEntry, parseHostPattern, parsePort } from './host.ts';
+export type { DomainEntry, HostPattern } from './host.ts';
+export { compilePathGlob, normalisePath } from './path.ts';
+export type { NormalisedPath, PathGlob } from './path.ts';
+export { METHOD_OVERRIDE_HEADERS, compilePolicy, createDecider, decide } from './matcher.ts';
+export type { CompiledPolicy } from './matcher.ts';
+export { PolicyError, PolicyValidationError } from './errors.ts';
+export type { PolicyErrorCode } from './errors.ts';
