@@ -1,0 +1,49 @@
+import type { Decision, EgressRequest } from '../policies/types.ts';
+
+/** One entry of an execution's network log (DESIGN §6). */
+export interface NetworkLogEntry {
+  /** Method exactly as the client sent it (`CONNECT` for a refused tunnel). */
+  method: string;
+  /** `https://api.stripe.com/v1/products`: canonical host, raw path. */
+  url: string;
+  /** Canonical host name, or the raw one when it could not be canonicalised. */
+  hostname: string;
+  /** Status the client received; 0 when no HTTP response was possible (TLS refused, connection gone). */
+  statusCode: number;
+  blocked: boolean;
+  reason?: string;
+  durationMs: number;
+}
+
+export interface NetworkLogResult {
+  entries: NetworkLogEntry[];
+  /** True when requests were dropped from `entries` because the per-session cap was reached. */
+  capped: boolean;
+}
+
+/** The pino methods the proxy uses; a pino logger fits as is. */
+export interface EgressLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** What `decide` learns about the session a request came through. */
+export interface EgressSessionInfo<TContext> {
+  readonly executionId: string;
+  readonly context: TContext;
+}
+
+/**
+ * The policy seam. Besides ordinary requests the proxy asks once per tunnel to a
+ * port other than 80/443, with `method: 'CONNECT'` and `path: ''`: that
+ * question is about host and port only (may this port on this host be reached
+ * at all?); every request inside the tunnel is still decided on its own.
+ */
+export type DecideFn<TContext> = (
+  request: EgressRequest,
+  session: EgressSessionInfo<TContext>,
+) => Decision | Promise<Decision>;
+
+/** Canonicalises a raw host (no port); null when it is not a usable host. */
+export type CanonicalHostFn = (raw: string) => string | null;
