@@ -1,0 +1,253 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_POLICY, PolicyValidationError, compilePolicy, createDecider, decide, lintPolicy } from './index.ts';
+import type { CompiledPolicy, EgressRequest, Policy } from './index.ts';
+
+function loadPolicy(relativePath: string): CompiledPolicy {
+  const json: unknown = JSON.parse(readFileSync(new URL(`../${relativePath}`, import.meta.url), 'utf8'));
+  const linted = lintPolicy(json);
+  if (!linted.ok) throw new Error(linted.problems.join('\n'));
+  return compilePolicy(linted.policy);
+}
+
+const policies = {
+  seed: loadPolicy('examples/policies/seed.json'),
+  files: loadPolicy('test/fixtures/policies/files.json'),
+  open: loadPolicy('test/fixtures/policies/open.json'),
+  githubReadonly: loadPolicy('examples/policies/github-readonly.json'),
+  default: compilePolicy(DEFAULT_POLICY),
+};
+type PolicyName = keyof typeof policies;
+
+interface Row {
+  policy: PolicyName;
+  method: string;
+  host: string;
+  path?: string;
+  port?: number;
+  headers?: Record<string, string | string[]>;
+  allowed: boolean;
+  reason: string;
+  rule?: string;
+}
+
+function run(row: Row) {
+  const request: EgressRequest = {
+    method: row.method,
+    host: row.host,
+    port: row.port ?? 443,
+    scheme: 'https',
+    path: row.path ?? '/',
+    headers: row.headers ?? {},
+  };
+  return decide(policies[row.policy], request);
+}
+
+const OKTA_ALLOW = 'apiPathRules["*.okta.com"][0]';
+const OKTA_DENY = 'apiPathRules["*.okta.com"][1]';
+const FILES = 'apiPathRules["files.example.org"]';
+
+// The seed guide's scenarios and wildcard examples, verbatim.
+const seedRows: Row[] = [
+  { policy: 'seed', method: 'GET', host: 'api.stripe.com', path: '/v1/products', allowed: true, reason: 'Domain api.stripe.com is allowed', rule: 'allowedDomains[0]' },
+  { policy: 'seed', method: 'DELETE', host: 'dev-123.okta.com', path: '/api/v1/users/123', allowed: false, reason: 'Method DELETE not allowed for *.okta.com', rule: OKTA_DENY },
+  { policy: 'seed', method: 'GET', host: 'api.github.com', path: '/users/github', allowed: false, reason: 'Domain api.github.com is not in allowed list', rule: 'allowedDomains' },
+  { policy: 'seed', method: 'GET', host: 'dev-123.okta.com', path: '/api/v1/users/123', allowed: true, reason: 'Path /api/v1/users/123 is allowed for *.okta.com', rule: OKTA_ALLOW },
+  { policy: 'seed', method: 'GET', host: 'test.okta.com', allowed: true, reason: 'Path / is allowed for *.okta.com', rule: OKTA_ALLOW },
+  { policy: 'seed', method: 'GET', host: 'prod-456.okta.com', path: '/x', allowed: true, reason: 'Path /x is allowed for *.okta.com', rule: OKTA_ALLOW },
+  { policy: 'seed', method: 'GET', host: 'okta.com', allowed: false, reason: 'Domain okta.com is not in allowed list' },
+  { policy: 'seed', method: 'GET', host: 'api.okta.com.evil.com', allowed: false, reason: 'Domain api.okta.com.evil.com is not in allowed list' },
+];
+
+// Precedence and rule semantics on the richer fixture.
+const semanticRows: Row[] = [
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/secret/x', allowed: false, reason: 'Method GET not allowed for files.example.org', rule: `${FILES}[1]` },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/secret/x/y/z', allowed: false, reason: 'Method GET not allowed for files.example.org', rule: `${FILES}[1]` },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/a', allowed: true, reason: 'Path /public/a is allowed for files.example.org', rule: `${FILES}[0]` },
+  { policy: 'files', method: 'PATCH', host: 'files.example.org', path: '/public/a/b/c', allowed: true, reason: 'Path /public/a/b/c is allowed for files.example.org', rule: `${FILES}[0]` },
+  { policy: 'files', method: 'POST', host: 'files.example.org', path: '/docs/readme.md', allowed: false, reason: 'No rule allows POST /docs/readme.md for files.example.org', rule: FILES },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/docs/a/readme.md', allowed: false, reason: 'No rule allows GET /docs/a/readme.md for files.example.org', rule: FILES },
+  { policy: 'files', method: 'PUT', host: 'files.example.org', path: '/users/42/profile', allowed: true, reason: 'Path /users/42/profile is allowed for files.example.org', rule: `${FILES}[4]` },
+  { policy: 'files', method: 'PUT', host: 'files.example.org', path: '/users/42/x/profile', allowed: false, reason: 'No rule allows PUT /users/42/x/profile for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'evil.okta.com', allowed: false, reason: 'Domain evil.okta.com is blocked by policy', rule: 'blockedDomains[0]' },
+  { policy: 'files', method: 'GET', host: 'a.b.internal.github.com', allowed: false, reason: 'Domain a.b.internal.github.com is blocked by policy', rule: 'blockedDomains[1]' },
+  { policy: 'files', method: 'GET', host: 'internal.github.com', path: '/repos/a/b', allowed: true, reason: 'Path /repos/a/b is allowed for *.github.com', rule: 'apiPathRules["*.github.com"][0]' },
+  // Rules of every matching key apply together: the exact key's deny beats the wildcard key's scope.
+  { policy: 'files', method: 'POST', host: 'api.github.com', path: '/repos/a/b', allowed: false, reason: 'Method POST not allowed for api.github.com', rule: 'apiPathRules["api.github.com"][0]' },
+  { policy: 'files', method: 'PUT', host: 'api.github.com', path: '/repos/a/b', allowed: false, reason: 'No rule allows PUT /repos/a/b for *.github.com', rule: 'apiPathRules["*.github.com"]' },
+  { policy: 'files', method: 'GET', host: 'example.com', path: '/anything/at/all', allowed: true, reason: 'Domain example.com is allowed', rule: 'allowedDomains[2]' },
+  { policy: 'files', method: 'GET', host: 'www.example.com', allowed: false, reason: 'Domain www.example.com is not in allowed list' },
+  { policy: 'open', method: 'GET', host: 'anything.example.net', allowed: true, reason: 'Domain anything.example.net is allowed', rule: 'allowedDomains[0]' },
+  { policy: 'open', method: 'GET', host: 'x.corp.example', allowed: false, reason: 'Domain x.corp.example is blocked by policy', rule: 'blockedDomains[2]' },
+  { policy: 'default', method: 'GET', host: 'api.stripe.com', allowed: false, reason: 'Domain api.stripe.com is blocked by policy', rule: 'blockedDomains[0]' },
+  { policy: 'githubReadonly', method: 'HEAD', host: 'api.github.com', path: '/repos/o/r', allowed: true, reason: 'Path /repos/o/r is allowed for api.github.com' },
+  { policy: 'githubReadonly', method: 'GET', host: 'api.github.com', path: '/user/emails', allowed: false, reason: 'Method GET not allowed for api.github.com', rule: 'apiPathRules["api.github.com"][2]' },
+];
+
+// Attempts to reach a destination, or a path, the policy does not allow by spelling it differently.
+const adversarialRows: Row[] = [
+  // host spelling
+  { policy: 'seed', method: 'GET', host: 'API.STRIPE.COM', allowed: true, reason: 'Domain api.stripe.com is allowed' },
+  { policy: 'seed', method: 'GET', host: 'api.stripe.com.', allowed: true, reason: 'Domain api.stripe.com is allowed' },
+  { policy: 'seed', method: 'GET', host: 'api.stripe.com..', allowed: false, reason: 'Host "api.stripe.com.." is not a valid host name', rule: 'default' },
+  { policy: 'seed', method: 'DELETE', host: 'DEV-123.OKTA.COM.', path: '/x', allowed: false, reason: 'Method DELETE not allowed for *.okta.com' },
+  { policy: 'seed', method: 'GET', host: 'a.b.c.okta.com', allowed: true, reason: 'Path / is allowed for *.okta.com' },
+  { policy: 'seed', method: 'GET', host: 'okta.com.', allowed: false, reason: 'Domain okta.com is not in allowed list' },
+  { policy: 'seed', method: 'GET', host: 'evilokta.com', allowed: false, reason: 'Domain evilokta.com is not in allowed list' },
+  { policy: 'seed', method: 'GET', host: 'user@api.stripe.com', allowed: false, reason: 'Host "user@api.stripe.com" is not a valid host name', rule: 'default' },
+  { policy: 'seed', method: 'GET', host: 'api.stripe.com@evil.com', allowed: false, reason: 'Host "api.stripe.com@evil.com" is not a valid host name' },
+  { policy: 'seed', method: 'GET', host: 'api.stripe.com\\@evil.com', allowed: false, reason: 'Host "api.stripe.com\\\\@evil.com" is not a valid host name' },
+  { policy: 'seed', method: 'GET', host: 'evil.com\\.api.stripe.com', allowed: false, reason: 'Host "evil.com\\\\.api.stripe.com" is not a valid host name' },
+  { policy: 'seed', method: 'GET', host: 'evil.com/.api.stripe.com', allowed: false, reason: 'Host "evil.com/.api.stripe.com" is not a valid host name' },
+  { policy: 'seed', method: 'GET', host: 'api.stripe.com:443', allowed: false, reason: 'Host "api.stripe.com:443" is not a valid host name' },
+  { policy: 'seed', method: 'GET', host: 'api%2estripe.com', allowed: false, reason: 'Host "api%2estripe.com" is not a valid host name' },
+  { policy: 'seed', method: 'GET', host: 'api.stripe.com\u0000.evil.com', allowed: false, reason: 'Host "api.stripe.com\\u0000.evil.com" is not a valid host name' },
+  { policy: 'seed', method: 'GET', host: '', allowed: false, reason: 'Host "" is not a valid host name' },
+  { policy: 'seed', method: 'GET', host: '*.okta.com', allowed: false, reason: 'Host "*.okta.com" is not a valid host name' },
+  // IDN: a Cyrillic "о" makes a different name; it must not ride on *.okta.com
+  { policy: 'seed', method: 'GET', host: 'dev-123.\u043ekta.com', allowed: false, reason: 'Domain dev-123.xn--kta-red.com is not in allowed list' },
+  { policy: 'seed', method: 'GET', host: '\u0430pi.stripe.com', allowed: false, reason: 'Domain xn--pi-6kc.stripe.com is not in allowed list' },
+  { policy: 'files', method: 'GET', host: 'b\u00fccher.example', allowed: true, reason: 'Domain xn--bcher-kva.example is allowed', rule: 'allowedDomains[8]' },
+  { policy: 'files', method: 'GET', host: 'XN--BCHER-KVA.EXAMPLE', allowed: true, reason: 'Domain xn--bcher-kva.example is allowed' },
+  // IP literal spellings
+  { policy: 'files', method: 'GET', host: '2130706433', allowed: true, reason: 'Domain 127.0.0.1 is allowed', rule: 'allowedDomains[4]' },
+  { policy: 'files', method: 'GET', host: '0x7f.1', allowed: true, reason: 'Domain 127.0.0.1 is allowed' },
+  { policy: 'files', method: 'GET', host: '0177.0.0.1', allowed: true, reason: 'Domain 127.0.0.1 is allowed' },
+  { policy: 'files', method: 'GET', host: '127.1', allowed: true, reason: 'Domain 127.0.0.1 is allowed' },
+  { policy: 'files', method: 'GET', host: '[::ffff:7f00:1]', allowed: true, reason: 'Domain 127.0.0.1 is allowed' },
+  { policy: 'files', method: 'GET', host: '::ffff:127.0.0.1', allowed: true, reason: 'Domain 127.0.0.1 is allowed' },
+  { policy: 'files', method: 'GET', host: '127.0.0.2', allowed: false, reason: 'Domain 127.0.0.2 is not in allowed list' },
+  { policy: 'files', method: 'GET', host: 'localhost', allowed: false, reason: 'Domain localhost is not in allowed list' },
+  { policy: 'files', method: 'GET', host: '[0:0:0:0:0:0:0:1]', allowed: true, reason: 'Domain [::1] is allowed', rule: 'allowedDomains[5]' },
+  { policy: 'files', method: 'GET', host: '::1', allowed: true, reason: 'Domain [::1] is allowed' },
+  { policy: 'open', method: 'GET', host: '0xa9fea9fe', allowed: false, reason: 'Domain 169.254.169.254 is blocked by policy', rule: 'blockedDomains[0]' },
+  { policy: 'open', method: 'GET', host: '[::ffff:a9fe:a9fe]', allowed: false, reason: 'Domain 169.254.169.254 is blocked by policy' },
+  { policy: 'open', method: 'GET', host: '169.254.43518', allowed: false, reason: 'Domain 169.254.169.254 is blocked by policy' },
+  { policy: 'open', method: 'GET', host: 'METADATA.google.internal.', allowed: false, reason: 'Domain metadata.google.internal is blocked by policy' },
+  // ports
+  { policy: 'seed', method: 'GET', host: 'api.stripe.com', port: 8443, allowed: false, reason: 'Port 8443 is not allowed for api.stripe.com', rule: 'allowedDomains[0]' },
+  { policy: 'seed', method: 'GET', host: 'api.stripe.com', port: 80, allowed: true, reason: 'Domain api.stripe.com is allowed' },
+  { policy: 'seed', method: 'GET', host: 'api.stripe.com', port: 0, allowed: false, reason: 'Port 0 is not a valid port' },
+  { policy: 'files', method: 'GET', host: 'api.example.com', port: 8443, allowed: true, reason: 'Domain api.example.com is allowed', rule: 'allowedDomains[3]' },
+  { policy: 'files', method: 'GET', host: 'api.example.com', port: 443, allowed: false, reason: 'Port 443 is not allowed for api.example.com', rule: 'allowedDomains[3]' },
+  { policy: 'open', method: 'GET', host: 'x.example', port: 8080, allowed: true, reason: 'Domain x.example is allowed', rule: 'allowedDomains[1]' },
+  { policy: 'open', method: 'GET', host: 'x.example', port: 22, allowed: false, reason: 'Port 22 is not allowed for x.example', rule: 'allowedDomains[0]' },
+  // paths: dot segments, encodings, slashes
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/../admin', allowed: false, reason: 'Method GET not allowed for files.example.org', rule: `${FILES}[2]` },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/%2e%2e/admin', allowed: false, reason: 'Method GET not allowed for files.example.org', rule: `${FILES}[2]` },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/.%2E/admin', allowed: false, reason: 'Method GET not allowed for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/../../../admin', allowed: false, reason: 'Method GET not allowed for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/./secret/x', allowed: false, reason: 'Method GET not allowed for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '//public//secret///x', allowed: false, reason: 'Method GET not allowed for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/%73ecret/x', allowed: false, reason: 'Method GET not allowed for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/%64ocs/readme.md', allowed: true, reason: 'Path /docs/readme.md is allowed for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public%2fsecret/x', allowed: false, reason: 'Ambiguous path /public%2fsecret/x blocked for files.example.org', rule: FILES },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/..%2Fadmin', allowed: false, reason: 'Ambiguous path /public/..%2Fadmin blocked for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public\\..\\admin', allowed: false, reason: 'Ambiguous path /public\\..\\admin blocked for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/%5c../admin', allowed: false, reason: 'Ambiguous path /public/%5c../admin blocked for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/a%00.md', allowed: false, reason: 'Ambiguous path /public/a%00.md blocked for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/%252e%252e/admin', allowed: false, reason: 'Ambiguous path /public/%252e%252e/admin blocked for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/%zz', allowed: false, reason: 'Ambiguous path /public/%zz blocked for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: 'http://files.example.org/public/a', allowed: false, reason: 'Ambiguous path http://files.example.org/public/a blocked for files.example.org' },
+  { policy: 'files', method: 'OPTIONS', host: 'files.example.org', path: '*', allowed: false, reason: 'Ambiguous path * blocked for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/a#/../../admin', allowed: false, reason: 'Ambiguous path /public/a#/../../admin blocked for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/docs/readme.md?next=/admin&x=%2f', allowed: true, reason: 'Path /docs/readme.md is allowed for files.example.org' },
+  // an ambiguous path is fine where the host has no path rules
+  { policy: 'files', method: 'GET', host: 'example.com', path: '/a%2fb', allowed: true, reason: 'Domain example.com is allowed' },
+  // ;params: cannot dodge a deny, cannot borrow an allow
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/admin;jsessionid=1', allowed: false, reason: 'Method GET not allowed for files.example.org', rule: `${FILES}[2]` },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/..;/admin', allowed: false, reason: 'Ambiguous path /public/..;/admin blocked for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public;x/a', allowed: false, reason: 'No rule allows GET /public;x/a for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/a;v=1', allowed: true, reason: 'Path /public/a;v=1 is allowed for files.example.org' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/public/secret;x/y', allowed: false, reason: 'Method GET not allowed for files.example.org' },
+  // method case and override headers
+  { policy: 'seed', method: 'delete', host: 'dev-123.okta.com', path: '/api/v1/users/123', allowed: false, reason: 'Method DELETE not allowed for *.okta.com', rule: OKTA_DENY },
+  { policy: 'seed', method: 'DeLeTe', host: 'dev-123.okta.com', allowed: false, reason: 'Method DELETE not allowed for *.okta.com' },
+  { policy: 'files', method: 'get', host: 'files.example.org', path: '/docs/readme.md', allowed: true, reason: 'Path /docs/readme.md is allowed for files.example.org', rule: `${FILES}[3]` },
+  { policy: 'seed', method: 'POST', host: 'dev-123.okta.com', path: '/api/v1/users/123', allowed: false, reason: 'No rule allows POST /api/v1/users/123 for *.okta.com', rule: 'apiPathRules["*.okta.com"]' },
+  { policy: 'seed', method: 'GET', host: 'dev-123.okta.com', path: '/api/v1/users/123', headers: { 'x-http-method-override': 'DELETE' }, allowed: false, reason: 'Method DELETE not allowed for *.okta.com', rule: OKTA_DENY },
+  { policy: 'seed', method: 'GET', host: 'dev-123.okta.com', path: '/u', headers: { 'x-http-method': 'delete' }, allowed: false, reason: 'Method DELETE not allowed for *.okta.com' },
+  { policy: 'seed', method: 'GET', host: 'dev-123.okta.com', path: '/u', headers: { 'x-method-override': ' Delete ' }, allowed: false, reason: 'Method DELETE not allowed for *.okta.com' },
+  { policy: 'seed', method: 'GET', host: 'dev-123.okta.com', path: '/u', headers: { 'x-http-method-override': ['GET', 'DELETE'] }, allowed: false, reason: 'Method DELETE not allowed for *.okta.com' },
+  { policy: 'seed', method: 'GET', host: 'dev-123.okta.com', path: '/u', headers: { 'x-http-method-override': 'GET, PUT' }, allowed: false, reason: 'No rule allows PUT /u for *.okta.com' },
+  { policy: 'seed', method: 'GET', host: 'dev-123.okta.com', path: '/u', headers: { 'x-http-method-override': 'GET' }, allowed: true, reason: 'Path /u is allowed for *.okta.com' },
+  { policy: 'files', method: 'GET', host: 'files.example.org', path: '/docs/readme.md', headers: { 'x-http-method-override': 'PUT' }, allowed: false, reason: 'No rule allows PUT /docs/readme.md for files.example.org' },
+  { policy: 'seed', method: 'GET', host: 'dev-123.okta.com', path: '/u', headers: { 'x-http-method-override': 'DEL ETE' }, allowed: false, reason: 'Method "DEL ETE" is not a valid HTTP method' },
+];
+
+describe('decide', () => {
+  it.each(seedRows)('seed: $method $host$path → $reason', (row) => {
+    const decision = run(row);
+    expect({ allowed: decision.allowed, reason: decision.reason }).toEqual({ allowed: row.allowed, reason: row.reason });
+    if (row.rule !== undefined) expect(decision.rule).toBe(row.rule);
+  });
+
+  it.each(semanticRows)('semantics [$policy]: $method $host$path → $reason', (row) => {
+    const decision = run(row);
+    expect({ allowed: decision.allowed, reason: decision.reason }).toEqual({ allowed: row.allowed, reason: row.reason });
+    if (row.rule !== undefined) expect(decision.rule).toBe(row.rule);
+  });
+
+  it('has at least 40 adversarial rows', () => {
+    expect(adversarialRows.length).toBeGreaterThanOrEqual(40);
+  });
+
+  it.each(adversarialRows)('adversarial [$policy]: $method $host :$port $path → $reason', (row) => {
+    const decision = run(row);
+    expect({ allowed: decision.allowed, reason: decision.reason }).toEqual({ allowed: row.allowed, reason: row.reason });
+    if (row.rule !== undefined) expect(decision.rule).toBe(row.rule);
+  });
+
+  it('reports the canonical host and the checked path', () => {
+    const decision = run({ policy: 'files', method: 'GET', host: 'FILES.example.org.', path: '//docs/./x/../%72eadme.md?q', allowed: true, reason: '' });
+    expect(decision).toMatchObject({ allowed: true, host: 'files.example.org', path: '/docs/readme.md' });
+    expect(run({ policy: 'seed', method: 'GET', host: 'a@b', allowed: false, reason: '' }).host).toBeNull();
+  });
+});
+
+describe('createDecider', () => {
+  it('binds a compiled policy, or compiles a plain one once', () => {
+    const request: EgressRequest = { method: 'DELETE', host: 'dev-123.okta.com', port: 443, scheme: 'https', path: '/api/v1/users/123', headers: {} };
+    expect(createDecider(policies.seed)(request).reason).toBe('Method DELETE not allowed for *.okta.com');
+    const plain: Policy = { ...DEFAULT_POLICY, blockedDomains: [], allowedDomains: ['dev-123.okta.com'] };
+    expect(createDecider(plain)(request)).toMatchObject({ allowed: true, rule: 'allowedDomains[0]' });
+  });
+});
+
+describe('compilePolicy', () => {
+  it('refuses a hand-built policy with bad patterns, naming each', () => {
+    const bad: Policy = { ...DEFAULT_POLICY, allowedDomains: ['api.*.com'], apiPathRules: { 'x.com': [{ method: 'GET', path: 'nope', allow: true }] } };
+    expect(() => compilePolicy(bad)).toThrow(PolicyValidationError);
+    try {
+      compilePolicy(bad);
+    } catch (error) {
+      const problems = (error as PolicyValidationError).problems.join('\n');
+      expect(problems).toContain('allowedDomains[0]: "api.*.com"');
+      expect(problems).toContain('apiPathRules["x.com"][0].path: path pattern "nope" must start with "/"');
+      expect((error as PolicyValidationError).code).toBe('ERR_POLICY_INVALID');
+    }
+  });
+
+  it('compiles globs once, not per request', async () => {
+    const micromatch = (await import('micromatch')).default;
+    const compiled = compilePolicy(lintOk({ allowedDomains: ['*.okta.com'], apiPathRules: { '*.okta.com': [{ path: '/a/**', allow: true }] } }));
+    const original = micromatch.matcher;
+    let calls = 0;
+    micromatch.matcher = ((...args: Parameters<typeof original>) => {
+      calls += 1;
+      return original(...args);
+    }) as typeof original;
+    try {
+      for (let i = 0; i < 100; i += 1) decide(compiled, { method: 'GET', host: 'x.okta.com', port: 443, scheme: 'https', path: `/a/${i}`, headers: {} });
+    } finally {
+      micromatch.matcher = original;
+    }
+    expect(calls).toBe(0);
+  });
+});
+
+function lintOk(json: unknown): Policy {
+  const result = lintPolicy(json);
+  if (!result.ok) throw new Error(result.problems.join('\n'));
+  return result.policy;
+}
