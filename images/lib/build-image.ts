@@ -1,0 +1,68 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import { aptMirror } from './apt-source.ts';
+import { stageBaseFiles } from './base-files.ts';
+import { debootstrapTree } from './debootstrap.ts';
+import { importRootfs } from './docker-import.ts';
+import { inputsHash } from './inputs-hash.ts';
+import { stepper } from './progress.ts';
+import type { BuildLog } from './progress.ts';
+import type { ImageRecipe } from './recipe.ts';
+import { freshDir } from './rootfs.ts';
+
+/** Label carrying the full inputs hash, so a tag can be traced to what made it. */
+export const INPUTS_LABEL = 'sandbox.image.inputs';
+const TAG_HASH_LENGTH = 12;
+
+export async function recipeTag(recipe: ImageRecipe): Promise<string> {
+  return `${recipe.repository}:${(await inputsHash(recipe)).slice(0, TAG_HASH_LENGTH)}`;
+}
+
+export async function imageExists(docker: Docker, tag: string): Promise<boolean> {
+  try {
+    await docker.getImage(tag).inspect();
+    return true;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return false;
+    throw err;
+  }
+}
+
+export interface BuildOptions {
+  docker: Docker;
+  log: BuildLog;
+  cacheDir: string;
+}
+
+/**
+ * Builds the recipe's image offline unless its tag already exists: a Debian
+ * tree from the configured mirror (cached), the recipe's files staged on top
+ * of the shared base files, then one `docker import` of the stage.
+ */
+export async function buildImage(recipe: ImageRecipe, { docker, log, cacheDir }: BuildOptions): Promise<{ tag: string; built: boolean }> {
+  const hash = await inputsHash(recipe);
+  const tag = `${recipe.repository}:${hash.slice(0, TAG_HASH_LENGTH)}`;
+  if (await imageExists(docker, tag)) return { tag, built: false };
+
+  const { step, total } = stepper(log, `[images] ${tag}:`);
+  const { suite, variant, packages } = recipe.debian;
+  const mirror = await aptMirror(suite);
+  const tree = await step(`debian ${suite} (${variant}) from ${mirror}`, async () => {
+    const made = await debootstrapTree({ suite, variant, packages, mirror }, cacheDir);
+    if (made.cached) log(`[images] ${tag}: debian tree cached at ${made.dir}`);
+    return made.dir;
+  });
+  const stage = join(cacheDir, 'stage', hash);
+  try {
+    await freshDir(stage);
+    await step('base files', () => stageBaseFiles(tree, stage, recipe.user));
+    await recipe.populate({ tree, stage, cacheDir, step });
+    const changes = [...recipe.changes, `LABEL ${INPUTS_LABEL}=${hash}`];
+    await step('docker import', () => importRootfs(docker, { rootfs: stage, tag, changes }));
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+  log(`[images] ${tag}: built in ${total()}`);
+  return { tag, built: true };
+}
