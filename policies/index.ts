@@ -25,3 +25,12 @@ export { METHOD_OVERRIDE_HEADERS, compilePolicy, createDecider, decide } from '.
 export type { CompiledPolicy } from './matcher.ts';
 export { PolicyError, PolicyValidationError } from './errors.ts';
 export type { PolicyErrorCode } from './errors.ts';
+export {
+  DEFAULT_POLICY_FETCH_TIMEOUT_MS,
+  DEFAULT_POLICY_TTL_MS,
+  PolicyFetcher,
+  defaultPolicyResult,
+  tokenCacheKey,
+  unverifiedExpiry,
+} from './fetcher.ts';
+export type { FetchPolicyOptions, PolicyCacheStats, PolicyFetcherOptions, PolicyInfo, PolicyResult } from './fetcher.ts';
