@@ -1,0 +1,103 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_POLICY, compilePolicy, decide, lintPolicy, policyFromApi } from './index.ts';
+
+const brokenDir = new URL('../test/fixtures/policies/broken/', import.meta.url);
+const readJson = (url: URL): unknown => JSON.parse(readFileSync(url, 'utf8'));
+
+// Every problem each broken fixture must report, by field path and pattern.
+const expectedProblems: Record<string, string[]> = {
+  'glob-mid-label.json': ['allowedDomains[0]: "api.*.com" has a wildcard that is not a whole leading label'],
+  'glob-in-label.json': ['allowedDomains[0]: "a*b.com" has a wildcard'],
+  'empty-pattern.json': ['allowedDomains[0]: empty host pattern'],
+  'method-not-string.json': ['apiPathRules["*.okta.com"][0].method: Invalid input: expected string, received number'],
+  'unknown-rule-field.json': ['apiPathRules["*.okta.com"][0]: Unrecognized key: "methods"'],
+  'bad-ports.json': [
+    'allowedDomains[0]: "api.example.com:0" has a bad port "0"',
+    'allowedDomains[1]: "api.example.com:65536" has a bad port "65536"',
+    'allowedDomains[2]: "api.example.com:https" has a bad port "https"',
+  ],
+  'bad-rule-key-and-path.json': [
+    'apiPathRules["api.*.com"]: "api.*.com" has a wildcard',
+    'apiPathRules["api.*.com"][0].path: empty path pattern',
+  ],
+  'unknown-top-level-field.json': ['(policy): Unrecognized key: "blokedDomains"'],
+  'bad-hosts.json': [
+    'allowedDomains[0]: "user@x.com" is not a valid host name',
+    'allowedDomains[1]: "x.com/path" is not a valid host name',
+    'allowedDomains[2]: "*.1.2.3" puts a wildcard on an IP address',
+  ],
+};
+
+describe('lintPolicy on broken fixtures', () => {
+  const files = readdirSync(brokenDir).filter((name) => name.endsWith('.json'));
+
+  it('has an expectation for every broken fixture', () => {
+    expect(files.sort()).toEqual(Object.keys(expectedProblems).sort());
+  });
+
+  it.each(files)('%s is refused with every problem named', (file) => {
+    const result = lintPolicy(readJson(new URL(file, brokenDir)));
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    const expected = expectedProblems[file] ?? [];
+    expect(result.problems).toHaveLength(expected.length);
+    for (const fragment of expected) expect(result.problems.some((problem) => problem.includes(fragment)), fragment).toBe(true);
+  });
+});
+
+describe('lintPolicy on good policies', () => {
+  it.each(['seed.json', 'deny-all.json', 'github-readonly.json'])('examples/policies/%s is valid', (file) => {
+    const result = lintPolicy(readJson(new URL(`../examples/policies/${file}`, import.meta.url)));
+    expect(result).toMatchObject({ ok: true });
+  });
+
+  it('maps the seed format to the internal shape exactly as the seed describes', () => {
+    const result = lintPolicy(readJson(new URL('../examples/policies/seed.json', import.meta.url)));
+    expect(result.ok && result.policy).toEqual({
+      allowedDomains: ['api.stripe.com', '*.okta.com'],
+      blockedDomains: [],
+      apiPathRules: {
+        '*.okta.com': [
+          { method: 'GET', path: '/*', allow: true },
+          { method: 'DELETE', path: '/*', allow: false },
+        ],
+      },
+      allowedPackages: ['@okta'],
+      allowedBinaries: ['ffmpeg'],
+    });
+  });
+
+  it('gives a rule without method the "*" method and upper-cases the rest', () => {
+    const policy = policyFromApi({ allowedDomains: ['x.com'], apiPathRules: { 'x.com': [{ path: '/a', allow: true }, { path: '/b', allow: false, method: 'patch' }] } });
+    expect(policy.apiPathRules['x.com']).toEqual([
+      { method: '*', path: '/a', allow: true },
+      { method: 'PATCH', path: '/b', allow: false },
+    ]);
+  });
+
+  it('refuses non-objects and wrong types with the field named', () => {
+    expect(lintPolicy(null)).toMatchObject({ ok: false, problems: [expect.stringMatching(/^\(policy\): /)] });
+    const result = lintPolicy({ allowedDomains: 'api.stripe.com', allowedPackages: ['ok', 'has space'], allowedBinaries: ['/bin/sh'] });
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.problems).toEqual([
+        expect.stringMatching(/^allowedDomains: /),
+        expect.stringMatching(/^allowedPackages\[1\]: /),
+        expect.stringMatching(/^allowedBinaries\[0\]: /),
+      ]);
+    }
+  });
+});
+
+describe('DEFAULT_POLICY', () => {
+  it('denies all network access', () => {
+    const compiled = compilePolicy(DEFAULT_POLICY);
+    for (const host of ['api.stripe.com', '127.0.0.1', 'registry.npmjs.org', '[::1]']) {
+      expect(decide(compiled, { method: 'GET', host, port: 443, scheme: 'https', path: '/', headers: {} }).allowed).toBe(false);
+    }
+    expect(DEFAULT_POLICY.allowedDomains).toEqual([]);
+    expect(DEFAULT_POLICY.allowedPackages).toEqual([]);
+    expect(Object.isFrozen(DEFAULT_POLICY)).toBe(true);
+  });
+});
