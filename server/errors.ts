@@ -5,6 +5,7 @@
  */
 import type { ErrorRequestHandler } from 'express';
 import { DockerUnavailableError, ImageMissingError } from '../executor/index.ts';
+import { bearerChallenge, KeySourceUnavailableError, TokenError } from './identity/index.ts';
 
 export interface ErrorBody {
   success: false;
@@ -42,6 +43,12 @@ interface BodyParserError {
 /** Maps anything thrown to an ApiError; `null` means "unexpected: answer 500". */
 export function toApiError(error: unknown): ApiError | null {
   if (error instanceof ApiError) return error;
+  if (error instanceof TokenError) {
+    return new ApiError(401, error.code, error.message, undefined, { 'WWW-Authenticate': bearerChallenge(error) });
+  }
+  if (error instanceof KeySourceUnavailableError) {
+    return new ApiError(503, 'KEYS_UNAVAILABLE', 'Tokens cannot be verified right now; try again shortly', undefined, { 'Retry-After': '5' });
+  }
   if (error instanceof DockerUnavailableError) {
     return new ApiError(503, 'DOCKER_UNAVAILABLE', 'The sandbox engine is unavailable; try again shortly', error.message, { 'Retry-After': '5' });
   }

@@ -1,0 +1,60 @@
+/**
+ * The front door of server/identity: who is calling, proven by a bearer JWT
+ * verified locally before anything else happens to the request.
+ */
+import type { Config } from '../config.ts';
+import { bearerToken } from './bearer.ts';
+import type { DevelopmentKeys } from './dev-keys.ts';
+import { loadKeySource } from './key-source.ts';
+import { TokenError } from './errors.ts';
+import { TokenVerifier, type VerifiedToken } from './verifier.ts';
+
+export { bearerToken, MAX_TOKEN_BYTES } from './bearer.ts';
+export { DEV_KEY_ALGORITHM, DEV_KEY_FILE, mintDemoToken, type DemoTokenOptions, type DevelopmentKeys } from './dev-keys.ts';
+export { demoBanner, type DemoBannerOptions } from './demo-banner.ts';
+export { bearerChallenge, KeySourceUnavailableError, TokenError, type TokenErrorCode } from './errors.ts';
+export { developmentJwksRouter, JWKS_PATH } from './jwks-route.ts';
+export { loadKeySource, MIN_SECRET_BYTES, NO_KEY_IN_PRODUCTION, type KeySource } from './key-source.ts';
+export { CLOCK_TOLERANCE_SECONDS, TokenVerifier, type VerifiedToken } from './verifier.ts';
+
+export interface Identity {
+  verifier: TokenVerifier;
+  /** Set only when no key is configured outside production. */
+  development?: DevelopmentKeys;
+  /** Expected `iss`/`aud`, so a demo token can be minted that passes them. */
+  issuer?: string;
+  audience?: string[];
+  /** The verified token of a request; null when it sent no credentials. */
+  authenticate(authorization: string | undefined): Promise<VerifiedToken | null>;
+  /** Like `authenticate`, but a request without credentials is refused too. */
+  requireToken(authorization: string | undefined): Promise<VerifiedToken>;
+}
+
+const list = (value: string | undefined): string[] | undefined => {
+  const items = value?.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  return items === undefined || items.length === 0 ? undefined : items;
+};
+
+/** Loads the key source (throwing ConfigError when it is unusable) and builds the verifier. */
+export async function loadIdentity(config: Config): Promise<Identity> {
+  const source = await loadKeySource(config);
+  const issuer = list(config.JWT_ISSUER);
+  const audience = list(config.JWT_AUDIENCE);
+  const verifier = new TokenVerifier(source, { ...(issuer ? { issuer } : {}), ...(audience ? { audience } : {}) });
+  const authenticate = async (authorization: string | undefined): Promise<VerifiedToken | null> => {
+    const token = bearerToken(authorization);
+    return token === null ? null : verifier.verify(token);
+  };
+  return {
+    verifier,
+    ...(source.development ? { development: source.development } : {}),
+    ...(issuer?.[0] !== undefined ? { issuer: issuer[0] } : {}),
+    ...(audience ? { audience } : {}),
+    authenticate,
+    async requireToken(authorization) {
+      const verified = await authenticate(authorization);
+      if (verified === null) throw new TokenError('TOKEN_MISSING', 'A bearer token is required', null);
+      return verified;
+    },
+  };
+}
