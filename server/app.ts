@@ -4,7 +4,7 @@
  * services with their own configuration.
  */
 import { randomUUID } from 'node:crypto';
-import express, { type Express, type Request, type RequestHandler } from 'express';
+import express, { type Express, type Request, type RequestHandler, type Router } from 'express';
 import type { ContainerClient } from '../executor/index.ts';
 import type { Config } from './config.ts';
 import { ApiError, badRequest, errorHandler } from './errors.ts';
@@ -23,6 +23,8 @@ export interface AppDependencies {
    * an ApiError 401 when it fails) and fetches the caller's policy.
    */
   resolveCaller: (req: Request) => Promise<Caller>;
+  /** Further routes (development JWKS, embedded policy service, administrator endpoints). */
+  routers?: Router[];
 }
 
 function requestContext(logger: Logger): RequestHandler {
@@ -61,6 +63,8 @@ export function createApp(deps: AppDependencies): Express {
     const ready = Object.values(checks).every((v) => v === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
+
+  for (const router of deps.routers ?? []) app.use(router);
 
   // The body limit leaves room for JSON escaping of the largest code allowed;
   // the code size itself is checked after parsing so the answer can name it.

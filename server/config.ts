@@ -4,6 +4,7 @@
  * operator fixes them in one go instead of one restart per mistake.
  */
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -11,6 +12,9 @@ const optionalText = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+/** The shipped example users (demo-user holds the seed policy), so a fresh checkout runs end to end. */
+const EXAMPLE_POLICY_DIR = fileURLToPath(new URL('../examples/policies/users/', import.meta.url));
+const MIN_ADMIN_TOKEN_LENGTH = 16;
 
 export const ConfigSchema = z
   .object({
@@ -25,7 +29,9 @@ export const ConfigSchema = z
     JWT_ISSUER: optionalText.describe('expected `iss`'),
     JWT_AUDIENCE: optionalText.describe('expected `aud`'),
     POLICY_API_URL: optionalText.pipe(z.url().optional()).describe('policy API (default: the embedded policy service)'),
-    POLICY_DIR: optionalText.describe('embedded policy service folder: <encodeURIComponent(sub)>.json per user'),
+    POLICY_DIR: optionalText
+      .transform((v) => resolve(v ?? EXAMPLE_POLICY_DIR))
+      .describe('embedded policy service folder: <encodeURIComponent(sub)>.json per user (default: examples/policies/users of this repository, where demo-user.json is the seed policy; use your own folder in production)'),
     POLICY_CACHE_TTL_MS: positiveInt(60_000).describe('policy cache lifetime'),
     POLICY_FETCH_TIMEOUT_MS: positiveInt(3_000).describe('policy fetch timeout'),
     EGRESS_HOST_MAP: optionalText.describe('operator host mapping host[:port]=address:port, comma-separated'),
@@ -38,7 +44,9 @@ export const ConfigSchema = z
     EXEC_CPUS: z.coerce.number().positive().max(64).default(1).describe('CPU quota per sandbox, in CPUs'),
     EXEC_TMP_MB: positiveInt(64).describe('size of the sandbox /tmp tmpfs'),
     EXEC_MAX_CODE_BYTES: positiveInt(1024 * 1024).describe('largest `code` accepted (413 beyond)'),
-    ADMIN_TOKEN: optionalText.describe('bearer token for the administrator endpoints'),
+    ADMIN_TOKEN: optionalText
+      .refine((v) => v === undefined || v.length >= MIN_ADMIN_TOKEN_LENGTH, { message: `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters` })
+      .describe('bearer token for the /admin endpoints; unset, they are not served (404)'),
     RESPONSE_ENCRYPTION_KEY: optionalText.describe('key for encrypt_messages'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('log level'),
   })

@@ -4,26 +4,22 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ExecutionResult, Executor, OpenEgress } from '../executor/index.ts';
+import { defaultPolicyResult, type CompiledPolicy, type PolicyInfo } from '../policies/index.ts';
 import type { ExecuteRequest } from './execute-request.ts';
 
-export interface PolicyInfo {
-  source: 'jwt' | 'default';
-  name: string;
-  allowedDomains: number;
-  allowedPackages: number;
-  reason?: string;
-}
+export type { PolicyInfo };
 
 /** The verified caller of one request and the policy that governs its sandbox. */
 export interface Caller {
   /** JWT subject; absent for anonymous callers. */
   subject?: string;
   policyInfo: PolicyInfo;
+  /** What the egress proxy enforces for this caller's sandbox. The caller's JWT is deliberately not here. */
+  policy: CompiledPolicy;
 }
 
-export const ANONYMOUS_CALLER: Caller = {
-  policyInfo: { source: 'default', name: 'Default Policy', allowedDomains: 0, allowedPackages: 0 },
-};
+const anonymous = defaultPolicyResult();
+export const ANONYMOUS_CALLER: Caller = { policyInfo: anonymous.info, policy: anonymous.compiled };
 
 export interface NetworkLogEntry {
   method: string;

@@ -9,15 +9,20 @@ import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ContainerClient, DEFAULT_LIMITS, Executor, type Runtime } from '../executor/index.ts';
+import { adminRouter } from './admin.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
-import { ANONYMOUS_CALLER, ExecutionService } from './execution-service.ts';
+import { ExecutionService } from './execution-service.ts';
+import { createCallerResolver, developmentAnnouncement, developmentJwksRouter, loadIdentity } from './identity/index.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { LazyPolicyFetcher, policyServiceRouter } from './policy-service.ts';
 
 export interface ServiceOptions {
   config: Config;
   images: Record<Runtime, string>;
   logger?: Logger;
+  /** Where development mode prints its demo token and curl (default: stderr, never the JSON log). */
+  announce?: (text: string) => void;
 }
 
 export interface RunningService {
@@ -36,6 +41,9 @@ export function instanceIdFor(dataDir: string): string {
 export async function startService(options: ServiceOptions): Promise<RunningService> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config.LOG_LEVEL);
+  // Keys first: a service that cannot verify tokens must not start at all.
+  const identity = await loadIdentity(config);
+  const policies = new LazyPolicyFetcher(config);
   const sandboxesDir = join(config.DATA_DIR, 'sandboxes');
   await mkdir(sandboxesDir, { recursive: true, mode: 0o755 });
 
@@ -73,7 +81,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     executions,
     docker,
     images: options.images,
-    resolveCaller: () => Promise.resolve(ANONYMOUS_CALLER),
+    resolveCaller: createCallerResolver({ authenticate: identity.authenticate, policies }),
+    routers: [
+      ...(identity.development ? [developmentJwksRouter(identity.development)] : []),
+      policyServiceRouter({ directory: config.POLICY_DIR, requireToken: identity.requireToken }),
+      ...(config.ADMIN_TOKEN !== undefined ? [adminRouter({ adminToken: config.ADMIN_TOKEN, policies })] : []),
+    ],
   });
 
   const server = app.listen(config.PORT, config.HOST);
@@ -85,6 +98,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
   const url = `http://${host}:${port}`;
   logger.info({ url }, 'listening');
+  policies.listening(url);
+  logger.info({ keys: identity.verifier.source.description, algorithms: identity.verifier.source.algorithms, policyApi: policies.url }, 'verifying tokens');
+  const announcement = await developmentAnnouncement(identity, url);
+  if (announcement !== null) (options.announce ?? ((text) => process.stderr.write(text)))(announcement);
 
   return {
     url,

@@ -10,8 +10,10 @@ import { TokenError } from './errors.ts';
 import { TokenVerifier, type VerifiedToken } from './verifier.ts';
 
 export { bearerToken, MAX_TOKEN_BYTES } from './bearer.ts';
+export { createCallerResolver, type CallerResolverOptions, type PolicySource } from './caller.ts';
 export { DEV_KEY_ALGORITHM, DEV_KEY_FILE, mintDemoToken, type DemoTokenOptions, type DevelopmentKeys } from './dev-keys.ts';
 export { demoBanner, type DemoBannerOptions } from './demo-banner.ts';
+export { DEMO_SUBJECT, developmentAnnouncement } from './development.ts';
 export { bearerChallenge, KeySourceUnavailableError, TokenError, type TokenErrorCode } from './errors.ts';
 export { developmentJwksRouter, JWKS_PATH } from './jwks-route.ts';
 export { loadKeySource, MIN_SECRET_BYTES, NO_KEY_IN_PRODUCTION, type KeySource } from './key-source.ts';
@@ -25,9 +27,9 @@ export interface Identity {
   issuer?: string;
   audience?: string[];
   /** The verified token of a request; null when it sent no credentials. */
-  authenticate(authorization: string | undefined): Promise<VerifiedToken | null>;
+  authenticate: (authorization: string | undefined) => Promise<VerifiedToken | null>;
   /** Like `authenticate`, but a request without credentials is refused too. */
-  requireToken(authorization: string | undefined): Promise<VerifiedToken>;
+  requireToken: (authorization: string | undefined) => Promise<VerifiedToken>;
 }
 
 const list = (value: string | undefined): string[] | undefined => {
@@ -51,7 +53,7 @@ export async function loadIdentity(config: Config): Promise<Identity> {
     ...(issuer?.[0] !== undefined ? { issuer: issuer[0] } : {}),
     ...(audience ? { audience } : {}),
     authenticate,
-    async requireToken(authorization) {
+    requireToken: async (authorization) => {
       const verified = await authenticate(authorization);
       if (verified === null) throw new TokenError('TOKEN_MISSING', 'A bearer token is required', null);
       return verified;

@@ -1,0 +1,68 @@
+/**
+ * Administrator endpoints for the policy cache (DESIGN §4):
+ *
+ *   GET    /admin/policy-cache         counters and size
+ *   DELETE /admin/policy-cache         forget every cached policy
+ *   POST   /admin/policy-cache/evict   forget one token's policy; body {"token": "<jwt>"}
+ *
+ * One token is named in the body, not the query string, because URLs end up
+ * in access logs and proxy logs and a JWT must not. The endpoints exist only
+ * when ADMIN_TOKEN is set (otherwise they answer 404 like any unknown route)
+ * and want `Authorization: Bearer $ADMIN_TOKEN`.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import express, { Router, type RequestHandler } from 'express';
+import { z } from 'zod';
+import { ApiError, badRequest } from './errors.ts';
+import { describeIssues } from './execute-request.ts';
+import type { PolicyCache } from './policy-service.ts';
+
+export const ADMIN_POLICY_CACHE_PATH = '/admin/policy-cache';
+
+export interface AdminOptions {
+  adminToken: string;
+  policies: Pick<PolicyCache, 'stats' | 'clear'>;
+}
+
+const EvictRequestSchema = z.strictObject({ token: z.string().min(1).describe('the bearer token whose cached policy is forgotten') });
+
+// Hashing first gives equal-length inputs, so the comparison time says nothing about the token.
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+
+function requireAdmin(adminToken: string): RequestHandler {
+  const expected = digest(adminToken);
+  return (req, _res, next) => {
+    const match = /^Bearer +(\S+) *$/i.exec(req.get('authorization') ?? '');
+    if (match?.[1] === undefined || !timingSafeEqual(digest(match[1]), expected)) {
+      throw new ApiError(401, 'ADMIN_UNAUTHORIZED', 'Administrator token required', undefined, { 'WWW-Authenticate': 'Bearer realm="admin"' });
+    }
+    next();
+  };
+}
+
+export function adminRouter({ adminToken, policies }: AdminOptions): Router {
+  const router = Router();
+  router.use('/admin', requireAdmin(adminToken));
+
+  router.get(ADMIN_POLICY_CACHE_PATH, (_req, res) => {
+    res.json({ success: true, data: policies.stats() });
+  });
+
+  router.delete(ADMIN_POLICY_CACHE_PATH, (req, res) => {
+    const removed = policies.stats().size;
+    policies.clear();
+    req.log?.info({ removed }, 'policy cache cleared');
+    res.json({ success: true, data: { removed, stats: policies.stats() } });
+  });
+
+  router.post(`${ADMIN_POLICY_CACHE_PATH}/evict`, express.json({ limit: '64kb' }), (req, res) => {
+    const parsed = EvictRequestSchema.safeParse(req.body);
+    if (!parsed.success) throw badRequest('Body must be {"token": "<jwt>"}', describeIssues(parsed.error));
+    const before = policies.stats().size;
+    policies.clear(parsed.data.token);
+    const removed = before - policies.stats().size;
+    req.log?.info({ removed }, 'policy cache entry evicted');
+    res.json({ success: true, data: { removed, stats: policies.stats() } });
+  });
+  return router;
+}
