@@ -91,7 +91,10 @@ describe.skipIf(!hasDocker)('POST /execute (JavaScript)', () => {
   it('caps 200 MB of stdout without buffering it', async () => {
     const rssBefore = process.memoryUsage().rss;
     const response = await service.post('/execute', {
-      code: 'const mb = "x".repeat(1 << 20); for (let i = 0; i < 200; i++) process.stdout.write(mb);',
+      // A well-behaved writer: it waits for 'drain', so the only thing that can stop it is the cap.
+      code: `const mb = Buffer.alloc(1 << 20, 120); let i = 0;
+        const pump = () => { while (i < 200) { i++; if (!process.stdout.write(mb)) return process.stdout.once('drain', pump); } };
+        pump();`,
       timeoutMs: 60_000,
     });
     expect(response.status).toBe(200);
@@ -101,28 +104,6 @@ describe.skipIf(!hasDocker)('POST /execute (JavaScript)', () => {
     expect(response.text.length).toBeLessThan(2 * 1024 * 1024);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(150 * 1024 * 1024);
   }, 90_000);
-
-  it('contains a process bomb with the pids limit', async () => {
-    const data = await run({
-      code: `
-        const { spawn } = require('node:child_process');
-        let started = 0;
-        const bomb = () => {
-          const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
-          child.on('spawn', () => { started++; bomb(); });
-          child.on('error', (e) => { console.log('refused', e.code, started); process.exit(0); });
-        };
-        bomb();`,
-      timeoutMs: 20_000,
-    });
-    // Either the kernel refused a fork (EAGAIN) or the runtime died trying; never an unbounded tree.
-    expect(data.timedOut).toBe(false);
-    expect(`${data.stdout}${data.stderr}`).toMatch(/EAGAIN|Resource temporarily unavailable|pthread_create|ENOMEM/);
-    const health = await fetch(`${service.url}/healthz`);
-    expect(health.status).toBe(200);
-    const after = await run({ code: 'console.log("still here")' });
-    expect(after.stdout).toBe('still here\n');
-  }, 60_000);
 
   it('refuses writes outside a small /tmp and runs as a non-root user', async () => {
     const data = await run({
@@ -181,4 +162,43 @@ describe.skipIf(!hasDocker)('POST /execute (JavaScript)', () => {
     expect(response.status).toBe(413);
     expect(response.json.success).toBe(false);
   });
+});
+
+// Enough memory that only the pids limit can stop the bomb, and a limit small
+// enough to hit quickly.
+describe.skipIf(!hasDocker)('POST /execute with a small pids limit', () => {
+  let bombService: TestService;
+
+  beforeAll(async () => {
+    bombService = await startTestService({ EXEC_PIDS_LIMIT: '40', EXEC_MEMORY_MB: '1024' });
+  });
+
+  afterAll(async () => {
+    await bombService?.close();
+  });
+
+  it('contains a process bomb with the pids limit', async () => {
+    const response = await bombService.post('/execute', {
+      code: `
+        const { spawn } = require('node:child_process');
+        let started = 0;
+        const bomb = () => {
+          const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+          child.on('spawn', () => { started++; bomb(); });
+          child.on('error', (e) => { console.log('refused', e.code, started); process.exit(0); });
+        };
+        bomb();`,
+      timeoutMs: 20_000,
+    });
+    expect(response.status).toBe(200);
+    const data = response.json.data;
+    // The kernel refuses the fork (EAGAIN), or the runtime dies trying to start a thread; never an unbounded tree.
+    expect(data.timedOut).toBe(false);
+    expect(`${data.stdout}${data.stderr}`).toMatch(/EAGAIN|Resource temporarily unavailable|pthread_create|ENOMEM/);
+    const health = await fetch(`${bombService.url}/healthz`);
+    expect(health.status).toBe(200);
+    const after = (await bombService.post('/execute', { code: 'console.log("still here")' })).json.data;
+    expect(after.stdout).toBe('still here\n');
+  }, 60_000);
+
 });
