@@ -1,5 +1,5 @@
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import { aptMirror } from './apt-source.ts';
 import { stageBaseFiles } from './base-files.ts';
@@ -62,6 +62,7 @@ export async function buildImage(recipe: ImageRecipe, { docker, log, cacheDir }:
     await step('docker import', () => importRootfs(docker, { rootfs: stage, tag, changes }));
   } finally {
     await rm(stage, { recursive: true, force: true });
+    await rmdir(dirname(stage)).catch(() => {}); // only when no other build is staging
   }
   log(`[images] ${tag}: built in ${total()}`);
   return { tag, built: true };

@@ -17,7 +17,9 @@ export function run(command: string, args: readonly string[], options: RunOption
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', (error) => reject(new Error(`${command}: ${error.message}`)));
+    child.on('error', (error: NodeJS.ErrnoException) =>
+      reject(new Error(error.code === 'ENOENT' ? `${command} is not installed (or not on PATH); scripts/setup.sh installs it on Debian` : `${command}: ${error.message}`)),
+    );
     child.on('close', (code, signal) => {
       if (code === 0) {
         resolve(Buffer.concat(out).toString('utf8'));

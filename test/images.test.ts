@@ -1,0 +1,187 @@
+/**
+ * The sandbox image and its agent, driven the way the executor drives them:
+ * a locked-down container, one JSON header line on stdin, then the program's
+ * stdin; the exit status is the program's.
+ */
+import { once } from 'node:events';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL } from '../images/index.ts';
+import { parseDeb822, parseOneLine } from '../images/lib/apt-source.ts';
+import { dockerAvailable } from './support/docker.ts';
+
+describe('image inputs', () => {
+  it('tags the node image with the first 12 hex digits of its inputs hash', async () => {
+    const [tag, hash] = await Promise.all([imageTag('node'), imageInputsHash('node')]);
+    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(tag).toBe(`sandbox-node:${hash.slice(0, 12)}`);
+    expect(await imageTag('node')).toBe(tag);
+  });
+
+  it('reads mirrors from deb822 and one-line apt sources', () => {
+    const deb822 = [
+      'Types: deb deb-src',
+      'URIs: http://mirror.local/debian',
+      'Suites: bookworm bookworm-updates',
+      'Components: main',
+      '',
+      'Enabled: no',
+      'Types: deb',
+      'URIs: http://disabled.local/debian',
+      'Suites: bookworm',
+    ].join('\n');
+    expect(parseDeb822(deb822)).toEqual([{ types: ['deb', 'deb-src'], uris: ['http://mirror.local/debian'], suites: ['bookworm', 'bookworm-updates'] }]);
+    expect(parseOneLine('# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://m.local/debian bookworm main\n')).toEqual([
+      { types: ['deb'], uris: ['http://m.local/debian'], suites: ['bookworm'] },
+    ]);
+  });
+});
+
+const hasDocker = await dockerAvailable();
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe.skipIf(!hasDocker)('sandbox-node image', () => {
+  const docker = new Docker();
+  let tag: string;
+
+  beforeAll(async () => {
+    ({ tag } = await ensureImage('node', { docker, log: (line) => console.error(line) }));
+  });
+
+  /** One execution with the executor's lockdown; `input` is written to stdin verbatim. */
+  async function run(input: string, binds: string[] = []): Promise<Result> {
+    const container = await docker.createContainer({
+      Image: tag,
+      OpenStdin: true,
+      StdinOnce: true,
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+      Labels: { 'sandbox.test': 'images' },
+      HostConfig: {
+        Init: true,
+        NetworkMode: 'none',
+        ReadonlyRootfs: true,
+        Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=64m' },
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        Binds: binds,
+      },
+    });
+    try {
+      const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      stdout.on('data', (c: Buffer) => out.push(c));
+      stderr.on('data', (c: Buffer) => err.push(c));
+      docker.modem.demuxStream(stream, stdout, stderr);
+      const ended = once(stream, 'end');
+      await container.start();
+      stream.end(input);
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      await ended;
+      return { code: StatusCode, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+    } finally {
+      await container.remove({ force: true });
+    }
+  }
+
+  const job = (code: string, extra: Record<string, unknown> = {}) => `${JSON.stringify({ v: 1, code, ...extra })}\n`;
+
+  it('is configured to run the agent as uid 1000 with nothing on PATH but node', async () => {
+    const info = await docker.getImage(tag).inspect();
+    expect(info.Config.User).toBe('1000:1000');
+    expect(info.Config.WorkingDir).toBe('/tmp');
+    expect(info.Config.Entrypoint).toEqual(['/usr/local/bin/node', '/opt/agent/agent.js']);
+    expect(info.Config.Env).toEqual(['PATH=/usr/local/bin']);
+    expect(info.Config.Labels?.[INPUTS_LABEL]).toBe(await imageInputsHash('node'));
+  });
+
+  it('passes args, env and the stdin after the header line', async () => {
+    const result = await run(
+      job('console.log("Hello", process.argv.slice(2), process.env.FOO); process.stdin.pipe(process.stdout)', { args: ['a'], env: { FOO: 'bar' } }) + 'INPUT',
+    );
+    expect(result).toEqual({ code: 0, stdout: "Hello [ 'a' ] bar\nINPUT", stderr: '' });
+  });
+
+  it('gives the program exactly the documented environment', async () => {
+    const result = await run(job('console.log(JSON.stringify(process.env))', { env: { LANG: 'C', EXTRA: '1' } }));
+    const env = JSON.parse(result.stdout) as Record<string, string>;
+    expect(env).toMatchObject({ PATH: '/usr/local/bin', HOME: '/tmp', LANG: 'C', EXTRA: '1', HTTPS_PROXY: 'http://127.0.0.1:3128', NODE_USE_ENV_PROXY: '1' });
+    // No egress session mounted, so no CA file: Node must not be told to load one.
+    expect(env.NODE_EXTRA_CA_CERTS).toBeUndefined();
+  });
+
+  it('exits with the program status, or 128 + signal', async () => {
+    expect((await run(job('process.exit(3)'))).code).toBe(3);
+    expect((await run(job('process.kill(process.pid, "SIGKILL")'))).code).toBe(137);
+  });
+
+  it('fails with 125 and one sandbox-agent line on a bad header', async () => {
+    const result = await run('{"v":2,"code":""}\n');
+    expect(result.code).toBe(125);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/^sandbox-agent: unsupported job header version 2\n$/);
+  });
+
+  it('runs Node.js 24 as uid 1000 with no shell to reach', async () => {
+    const code = `
+      const { spawnSync } = require('node:child_process');
+      const sh = spawnSync('/bin/sh', ['-c', 'id']);
+      console.log(JSON.stringify({ major: process.versions.node.split('.')[0], uid: process.getuid(), user: require('node:os').userInfo().username, sh: sh.error?.code }));`;
+    const result = await run(job(code));
+    expect(JSON.parse(result.stdout)).toEqual({ major: '24', uid: 1000, user: 'sandbox', sh: 'ENOENT' });
+  });
+
+  describe('egress forwarder', () => {
+    let dir: string;
+    let proxy: http.Server;
+    const seen: string[] = [];
+
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'sandbox-egress-'));
+      await chmod(dir, 0o755);
+      // Stands in for the egress proxy: answers plain requests and CONNECT tunnels on the socket.
+      proxy = http.createServer((req, res) => {
+        seen.push(`${req.method} ${req.headers.host}${req.url}`);
+        res.end('from the proxy socket');
+      });
+      proxy.on('connect', (req: http.IncomingMessage, socket: Socket) => {
+        seen.push(`CONNECT ${req.url}`);
+        socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
+        proxy.emit('connection', socket);
+      });
+      await new Promise<void>((resolve) => proxy.listen(join(dir, 'proxy.sock'), resolve));
+      await chmod(join(dir, 'proxy.sock'), 0o666);
+    });
+
+    afterAll(async () => {
+      proxy?.close();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    it('carries 127.0.0.1:3128 to the mounted socket', async () => {
+      const result = await run(job('fetch("http://api.example.test/v1/x").then(async (r) => console.log(r.status, await r.text()))'), [`${dir}:/run/egress:ro`]);
+      expect(result).toMatchObject({ code: 0, stdout: '200 from the proxy socket\n' });
+      expect(seen).toContain('CONNECT api.example.test:80');
+    });
+
+    it('drops the connection when there is no socket', async () => {
+      const result = await run(job('fetch("http://api.example.test/").then(() => process.exit(0), () => process.exit(7))'));
+      expect(result.code).toBe(7);
+    });
+  });
+});
