@@ -1,38 +1,16 @@
 /**
- * Host names as they arrive on CONNECT lines, absolute-form URIs and Host
- * headers are raw: `2130706433`, `0x7f.1`, `[::ffff:7f00:1]`, `LOCALHOST.`,
- * `xn--…` or Unicode. Everything the proxy matches, logs or connects to uses
- * the canonical form produced here, so the policy and the socket never
- * disagree about which host is meant.
+ * Authorities as they arrive on CONNECT lines, absolute-form URIs and Host
+ * headers are raw. The host part is canonicalised by policies' canonicalHost
+ * (the same function the decision uses, so the policy and the socket never
+ * disagree about which host is meant); this module only splits and joins.
  */
 import { isIP } from 'node:net';
+import { canonicalHost as policiesCanonicalHost } from '../policies/index.ts';
+import type { CanonicalHostFn } from './types.ts';
 
-/**
- * Characters a raw host may contain before the URL parser sees it. The WHATWG
- * parser would happily read `evil@api.stripe.com` or `a/b` as a URL with a
- * different host, so userinfo, path, query, fragment, percent-escapes and
- * whitespace are refused here. Non-ASCII is allowed (IDN) and goes to punycode.
- */
-const RAW_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[^\s@/\\?#%[\]:<>^|"'`{}\x00-\x1f\x7f]+)$/u;
+/** The default canonicaliser: the one policies' decide applies to `EgressRequest.host`. */
+export const defaultCanonicalHost: CanonicalHostFn = policiesCanonicalHost;
 
-/**
- * WHATWG-URL based canonical host: lower case, IPv4 in any notation turned into
- * dotted decimal, IPv6 compressed and bracketed, IDN to punycode, one trailing
- * dot removed. Returns null for anything that is not a plain host.
- */
-export function defaultCanonicalHost(raw: string): string | null {
-  if (raw.length === 0 || raw.length > 255 || !RAW_HOST.test(raw)) return null;
-  let hostname: string;
-  try {
-    hostname = new URL(`http://${raw}/`).hostname;
-  } catch {
-    return null;
-  }
-  if (hostname.endsWith('.')) hostname = hostname.slice(0, -1);
-  // An empty label (`a..b`, `host..`) is no host anyone can mean.
-  if (hostname.length === 0 || hostname.startsWith('.') || hostname.includes('..')) return null;
-  return hostname;
-}
 
 export interface HostPort {
   /** Host exactly as written (brackets kept for IPv6). */

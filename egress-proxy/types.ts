@@ -1,4 +1,4 @@
-import type { Decision, EgressRequest } from '../policies/types.ts';
+import type { Decision, EgressRequest } from '../policies/index.ts';
 
 /** One entry of an execution's network log (DESIGN §6). */
 export interface NetworkLogEntry {

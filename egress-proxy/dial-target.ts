@@ -1,0 +1,74 @@
+/**
+ * Turns an allowed destination into the one address the proxy will dial
+ * (DESIGN §6): the operator's host map first (the only road to loopback and
+ * private networks), else the IP literal itself, else DNS. Every candidate
+ * address is checked by the address guard, and the connection goes to
+ * exactly the address checked: nothing downstream looks the name up again.
+ *
+ * Resolution happens only after the policy allowed the request, so a blocked
+ * host never even leaks to DNS (no exfiltration through lookups of
+ * `secret.attacker.example`).
+ */
+import { promises as dns } from 'node:dns';
+import { dialAddress, forbiddenAddressReason } from './address-guard.ts';
+import { ipLiteralOf } from './canonical-host.ts';
+import { refusal } from './errors.ts';
+import type { Refusal } from './errors.ts';
+import type { HostMap } from './host-map.ts';
+import type { Destination } from './http-checks.ts';
+
+export interface DialTarget {
+  address: string;
+  family: 4 | 6;
+  port: number;
+  /** True when the operator's host map chose the address. */
+  mapped: boolean;
+}
+
+export type DialResult = { target: DialTarget } | { refusal: Refusal } | { unreachable: string };
+
+export type LookupFn = (host: string) => Promise<ReadonlyArray<{ address: string }>>;
+
+const systemLookup: LookupFn = (host) => dns.lookup(host, { all: true, verbatim: true });
+
+const LOOKUP_TIMEOUT_MS = 5000;
+
+export async function dialTargetFor(dest: Destination, hostMap: HostMap, lookup: LookupFn = systemLookup): Promise<DialResult> {
+  const mapped = hostMap.lookup(dest.host, dest.port);
+  if (mapped !== undefined) {
+    const { address, family } = dialAddress(mapped.address);
+    return { target: { address, family, port: mapped.port, mapped: true } };
+  }
+
+  const literal = ipLiteralOf(dest.host);
+  let candidates: string[];
+  if (literal !== null) {
+    candidates = [literal];
+  } else {
+    try {
+      candidates = (await withTimeout(lookup(dest.host), LOOKUP_TIMEOUT_MS)).map((a) => a.address);
+    } catch (err) {
+      const code = typeof err === 'object' && err !== null && 'code' in err ? String((err).code) : 'lookup failed';
+      return { unreachable: `Cannot resolve ${dest.host}: ${code}` };
+    }
+    if (candidates.length === 0) return { unreachable: `Cannot resolve ${dest.host}: no addresses` };
+  }
+
+  // Every address must pass, not just the one dialled: a name that also
+  // resolves to 127.0.0.1 is a rebinding attempt, not a choice to make.
+  for (const address of candidates) {
+    const why = forbiddenAddressReason(address);
+    if (why !== null) return { refusal: refusal(403, 'destination-address', `Destination ${dest.host} resolves to a forbidden address: ${why}`) };
+  }
+  const first = candidates[0] ?? '';
+  const { address, family } = dialAddress(first);
+  return { target: { address, family, port: dest.port, mapped: false } };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error('lookup timed out'), { code: 'ETIMEOUT' })), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

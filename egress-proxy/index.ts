@@ -1,0 +1,166 @@
+/**
+ * The front door of egress-proxy/: the policy-enforcing egress proxy
+ * (DESIGN §6). Other modules import from here only.
+ *
+ *   const proxy = await EgressProxy.create({ decide, dataDir, hostMap });
+ *   const session = await proxy.openSession({ executionId, socketPath, context: policy });
+ *   // … the sandbox runs, reaching the proxy only through socketPath …
+ *   const { entries, capped } = await session.close();
+ *   await proxy.close();
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { loadOrCreateCa } from './ca.ts';
+import type { CertificateAuthority } from './ca.ts';
+import { defaultCanonicalHost } from './canonical-host.ts';
+import { EgressError } from './errors.ts';
+import { HostMap } from './host-map.ts';
+import type { HostMapInput } from './host-map.ts';
+import { LeafCertIssuer } from './leaf-certs.ts';
+import { EgressSession } from './session.ts';
+import type { ProxyRuntime } from './session.ts';
+import type { CanonicalHostFn, DecideFn, EgressLogger } from './types.ts';
+
+export { EgressSession } from './session.ts';
+export { EgressError } from './errors.ts';
+export type { EgressErrorCode, RefusalCode } from './errors.ts';
+export { HostMap, parseHostMap } from './host-map.ts';
+export type { HostMapInput, MappedAddress } from './host-map.ts';
+export { forbiddenAddressReason } from './address-guard.ts';
+export { DECISION_LOG_MESSAGE } from './exchange.ts';
+export { BLOCKED_HEADER } from './http-checks.ts';
+export { CA_CERT_FILE, CA_KEY_FILE } from './ca.ts';
+export type { CanonicalHostFn, DecideFn, EgressLogger, EgressSessionInfo, NetworkLogEntry, NetworkLogResult } from './types.ts';
+
+export interface EgressProxyOptions<TContext> {
+  /** The policy: asked about every request (and about tunnels to ports other than 80/443, with method CONNECT). */
+  decide: DecideFn<TContext>;
+  /** Must be the canonicaliser `decide` uses; defaults to policies' canonicalHost. */
+  canonicalHost?: CanonicalHostFn;
+  /** The CA lives in `${dataDir}/ca/`. */
+  dataDir: string;
+  /** Operator host mapping (EGRESS_HOST_MAP, see parseHostMap): the only road to loopback/private addresses. */
+  hostMap?: HostMapInput;
+  /** Extra PEM certificate(s) trusted for upstream TLS, beside the system roots (EGRESS_UPSTREAM_CA contents). */
+  upstreamCa?: string | readonly string[];
+  /** Network-log entries kept per session (default 1000). */
+  logCap?: number;
+  /** pino-compatible; default: silent. */
+  logger?: EgressLogger;
+}
+
+export interface OpenSessionOptions<TContext> {
+  executionId: string;
+  /** Absolute path of the Unix socket to create (the executor's per-sandbox directory + `proxy.sock`). */
+  socketPath: string;
+  /** Handed to `decide` with every request of this session (e.g. the compiled policy). */
+  context: TContext;
+  /** Overrides the proxy's logCap for this session. */
+  logCap?: number;
+}
+
+const SILENT: EgressLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+/** sun_path is 108 bytes on Linux (104 on macOS), NUL included. */
+const MAX_SOCKET_PATH_BYTES = 103;
+
+export class EgressProxy<TContext = unknown> {
+  readonly #rt: ProxyRuntime<TContext>;
+  readonly #ca: CertificateAuthority;
+  readonly #logCap: number;
+  readonly #sessions = new Map<string, EgressSession<TContext>>();
+  #closed = false;
+
+  private constructor(rt: ProxyRuntime<TContext>, ca: CertificateAuthority, logCap: number) {
+    this.#rt = rt;
+    this.#ca = ca;
+    this.#logCap = logCap;
+  }
+
+  /** Loads (or on first start creates) the CA and validates the configuration. */
+  static async create<TContext = unknown>(options: EgressProxyOptions<TContext>): Promise<EgressProxy<TContext>> {
+    const canonicalHost = options.canonicalHost ?? defaultCanonicalHost;
+    const hostMap = new HostMap(options.hostMap ?? new Map(), canonicalHost);
+    const extra = options.upstreamCa === undefined ? [] : typeof options.upstreamCa === 'string' ? [options.upstreamCa] : [...options.upstreamCa];
+    for (const pem of extra) {
+      if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new EgressError('ERR_EGRESS_CA', 'upstreamCa must be PEM certificate(s)');
+    }
+    let upstreamTls: tls.SecureContext;
+    try {
+      // Built once and shared by every upstream connection: parsing ~150 roots per handshake would dominate.
+      upstreamTls = tls.createSecureContext({ ca: [...tls.rootCertificates, ...extra], minVersion: 'TLSv1.2' });
+    } catch (err) {
+      throw new EgressError('ERR_EGRESS_CA', 'upstreamCa could not be loaded', { cause: err });
+    }
+    const ca = await loadOrCreateCa(options.dataDir);
+    const logCap = options.logCap ?? 1000;
+    const rt: ProxyRuntime<TContext> = {
+      decide: options.decide,
+      canonicalHost,
+      hostMap,
+      leaves: new LeafCertIssuer(ca),
+      upstreamTls,
+      logger: options.logger ?? SILENT,
+      caCertPem: ca.certPem,
+    };
+    return new EgressProxy(rt, ca, logCap);
+  }
+
+  /** The CA certificate (PEM) sandboxes must trust. */
+  get caCertPem(): string {
+    return this.#ca.certPem;
+  }
+
+  /** Where the CA certificate is kept (`${dataDir}/ca/ca.pem`). */
+  get caCertPath(): string {
+    return this.#ca.certPath;
+  }
+
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /**
+   * Opens a session listening on `socketPath` (mode 0666) with `ca.pem`
+   * beside it. Open it before the sandbox starts; close it after it ends.
+   */
+  async openSession(options: OpenSessionOptions<TContext>): Promise<EgressSession<TContext>> {
+    if (this.#closed) throw new EgressError('ERR_EGRESS_CLOSED', 'egress proxy is closed');
+    const socketPath = path.resolve(options.socketPath);
+    if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
+      throw new EgressError('ERR_EGRESS_SOCKET_PATH', `socket path is longer than ${MAX_SOCKET_PATH_BYTES} bytes: ${socketPath}`);
+    }
+    if (this.#sessions.has(socketPath)) throw new EgressError('ERR_EGRESS_SESSION_EXISTS', `a session already listens on ${socketPath}`);
+    await removeStaleSocket(socketPath);
+    const session = new EgressSession(this.#rt, { ...options, socketPath, logCap: options.logCap ?? this.#logCap }, () => {
+      if (this.#sessions.get(socketPath) === session) this.#sessions.delete(socketPath);
+    });
+    this.#sessions.set(socketPath, session);
+    try {
+      await session.listen();
+    } catch (err) {
+      this.#sessions.delete(socketPath);
+      await session.close();
+      throw new EgressError('ERR_EGRESS_SOCKET_PATH', `cannot listen on ${socketPath}`, { cause: err });
+    }
+    return session;
+  }
+
+  /** Closes every open session (their logs are dropped: close sessions yourself to keep them). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#sessions.values()].map((s) => s.close()));
+  }
+}
+
+/** A socket left by a crashed run is removed; anything else at that path is not ours to delete. */
+async function removeStaleSocket(socketPath: string): Promise<void> {
+  try {
+    const st = await fs.lstat(socketPath);
+    if (!st.isSocket()) throw new EgressError('ERR_EGRESS_SOCKET_PATH', `${socketPath} exists and is not a socket`);
+    await fs.unlink(socketPath);
+  } catch (err) {
+    if (err instanceof EgressError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
