@@ -69,9 +69,14 @@ export function createApp(deps: AppDependencies): Express {
   // The body limit leaves room for JSON escaping of the largest code allowed;
   // the code size itself is checked after parsing so the answer can name it.
   const bodyLimit = config.EXEC_MAX_CODE_BYTES * 2 + 10 * 1024 * 1024;
-  app.post('/execute', express.json({ limit: bodyLimit, strict: true, type: () => true }), async (req, res) => {
-    // Identity first: a bad token is refused before the body is even looked at.
-    const caller = await deps.resolveCaller(req);
+  // Identity first: a bad token is refused before the body is even read.
+  const callers = new WeakMap<Request, Caller>();
+  const identifyCaller: RequestHandler = async (req, _res, next) => {
+    callers.set(req, await deps.resolveCaller(req));
+    next();
+  };
+  app.post('/execute', identifyCaller, express.json({ limit: bodyLimit, strict: true, type: () => true }), async (req, res) => {
+    const caller = callers.get(req) ?? (await deps.resolveCaller(req));
     if (req.body === undefined || typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
       throw badRequest('Request body must be a JSON object', [{ field: '(body)', message: 'expected a JSON object' }]);
     }

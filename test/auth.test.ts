@@ -102,6 +102,11 @@ describe('tokens verified with an RS256 public key (PEM)', () => {
     },
   );
 
+  it('checks the token before reading the body', async () => {
+    const response = await service.post('/execute', '{"code": ', bearer(await mintToken(keys.privateKey, { expiresIn: -60 })));
+    expectRefusal(response, 'TOKEN_EXPIRED');
+  });
+
   it('never fetches a key URL or uses a key embedded in the token (jku, x5u, jwk)', async () => {
     const tokens = await Promise.all([
       mintToken(attacker.privateKey, { header: { kid: 'attacker', jku: `${keyHost.url}/jwks.json` } }),
