@@ -237,17 +237,17 @@ describe('key configuration', () => {
     }
   });
 
-  it.each<[string, Record<string, string>, RegExp]>([
-    ['an HMAC algorithm with a public key', { JWT_ALGORITHMS: 'RS256,HS256' }, /JWT_ALGORITHMS: HS256 .*algorithm confusion/],
-    ['"none" as an algorithm', { JWT_ALGORITHMS: 'none' }, /JWT_ALGORITHMS: none/],
-    ['two key sources at once', { JWT_SECRET: TEST_HS_SECRET }, /JWT_PUBLIC_KEY, JWT_SECRET: set only one/],
-    ['a private key where the public one belongs', { JWT_PUBLIC_KEY: 'PRIVATE' }, /JWT_PUBLIC_KEY: this is a private key/],
-  ])('refuses %s', async (_name, env, message) => {
-    const keys = await rsaKeyPair();
-    const privatePem = keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const settings = { JWT_PUBLIC_KEY: keys.publicPem, ...env };
-    if (settings.JWT_PUBLIC_KEY === 'PRIVATE') settings.JWT_PUBLIC_KEY = privatePem;
-    const error: unknown = await loadIdentity(loadConfig(settings)).catch((e: unknown) => e);
+  it.each<[string, (keys: TestKeyPair) => Record<string, string>, RegExp]>([
+    ['an HMAC algorithm with a public key', (keys) => ({ JWT_PUBLIC_KEY: keys.publicPem, JWT_ALGORITHMS: 'RS256,HS256' }), /JWT_ALGORITHMS: HS256 .*algorithm confusion/],
+    ['"none" as an algorithm', (keys) => ({ JWT_PUBLIC_KEY: keys.publicPem, JWT_ALGORITHMS: 'none' }), /JWT_ALGORITHMS: none/],
+    ['two key sources at once', (keys) => ({ JWT_PUBLIC_KEY: keys.publicPem, JWT_SECRET: TEST_HS_SECRET }), /JWT_PUBLIC_KEY, JWT_SECRET: set only one/],
+    [
+      'a private key where the public one belongs',
+      (keys) => ({ JWT_PUBLIC_KEY: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }),
+      /JWT_PUBLIC_KEY: this is a private key/,
+    ],
+  ])('refuses %s', async (_name, settingsFor, message) => {
+    const error: unknown = await loadIdentity(loadConfig(settingsFor(await rsaKeyPair()))).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).problems.join('\n')).toMatch(message);
   });

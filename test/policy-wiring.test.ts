@@ -165,12 +165,12 @@ describe('administrator endpoints', () => {
     }
   });
 
-  it.each<[string, Record<string, string>]>([
-    ['no credentials', {}],
-    ['a wrong token', { authorization: 'Bearer not-the-admin-token-at-all' }],
-    ['a user JWT', { authorization: 'Bearer USER' }],
-  ])('refuse %s with 401', async (_name, headers) => {
-    if (headers.authorization === 'Bearer USER') headers = bearer(await tokenFor('demo-user'));
+  it.each<[string, () => Promise<Record<string, string>>]>([
+    ['no credentials', () => Promise.resolve({})],
+    ['a wrong token', () => Promise.resolve({ authorization: 'Bearer not-the-admin-token-at-all' })],
+    ['a user JWT', async () => bearer(await tokenFor('demo-user'))],
+  ])('refuse %s with 401', async (_name, credentials) => {
+    const headers = await credentials();
     for (const method of ['GET', 'DELETE']) {
       const response = await request(`${service.url}/admin/policy-cache`, { method, headers });
       expect(response.status).toBe(401);
