@@ -6,6 +6,7 @@ import { stageBaseFiles } from './base-files.ts';
 import { debootstrapTree } from './debootstrap.ts';
 import { importRootfs } from './docker-import.ts';
 import { inputsHash } from './inputs-hash.ts';
+import { withLock } from './lock.ts';
 import { stepper } from './progress.ts';
 import type { BuildLog } from './progress.ts';
 import type { ImageRecipe } from './recipe.ts';
@@ -44,7 +45,18 @@ export async function buildImage(recipe: ImageRecipe, { docker, log, cacheDir }:
   const hash = await inputsHash(recipe);
   const tag = `${recipe.repository}:${hash.slice(0, TAG_HASH_LENGTH)}`;
   if (await imageExists(docker, tag)) return { tag, built: false };
+  return withLock(
+    join(cacheDir, 'build.lock'),
+    async () => {
+      // Another process may have built it while we waited for the lock.
+      if (await imageExists(docker, tag)) return { tag, built: false };
+      return build(recipe, { docker, log, cacheDir }, hash, tag);
+    },
+    () => log(`[images] ${tag}: waiting for another build to finish`),
+  );
+}
 
+async function build(recipe: ImageRecipe, { docker, log, cacheDir }: BuildOptions, hash: string, tag: string): Promise<{ tag: string; built: boolean }> {
   const { step, total } = stepper(log, `[images] ${tag}:`);
   const { suite, variant, packages } = recipe.debian;
   const mirror = await aptMirror(suite);
