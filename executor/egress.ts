@@ -12,8 +12,11 @@
  */
 
 export const SANDBOX_EGRESS_DIR = '/run/egress';
-export const SANDBOX_PROXY_SOCKET = `${SANDBOX_EGRESS_DIR}/proxy.sock`;
-export const SANDBOX_CA_CERT = `${SANDBOX_EGRESS_DIR}/ca.pem`;
+/** File names inside the egress directory, the same on the host and in the sandbox. */
+export const PROXY_SOCKET_FILE = 'proxy.sock';
+export const CA_CERT_FILE = 'ca.pem';
+export const SANDBOX_PROXY_SOCKET = `${SANDBOX_EGRESS_DIR}/${PROXY_SOCKET_FILE}`;
+export const SANDBOX_CA_CERT = `${SANDBOX_EGRESS_DIR}/${CA_CERT_FILE}`;
 export const SANDBOX_PROXY_URL = 'http://127.0.0.1:3128';
 
 /** Environment every sandboxed program gets so ordinary clients use the proxy and trust its CA. */

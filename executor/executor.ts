@@ -125,7 +125,8 @@ export class Executor {
   async run(job: ExecutionJob): Promise<ExecutionResult> {
     const { client, limits, logger } = this.options;
     const image = this.options.images[job.runtime];
-    const egressDir = join(this.options.sandboxesDir, job.executionId);
+    // Short on purpose: the proxy socket inside must fit in sun_path (108 bytes).
+    const egressDir = join(this.options.sandboxesDir, job.executionId.replace(/-/g, '').slice(0, 16));
     await mkdir(egressDir, { recursive: true, mode: 0o755 });
 
     let container: SandboxContainer | undefined;

@@ -3,9 +3,13 @@
  * sandbox run, and the run into the response's `data`.
  */
 import { randomUUID } from 'node:crypto';
-import type { ExecutionResult, Executor, OpenEgress } from '../executor/index.ts';
+import { join } from 'node:path';
+import type { EgressProxy, NetworkLogEntry, NetworkLogResult } from '../egress-proxy/index.ts';
+import { PROXY_SOCKET_FILE, type ExecutionResult, type Executor } from '../executor/index.ts';
 import { defaultPolicyResult, type CompiledPolicy, type PolicyInfo } from '../policies/index.ts';
 import type { ExecuteRequest } from './execute-request.ts';
+
+export type { NetworkLogEntry };
 
 export type { PolicyInfo };
 
@@ -21,16 +25,6 @@ export interface Caller {
 const anonymous = defaultPolicyResult();
 export const ANONYMOUS_CALLER: Caller = { policyInfo: anonymous.info, policy: anonymous.compiled };
 
-export interface NetworkLogEntry {
-  method: string;
-  url: string;
-  hostname: string;
-  statusCode: number;
-  blocked: boolean;
-  reason?: string;
-  durationMs: number;
-}
-
 export interface ExecuteResponseData extends ExecutionResult {
   executionId: string;
   networkLog: NetworkLogEntry[];
@@ -38,14 +32,10 @@ export interface ExecuteResponseData extends ExecutionResult {
   policyInfo: PolicyInfo;
 }
 
-/** How the service gets an egress route for one execution; null while no proxy is wired. */
-export type EgressFactory = (executionId: string) => {
-  open: OpenEgress;
-  log(): { entries: NetworkLogEntry[]; capped: boolean };
-} | null;
-
 export interface ExecutionServiceOptions {
   executor: Executor;
+  /** Every sandbox's only route out; sessions carry the caller's compiled policy. */
+  egress: EgressProxy<CompiledPolicy>;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
 }
@@ -53,9 +43,9 @@ export interface ExecutionServiceOptions {
 export class ExecutionService {
   constructor(private readonly options: ExecutionServiceOptions) {}
 
-  async execute(request: ExecuteRequest, caller: Caller, egress: EgressFactory = () => null): Promise<ExecuteResponseData> {
+  async execute(request: ExecuteRequest, caller: Caller): Promise<ExecuteResponseData> {
     const executionId = randomUUID();
-    const route = egress(executionId);
+    let log: NetworkLogResult = { entries: [], capped: false };
     const timeoutMs = Math.min(request.timeoutMs ?? this.options.defaultTimeoutMs, this.options.maxTimeoutMs);
     const result = await this.options.executor.run({
       executionId,
@@ -65,9 +55,21 @@ export class ExecutionService {
       env: request.env,
       stdin: request.stdin,
       timeoutMs,
-      ...(route ? { openEgress: route.open } : {}),
+      // The session opens before the container starts and closes after it
+      // ends; closing hands back the network log.
+      openEgress: async (hostDir) => {
+        const session = await this.options.egress.openSession({
+          executionId,
+          socketPath: join(hostDir, PROXY_SOCKET_FILE),
+          context: caller.policy,
+        });
+        return {
+          close: async () => {
+            log = await session.close();
+          },
+        };
+      },
     });
-    const log = route?.log() ?? { entries: [], capped: false };
     return {
       ...result,
       executionId,

@@ -5,10 +5,12 @@
  * go through here, so tests exercise the wiring operators run.
  */
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { EgressProxy, parseHostMap } from '../egress-proxy/index.ts';
 import { ContainerClient, DEFAULT_LIMITS, Executor, type Runtime } from '../executor/index.ts';
+import { canonicalHost, decide, type CompiledPolicy } from '../policies/index.ts';
 import { adminRouter } from './admin.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
@@ -70,8 +72,18 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not reap orphaned containers');
   }
 
+  const egress = await EgressProxy.create<CompiledPolicy>({
+    decide: (request, session) => decide(session.context, request),
+    canonicalHost,
+    dataDir: config.DATA_DIR,
+    ...(config.EGRESS_HOST_MAP ? { hostMap: parseHostMap(config.EGRESS_HOST_MAP) } : {}),
+    ...(config.EGRESS_UPSTREAM_CA ? { upstreamCa: await readFile(config.EGRESS_UPSTREAM_CA, 'utf8') } : {}),
+    logger: logger.child({ component: 'egress' }),
+  });
+
   const executions = new ExecutionService({
     executor,
+    egress,
     defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
     maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
   });
@@ -114,6 +126,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         server.closeIdleConnections();
       });
       await executor.reapOrphans().catch(() => undefined);
+      await egress.close();
     },
   };
 }
