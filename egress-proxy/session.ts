@@ -152,6 +152,8 @@ export class EgressSession<TContext = unknown> {
         resolve();
       });
     });
+    // readableAll/writableAll leave the execute bits set too; 0666 is what is meant.
+    await fs.chmod(this.socketPath, 0o666);
   }
 
   /**
