@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Decision, EgressRequest } from '../policies/index.ts';
-import { canonicalHost } from '../policies/index.ts';
+import { canonicalHost, createDecider, policyFromApi } from '../policies/index.ts';
 import { startUpstream } from '../test/fixtures/upstream.ts';
 import type { Upstream } from '../test/fixtures/upstream.ts';
 import { connectTunnel, rawExchange, request, tlsOverTunnel } from '../test/fixtures/upstream-client.ts';
@@ -62,6 +62,13 @@ function decide(req: EgressRequest, session: EgressSessionInfo<Mode>): Decision 
   }
   asked.push({ request: req, decision });
   return decision;
+}
+
+/** What the proxy must send for an allowed decision: the policy's normalised path (plus the raw query) when it gave one, else the raw path. */
+function sentPath(a: { request: EgressRequest; decision: Decision }): string {
+  if (a.decision.path === undefined) return a.request.path;
+  const q = a.request.path.indexOf('?');
+  return q === -1 ? a.decision.path : a.decision.path + a.request.path.slice(q);
 }
 
 let up: Upstream;
@@ -130,7 +137,7 @@ beforeEach(() => {
 afterEach(async () => {
   for (const r of up.requests) {
     const match = asked.find(
-      (a) => a.decision.allowed && a.request.method === r.method && a.request.path === r.path && a.decision.host === canonicalHost(String(r.headers.host).replace(/:\d+$/u, '')),
+      (a) => a.decision.allowed && a.request.method === r.method && sentPath(a) === r.path && a.decision.host === canonicalHost(String(r.headers.host).replace(/:\d+$/u, '')),
     );
     expect(match, `upstream received ${r.method} ${r.path} (Host ${String(r.headers.host)}) that no allowed decision covers`).toBeDefined();
   }
@@ -579,5 +586,65 @@ describe('sessions, sockets and the CA', () => {
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('with the real policy decider', () => {
+  /** The seed guide's policy, through policies' own transform and matcher. */
+  const seedPolicy = createDecider(
+    policyFromApi({
+      allowedDomains: ['api.stripe.com', '*.okta.com'],
+      apiPathRules: {
+        '*.okta.com': [
+          { path: '/*', allow: true, method: 'GET' },
+          { path: '/*', allow: false, method: 'DELETE' },
+        ],
+      },
+      allowedPackages: ['@okta'],
+      allowedBinaries: ['ffmpeg'],
+    }),
+  );
+  let real: EgressProxy<null>;
+
+  beforeAll(async () => {
+    real = await EgressProxy.create<null>({
+      decide: (req) => {
+        const decision = seedPolicy(req);
+        asked.push({ request: req, decision });
+        return decision;
+      },
+      dataDir,
+      hostMap: up.hostMap(['api.stripe.com', 'dev-123.okta.com', 'api.github.com']),
+      upstreamCa: up.caPem,
+    });
+  });
+  afterAll(async () => {
+    await real.close();
+  });
+
+  async function tunnel(authority: string, raw: string) {
+    seq += 1;
+    const s = await real.openSession({ executionId: `real-${seq}`, socketPath: path.join(dataDir, 'sandboxes', `real${seq}`, 'proxy.sock'), context: null });
+    const t = await connectTunnel(s.socketPath, authority);
+    const tl = await tlsOverTunnel(t.socket, authority.replace(/:\d+$/u, ''), real.caCertPem);
+    const responses = await rawExchange(tl, raw);
+    tl.destroy();
+    return { responses, log: await s.close() };
+  }
+
+  it('reproduces seed Tests 2-4: stripe GET 200, okta DELETE 403, github 403', async () => {
+    const stripe = await tunnel('api.stripe.com:443', 'GET /v1/products HTTP/1.1\r\nHost: api.stripe.com\r\n\r\n');
+    const okta = await tunnel('dev-123.okta.com:443', 'DELETE /api/v1/users/123 HTTP/1.1\r\nHost: dev-123.okta.com\r\n\r\n');
+    const github = await tunnel('api.github.com:443', 'GET /users/github HTTP/1.1\r\nHost: api.github.com\r\n\r\n');
+    expect([stripe, okta, github].map((r) => r.responses[0]?.statusCode)).toEqual([200, 403, 403]);
+    expect(okta.log.entries[0]).toMatchObject({ method: 'DELETE', url: 'https://dev-123.okta.com/api/v1/users/123', statusCode: 403, blocked: true, reason: 'Method DELETE not allowed for *.okta.com' });
+    expect(github.log.entries[0]).toMatchObject({ hostname: 'api.github.com', statusCode: 403, blocked: true, reason: 'Domain api.github.com is not in allowed list' });
+    expect(up.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /v1/products']);
+  });
+
+  it('sends the path the rules matched: dot segments and escapes cannot mean something else upstream', async () => {
+    const { responses } = await tunnel('dev-123.okta.com:443', 'GET /api/v1/%75sers/./x/../123?q=%2e%2e HTTP/1.1\r\nHost: dev-123.okta.com\r\n\r\n');
+    expect(responses[0]?.statusCode).toBe(200);
+    expect(up.requests.map((r) => r.path)).toEqual(['/api/v1/users/123?q=%2e%2e']);
   });
 });

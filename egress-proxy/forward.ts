@@ -2,8 +2,9 @@
  * Sends an admitted request to the address that was checked and streams the
  * answer back. Built on node:http/https directly (not proxy-chain's forward,
  * which hands `request.url` to the URL parser and so may send a path other
- * than the one checked): the path goes out byte for byte as received, the
- * `Host` is the destination's, and bodies are piped, never buffered.
+ * than the one checked): the path goes out exactly as the policy checked it
+ * (see upstreamPath in session.ts), the `Host` is the destination's, and
+ * bodies are piped, never buffered.
  */
 import http from 'node:http';
 import https from 'node:https';

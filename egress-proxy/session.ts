@@ -257,7 +257,12 @@ export class EgressSession<TContext = unknown> {
    * address": framing, the policy, the address guard. Returns where to dial,
    * or why not.
    */
-  async #admit(req: http.IncomingMessage, dest: Destination, pathPart: string, ex: Exchange): Promise<{ target: DialTarget } | { refusal: Refusal } | { unreachable: string }> {
+  async #admit(
+    req: http.IncomingMessage,
+    dest: Destination,
+    pathPart: string,
+    ex: Exchange,
+  ): Promise<{ target: DialTarget; path: string } | { refusal: Refusal } | { unreachable: string }> {
     const framing = checkFraming(req);
     if (framing !== null) return { refusal: framing };
 
@@ -266,18 +271,21 @@ export class EgressSession<TContext = unknown> {
     ex.rule = verdict.rule;
     if ('refusal' in verdict) return verdict;
     ex.policyReason = verdict.reason;
-    return dialTargetFor(dest, this.#rt.hostMap);
+    const sendPath = upstreamPath(pathPart, verdict.path);
+    if (sendPath === null) return { refusal: refusal(403, 'policy-error', 'Policy returned an unusable path') };
+    const dial = await dialTargetFor(dest, this.#rt.hostMap);
+    return 'target' in dial ? { ...dial, path: sendPath } : dial;
   }
 
   /** Asks the policy; a throwing policy or one that decided about another host fails closed. */
-  async #decide(request: EgressRequest, dest: Destination): Promise<{ rule: string; reason: string } | { refusal: Refusal; rule: string }> {
+  async #decide(request: EgressRequest, dest: Destination): Promise<{ rule: string; reason: string; path?: string } | { refusal: Refusal; rule: string }> {
     try {
       const decision = await this.#rt.decide(request, this.#info);
       if (!decision.allowed) return { refusal: refusal(403, 'policy', decision.reason), rule: decision.rule };
       if (decision.host !== null && decision.host !== dest.host) {
         return { refusal: refusal(403, 'policy-error', `Policy decided on host ${decision.host}, request is for ${dest.host}`), rule: decision.rule };
       }
-      return { rule: decision.rule, reason: decision.reason };
+      return { rule: decision.rule, reason: decision.reason, ...(decision.path === undefined ? {} : { path: decision.path }) };
     } catch (err) {
       this.#rt.logger.error({ executionId: this.executionId, err }, 'egress decide failed');
       return { refusal: refusal(403, 'policy-error', 'Policy evaluation failed'), rule: 'error' };
@@ -329,7 +337,7 @@ export class EgressSession<TContext = unknown> {
     // Only now, with the request admitted, may the client send its body.
     if (/^100-continue$/iu.test(String(req.headers.expect ?? ''))) res.writeContinue();
     const agent = dest.scheme === 'https' ? this.#httpsAgent : this.#httpAgent;
-    const upstream = forwardRequest(req, res, { dest, path: pathPart, target: admitted.target, secureContext: this.#rt.upstreamTls }, agent, (r: ForwardResult) => {
+    const upstream = forwardRequest(req, res, { dest, path: admitted.path, target: admitted.target, secureContext: this.#rt.upstreamTls }, agent, (r: ForwardResult) => {
       if (upstream !== null) this.#upstreams.delete(upstream);
       ex.finish({ statusCode: r.statusCode, blocked: false, ...(r.error === undefined ? {} : { reason: r.error }) });
     });
@@ -384,7 +392,7 @@ export class EgressSession<TContext = unknown> {
     }
     // An upgraded connection is long-lived by design; the idle limit no longer applies.
     if (typeof (socket as Partial<Socket>).setTimeout === 'function') (socket as Socket).setTimeout(0);
-    const upstream = forwardUpgrade(req, socket, head, { dest, path: pathPart, target: admitted.target, secureContext: this.#rt.upstreamTls }, (r) => {
+    const upstream = forwardUpgrade(req, socket, head, { dest, path: admitted.path, target: admitted.target, secureContext: this.#rt.upstreamTls }, (r) => {
       ex.finish({ statusCode: r.statusCode, blocked: false, ...(r.error === undefined ? {} : { reason: r.error }) });
     });
     if (upstream !== null) {
@@ -511,6 +519,21 @@ export class EgressSession<TContext = unknown> {
         return;
     }
   }
+}
+
+/**
+ * The path to send upstream. When the policy matched its rules against a
+ * normalised path (`Decision.path`, query excluded), that path goes out with
+ * the raw query, so the upstream resolves exactly what the rules saw and no
+ * dot segment or escape can mean something else there. Otherwise the raw
+ * path goes out byte for byte. A path Node would refuse to write, or that is
+ * not origin-form, is the policy's bug: fail closed.
+ */
+function upstreamPath(rawPath: string, decidedPath: string | undefined): string | null {
+  if (decidedPath === undefined) return rawPath;
+  if (!decidedPath.startsWith('/') || !/^[\x21-\x7e]+$/u.test(decidedPath) || decidedPath.includes('?') || decidedPath.includes('#')) return null;
+  const q = rawPath.indexOf('?');
+  return q === -1 ? decidedPath : decidedPath + rawPath.slice(q);
 }
 
 async function unlinkQuietly(file: string): Promise<void> {
