@@ -35,6 +35,7 @@ export const ConfigSchema = z
     POLICY_CACHE_TTL_MS: positiveInt(60_000).describe('policy cache lifetime'),
     POLICY_FETCH_TIMEOUT_MS: positiveInt(3_000).describe('policy fetch timeout'),
     EGRESS_HOST_MAP: optionalText.describe('operator host mapping host[:port]=address:port, comma-separated'),
+    EGRESS_LOG_LIMIT: positiveInt(1000).describe('network-log entries kept per execution; the log is flagged when capped'),
     EGRESS_UPSTREAM_CA: optionalText.describe('path of extra PEM certificates trusted for upstream TLS'),
     EXEC_TIMEOUT_MS: positiveInt(30_000).describe('default wall-clock limit per execution'),
     EXEC_MAX_TIMEOUT_MS: positiveInt(120_000).describe('largest timeoutMs a request may ask for'),

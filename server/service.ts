@@ -78,6 +78,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     dataDir: config.DATA_DIR,
     ...(config.EGRESS_HOST_MAP ? { hostMap: parseHostMap(config.EGRESS_HOST_MAP) } : {}),
     ...(config.EGRESS_UPSTREAM_CA ? { upstreamCa: await readFile(config.EGRESS_UPSTREAM_CA, 'utf8') } : {}),
+    logCap: config.EGRESS_LOG_LIMIT,
     logger: logger.child({ component: 'egress' }),
   });
 
