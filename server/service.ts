@@ -113,7 +113,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   logger.info({ url }, 'listening');
   policies.listening(url);
   logger.info({ keys: identity.verifier.source.description, algorithms: identity.verifier.source.algorithms, policyApi: policies.url }, 'verifying tokens');
-  const announcement = await developmentAnnouncement(identity, url);
+  const announcement = await developmentAnnouncement(identity, url, config.DATA_DIR);
   if (announcement !== null) (options.announce ?? ((text) => process.stderr.write(text)))(announcement);
 
   return {

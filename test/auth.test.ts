@@ -320,6 +320,10 @@ describe('development mode', () => {
     const policy = await getJson(`${service.url}/api/user/policies`, bearer(token));
     expect(policy.status).toBe(200);
     expect(policy.json.allowedDomains).toEqual(['api.stripe.com', '*.okta.com']);
+    // The same token is left for scripts, readable by the owner only.
+    const tokenFile = join(dataDir, 'demo-token');
+    expect((await readFile(tokenFile, 'utf8')).trim()).toBe(token);
+    expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
   });
 
   it.skipIf(!hasDocker)('runs the printed curl as printed', async () => {
