@@ -15,6 +15,7 @@ const policies = {
   files: loadPolicy('test/fixtures/policies/files.json'),
   open: loadPolicy('test/fixtures/policies/open.json'),
   githubReadonly: loadPolicy('examples/policies/github-readonly.json'),
+  customPort: loadPolicy('test/fixtures/policies/custom-port.json'),
   default: compilePolicy(DEFAULT_POLICY),
 };
 type PolicyName = keyof typeof policies;
@@ -175,6 +176,30 @@ const adversarialRows: Row[] = [
   { policy: 'seed', method: 'GET', host: 'dev-123.okta.com', path: '/u', headers: { 'x-http-method-override': 'DEL ETE' }, allowed: false, reason: 'Method "DEL ETE" is not a valid HTTP method' },
 ];
 
+// The proxy's question before opening a tunnel to a port other than 80/443: CONNECT with an empty path.
+const tunnelRows: Row[] = [
+  { policy: 'customPort', method: 'CONNECT', host: 'api.example.com', port: 8443, path: '', allowed: true, reason: 'Domain api.example.com is allowed', rule: 'allowedDomains[0]' },
+  { policy: 'customPort', method: 'CONNECT', host: 'API.EXAMPLE.COM.', port: 8443, path: '', allowed: true, reason: 'Domain api.example.com is allowed' },
+  { policy: 'customPort', method: 'CONNECT', host: 'dev-1.okta.com', port: 9443, path: '', allowed: true, reason: 'Domain dev-1.okta.com is allowed', rule: 'allowedDomains[2]' },
+  // override headers on the CONNECT itself mean nothing: there is no request to override yet
+  { policy: 'customPort', method: 'CONNECT', host: 'dev-1.okta.com', port: 9443, path: '', headers: { 'x-http-method-override': 'DELETE' }, allowed: true, reason: 'Domain dev-1.okta.com is allowed' },
+  // domain and port rules still apply
+  { policy: 'customPort', method: 'CONNECT', host: 'api.example.com', port: 22, path: '', allowed: false, reason: 'Port 22 is not allowed for api.example.com', rule: 'allowedDomains[0]' },
+  { policy: 'customPort', method: 'CONNECT', host: 'api.example.com', port: 9443, path: '', allowed: false, reason: 'Port 9443 is not allowed for api.example.com' },
+  { policy: 'customPort', method: 'CONNECT', host: 'dev-1.okta.com', port: 22, path: '', allowed: false, reason: 'Port 22 is not allowed for dev-1.okta.com', rule: 'allowedDomains[1]' },
+  { policy: 'customPort', method: 'CONNECT', host: 'evil.okta.com', port: 9443, path: '', allowed: false, reason: 'Domain evil.okta.com is blocked by policy', rule: 'blockedDomains[0]' },
+  { policy: 'customPort', method: 'CONNECT', host: 'other.example', port: 8443, path: '', allowed: false, reason: 'Domain other.example is not in allowed list' },
+  { policy: 'customPort', method: 'CONNECT', host: '2130706433', port: 8443, path: '', allowed: false, reason: 'Domain 127.0.0.1 is not in allowed list' },
+  { policy: 'seed', method: 'CONNECT', host: 'dev-123.okta.com', port: 8443, path: '', allowed: false, reason: 'Port 8443 is not allowed for dev-123.okta.com' },
+  // every request inside the tunnel is decided on its own
+  { policy: 'customPort', method: 'GET', host: 'api.example.com', port: 8443, path: '/v1/charges', allowed: true, reason: 'Path /v1/charges is allowed for api.example.com', rule: 'apiPathRules["api.example.com"][0]' },
+  { policy: 'customPort', method: 'GET', host: 'api.example.com', port: 8443, path: '/admin', allowed: false, reason: 'No rule allows GET /admin for api.example.com' },
+  { policy: 'customPort', method: 'DELETE', host: 'dev-1.okta.com', port: 9443, path: '/api/v1/users/1', allowed: false, reason: 'Method DELETE not allowed for *.okta.com' },
+  // only the empty path asks the tunnel question; anything else is a request and meets the path rules
+  { policy: 'customPort', method: 'CONNECT', host: 'api.example.com', port: 8443, path: '/v1/x', allowed: false, reason: 'No rule allows CONNECT /v1/x for api.example.com' },
+  { policy: 'customPort', method: 'GET', host: 'api.example.com', port: 8443, path: '', allowed: false, reason: 'Ambiguous path  blocked for api.example.com' },
+];
+
 describe('decide', () => {
   it.each(seedRows)('seed: $method $host$path → $reason', (row) => {
     const decision = run(row);
@@ -196,6 +221,17 @@ describe('decide', () => {
     const decision = run(row);
     expect({ allowed: decision.allowed, reason: decision.reason }).toEqual({ allowed: row.allowed, reason: row.reason });
     if (row.rule !== undefined) expect(decision.rule).toBe(row.rule);
+  });
+
+  it.each(tunnelRows)('tunnel question [$policy]: $method $host :$port "$path" → $reason', (row) => {
+    const decision = run(row);
+    expect({ allowed: decision.allowed, reason: decision.reason }).toEqual({ allowed: row.allowed, reason: row.reason });
+    if (row.rule !== undefined) expect(decision.rule).toBe(row.rule);
+  });
+
+  it('answers the tunnel question without a path', () => {
+    const decision = run({ policy: 'customPort', method: 'CONNECT', host: 'api.example.com', port: 8443, path: '', allowed: true, reason: '' });
+    expect(decision).toEqual({ allowed: true, reason: 'Domain api.example.com is allowed', rule: 'allowedDomains[0]', host: 'api.example.com' });
   });
 
   it('reports the canonical host and the checked path', () => {

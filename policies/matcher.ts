@@ -104,9 +104,14 @@ function requestedMethods(request: EgressRequest): string[] {
   return methods;
 }
 
+/** `CONNECT` with an empty path: may this host:port be reached at all (see EgressRequest). */
+function isTunnelQuestion(request: EgressRequest): boolean {
+  return request.method.toUpperCase() === 'CONNECT' && request.path === '';
+}
+
 const blockedBy = (reason: string, rule: string, host: string | null): Decision => ({ allowed: false, reason, rule, host });
 
-/** Decides one request. First hit wins: blocked, not allowed, port, path rules, allowed. */
+/** Decides one request. First hit wins: blocked, not allowed, port, path rules (not for the tunnel question), allowed. */
 export function decide(compiled: CompiledPolicy, request: EgressRequest): Decision {
   const host = canonicalHost(request.host);
   if (host === null) return blockedBy(`Host ${JSON.stringify(request.host)} is not a valid host name`, 'default', null);
@@ -124,6 +129,9 @@ export function decide(compiled: CompiledPolicy, request: EgressRequest): Decisi
     entry.port === null ? DEFAULT_PORTS.includes(request.port) : entry.port === request.port,
   );
   if (portEntry === undefined) return blockedBy(`Port ${request.port} is not allowed for ${host}`, firstHostEntry.label, host);
+
+  // The tunnel question has no request behind it yet: path rules judge each request inside the tunnel instead.
+  if (isTunnelQuestion(request)) return { allowed: true, reason: `Domain ${host} is allowed`, rule: portEntry.label, host };
 
   const ruleSets = compiled.ruleSets.filter((set) => hostMatches(set.host, host));
   const [firstRuleSet] = ruleSets;

@@ -4,7 +4,12 @@
  * decides by itself.
  */
 
-/** One request as the proxy saw it, before any normalisation. */
+/**
+ * One request as the proxy saw it, before any normalisation. `method: 'CONNECT'`
+ * with `path: ''` is the tunnel question (may this host:port be reached at
+ * all?): domain and port rules answer it, path rules do not, since every
+ * request inside the tunnel is decided on its own.
+ */
 export interface EgressRequest {
   /** Request method exactly as sent (any case). */
   method: string;
@@ -14,7 +19,7 @@ export interface EgressRequest {
   port: number;
   /** `http` for plain proxy requests, `https` for requests inside an intercepted tunnel. */
   scheme: 'http' | 'https';
-  /** Raw request target path with query, e.g. `/api/v1/users/123?x=1`. */
+  /** Raw request target path with query, e.g. `/api/v1/users/123?x=1`; `''` for the tunnel question. */
   path: string;
   /** Request headers, lower-case names (method-override headers are read from here). */
   headers: Readonly<Record<string, string | string[] | undefined>>;
