@@ -4,9 +4,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import type { EgressProxy, NetworkLogEntry, NetworkLogResult } from '../egress-proxy/index.ts';
+import type { NetworkLogEntry, NetworkLogResult } from '../egress-proxy/index.ts';
 import { PROXY_SOCKET_FILE, type ExecutionResult, type Executor } from '../executor/index.ts';
 import { defaultPolicyResult, type CompiledPolicy, type PolicyInfo } from '../policies/index.ts';
+import type { EgressGateway } from './egress-gateway.ts';
 import type { ExecuteRequest } from './execute-request.ts';
 
 export type { NetworkLogEntry };
@@ -34,8 +35,8 @@ export interface ExecuteResponseData extends ExecutionResult {
 
 export interface ExecutionServiceOptions {
   executor: Executor;
-  /** Every sandbox's only route out; sessions carry the caller's compiled policy. */
-  egress: EgressProxy<CompiledPolicy>;
+  /** Every sandbox's only route out (in-process or remote proxy); sessions carry the caller's compiled policy. */
+  egress: EgressGateway;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
 }
@@ -61,7 +62,7 @@ export class ExecutionService {
         const session = await this.options.egress.openSession({
           executionId,
           socketPath: join(hostDir, PROXY_SOCKET_FILE),
-          context: caller.policy,
+          policy: caller.policy,
         });
         return {
           close: async () => {

@@ -14,6 +14,7 @@ import { canonicalHost, decide, type CompiledPolicy } from '../policies/index.ts
 import { adminRouter } from './admin.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
+import { InProcessEgressGateway } from './egress-gateway.ts';
 import { ExecutionService } from './execution-service.ts';
 import { createCallerResolver, developmentAnnouncement, developmentJwksRouter, loadIdentity } from './identity/index.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -84,7 +85,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   const executions = new ExecutionService({
     executor,
-    egress,
+    egress: new InProcessEgressGateway(egress),
     defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
     maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
   });
