@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', '.cache/**', 'coverage/**', 'bench/results/**', 'images/*/agent/**', 'bin/**', 'scripts/**', 'eslint.config.js'] },
+  { ignores: ['node_modules/**', '.data/**', '.cache/**', 'coverage/**', 'bench/results/**', 'images/*/agent/**', 'bin/**', 'scripts/**/*.mjs', 'scripts/**/*.sh', 'eslint.config.js'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
