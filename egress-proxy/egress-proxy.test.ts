@@ -226,6 +226,7 @@ describe('plain HTTP through the proxy', () => {
     expect(res.statusCode).toBe(403);
     expect(res.headers['x-egress-blocked']).toBe('host-mismatch');
     expect(up.requests).toHaveLength(0);
+    expect((await s.close()).entries[0]).toMatchObject({ hostname: 'api.stripe.com', blocked: true });
   });
 
   it('refuses origin-form requests to the proxy itself and https:// absolute-form', async () => {
@@ -245,7 +246,7 @@ describe('confusion inside a tunnel', () => {
     expect(res?.headers['x-egress-blocked']).toBe('host-mismatch');
     expect(up.requests).toHaveLength(0);
     const { entries } = await s.close();
-    expect(entries[0]).toMatchObject({ blocked: true, statusCode: 403 });
+    expect(entries[0]).toMatchObject({ hostname: 'api.stripe.com', blocked: true, statusCode: 403 });
   });
 
   it('refuses a Host header naming another port', async () => {

@@ -95,7 +95,8 @@ const SERVER_OPTIONS: http.ServerOptions = {
  */
 const TUNNEL_SERVER_OPTIONS: http.ServerOptions = { ...SERVER_OPTIONS, keepAliveTimeout: 500 };
 
-type Route = { kind: 'refused'; refusal: Refusal } | { kind: 'route'; dest: Destination; path: string };
+/** A refused route names the destination when it is known (a tunnel's target), so the log shows its host. */
+type Route = { kind: 'refused'; refusal: Refusal; dest?: Destination } | { kind: 'route'; dest: Destination; path: string };
 
 export class EgressSession<TContext = unknown> {
   readonly executionId: string;
@@ -230,7 +231,7 @@ export class EgressSession<TContext = unknown> {
     const d = destinationOf('http', target.authority, this.#rt.canonicalHost);
     if ('refusal' in d) return { kind: 'refused', refusal: d.refusal };
     const host = checkHostHeader(req, d.dest, this.#rt.canonicalHost);
-    if (host !== null) return { kind: 'refused', refusal: host };
+    if (host !== null) return { kind: 'refused', refusal: host, dest: d.dest };
     return { kind: 'route', dest: d.dest, path: target.path };
   }
 
@@ -242,19 +243,20 @@ export class EgressSession<TContext = unknown> {
       pathPart = raw;
     } else {
       const target = splitAbsoluteForm(raw);
-      if (target === null) return { kind: 'refused', refusal: refusal(400, 'unsupported-request', 'Request target must be origin-form (/path)') };
+      if (target === null) return { kind: 'refused', refusal: refusal(400, 'unsupported-request', 'Request target must be origin-form (/path)'), dest };
       const d = destinationOf(dest.scheme, target.authority, this.#rt.canonicalHost);
-      if ('refusal' in d) return { kind: 'refused', refusal: d.refusal };
+      if ('refusal' in d) return { kind: 'refused', refusal: d.refusal, dest };
       if (target.scheme !== dest.scheme || d.dest.host !== dest.host || d.dest.port !== dest.port) {
         return {
           kind: 'refused',
+          dest,
           refusal: refusal(403, 'host-mismatch', `Request target names ${target.scheme}://${authorityFor(d.dest.host, d.dest.port, dest.scheme)}, not the tunnel's ${urlOf(dest, '')}`),
         };
       }
       pathPart = target.path;
     }
     const host = checkHostHeader(req, dest, this.#rt.canonicalHost);
-    if (host !== null) return { kind: 'refused', refusal: host };
+    if (host !== null) return { kind: 'refused', refusal: host, dest };
     return { kind: 'route', dest, path: pathPart };
   }
 
@@ -320,7 +322,7 @@ export class EgressSession<TContext = unknown> {
   async #serve(req: http.IncomingMessage, res: http.ServerResponse, route: Route, fallbackUrl: string): Promise<void> {
     const method = req.method ?? '';
     if (route.kind === 'refused') {
-      const ex = this.#exchange(method, null, fallbackUrl, fallbackUrl);
+      const ex = this.#exchange(method, route.dest ?? null, fallbackUrl, fallbackUrl);
       this.#refuse(res, route.refusal, ex);
       return;
     }
@@ -380,7 +382,7 @@ export class EgressSession<TContext = unknown> {
   async #serveUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, route: Route, fallbackUrl: string): Promise<void> {
     const method = req.method ?? '';
     if (route.kind === 'refused') {
-      const ex = this.#exchange(method, null, fallbackUrl, fallbackUrl);
+      const ex = this.#exchange(method, route.dest ?? null, fallbackUrl, fallbackUrl);
       writeRawRefusal(socket, route.refusal);
       ex.finish({ statusCode: route.refusal.status, blocked: true, reason: route.refusal.reason, rule: `proxy:${route.refusal.code}` });
       return;
