@@ -1,7 +1,7 @@
 /**
  * The front door of policies/: other modules import from here only.
  */
-export type { Decision, EgressRequest } from './types.ts';
+export type { Decision, EgressRequest, RegistryResponse } from './types.ts';
 export {
   DEFAULT_POLICY,
   DomainEntrySchema,
@@ -23,6 +23,17 @@ export { compilePathGlob, normalisePath } from './path.ts';
 export type { NormalisedPath, PathGlob } from './path.ts';
 export { METHOD_OVERRIDE_HEADERS, compilePolicy, createDecider, decide } from './matcher.ts';
 export type { CompiledPolicy } from './matcher.ts';
+export {
+  DEFAULT_REGISTRY_HOSTS,
+  PackageClosure,
+  checkRequestedPackages,
+  decideWithPackages,
+  normalisePypiName,
+  packageAllowed,
+  packageRules,
+  parsePackageSpec,
+} from './packages.ts';
+export type { Ecosystem, PackageRules, PackageSpec, RegistryHosts, RequestedPackageProblem, RequestedPackagesResult } from './packages.ts';
 export { PolicyError, PolicyValidationError } from './errors.ts';
 export type { PolicyErrorCode } from './errors.ts';
 export {

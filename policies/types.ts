@@ -40,4 +40,17 @@ export interface Decision {
    * raw one, so upstream sees exactly what was checked.
    */
   path?: string;
+  /**
+   * Set on registry metadata the package closure must read: the proxy hands
+   * the whole response body (size-capped) to the session's `learn` before the
+   * client sees any of it, so what the client fetches next is already known.
+   */
+  learn?: boolean;
+}
+
+/** A registry metadata response, body decoded (no content-encoding), as `learn` receives it. */
+export interface RegistryResponse {
+  statusCode: number;
+  contentType: string | undefined;
+  body: Uint8Array;
 }

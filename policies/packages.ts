@@ -1,0 +1,407 @@
+/**
+ * `allowedPackages` as a boundary (DESIGN §5): which package specs a request
+ * may ask to install, and which registry requests a sandbox may make.
+ *
+ * Registry hosts need not be in `allowedDomains`. A request to one is allowed
+ * only when it is metadata of a package in the session's closure (the allowed
+ * packages plus every dependency named in metadata fetched for a package
+ * already in it) or a file whose exact URL appeared in such metadata. File
+ * paths do not name their package reliably (PyPI's `/packages/ab/cd/…`), so
+ * they are never judged by their shape, only by having been seen.
+ *
+ * Nothing here does I/O: the proxy hands metadata responses to `learn`.
+ */
+import { DEFAULT_PORTS, canonicalHost } from './host.ts';
+import { decide } from './matcher.ts';
+import type { CompiledPolicy } from './matcher.ts';
+import type { Decision, EgressRequest, RegistryResponse } from './types.ts';
+
+export type Ecosystem = 'npm' | 'pypi';
+
+/** Host names of the public registries; operators may point them elsewhere (a mirror). */
+export interface RegistryHosts {
+  /** npm registry: packuments at `/<name>`, tarballs at `/<name>/-/<file>.tgz`. */
+  npm: readonly string[];
+  /** PyPI: `/simple/<name>/` and `/pypi/<name>/json` on the index, files on the file host. */
+  pypi: readonly string[];
+}
+
+export const DEFAULT_REGISTRY_HOSTS: RegistryHosts = Object.freeze({
+  npm: ['registry.npmjs.org'],
+  pypi: ['pypi.org', 'files.pythonhosted.org'],
+});
+
+/** A package spec as the install step will pass it on, and the name it governs. */
+export interface PackageSpec {
+  ecosystem: Ecosystem;
+  /** Exactly what the request asked for (`lodash@4`, `requests[socks]==2.*`). */
+  spec: string;
+  /** npm: the name as written; PyPI: normalised per PEP 503. */
+  name: string;
+}
+
+export type PackageSpecResult = { ok: true; spec: PackageSpec } | { ok: false; problem: string };
+
+const NPM_NAME = /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[A-Za-z0-9][A-Za-z0-9._~-]*$/;
+// Registry ranges and dist-tags only: aliases (`npm:`), git, file and URL
+// specs would fetch something other than the named package.
+const NPM_RANGE = /^[A-Za-z0-9.^~<>=|*+ -]*$/;
+const PYPI_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+const PYPI_SPEC =
+  /^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(\[\s*[A-Za-z0-9._-]+(?:\s*,\s*[A-Za-z0-9._-]+)*\s*\])?\s*((?:~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+(?:\s*,\s*(?:~=|===|==|!=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+)*)?$/;
+const MAX_NAME = 214;
+
+/** PEP 503: case-insensitive, runs of `-`, `_` and `.` are one `-`. */
+export function normalisePypiName(name: string): string {
+  return name.replace(/[-_.]+/g, '-').toLowerCase();
+}
+
+/** Parses one entry of the request's `packages` for the given ecosystem. */
+export function parsePackageSpec(raw: string, ecosystem: Ecosystem): PackageSpecResult {
+  const spec = raw.trim();
+  if (spec === '') return { ok: false, problem: 'empty package spec' };
+  if (ecosystem === 'npm') {
+    const at = spec.indexOf('@', 1);
+    const name = at === -1 ? spec : spec.slice(0, at);
+    const range = at === -1 ? '' : spec.slice(at + 1);
+    if (name.length > MAX_NAME || !NPM_NAME.test(name)) return { ok: false, problem: `${JSON.stringify(spec)} is not an npm package name[@range]` };
+    if (!NPM_RANGE.test(range)) return { ok: false, problem: `${JSON.stringify(spec)}: only registry versions, ranges and tags can be installed` };
+    return { ok: true, spec: { ecosystem, spec, name } };
+  }
+  const match = PYPI_SPEC.exec(spec);
+  const name = match?.[1];
+  if (name === undefined || name.length > MAX_NAME) {
+    return { ok: false, problem: `${JSON.stringify(spec)} is not a PyPI requirement name[extras][specifier]` };
+  }
+  return { ok: true, spec: { ecosystem, spec, name: normalisePypiName(name) } };
+}
+
+/** `allowedPackages` compiled: which names and npm scopes are roots of every session's closure. */
+export interface PackageRules {
+  readonly hosts: RegistryHosts;
+  readonly npmNames: ReadonlySet<string>;
+  readonly npmScopes: ReadonlySet<string>;
+  readonly pypiNames: ReadonlySet<string>;
+}
+
+/**
+ * `lodash` names a package (in both ecosystems: a name is a name), `@okta`
+ * a whole npm scope. Registry host names are canonicalised once here.
+ */
+export function packageRules(allowedPackages: readonly string[], hosts: RegistryHosts = DEFAULT_REGISTRY_HOSTS): PackageRules {
+  const npmNames = new Set<string>();
+  const npmScopes = new Set<string>();
+  const pypiNames = new Set<string>();
+  for (const entry of allowedPackages) {
+    if (/^@[^/]+$/.test(entry)) {
+      npmScopes.add(entry.toLowerCase());
+      continue;
+    }
+    npmNames.add(entry);
+    if (PYPI_NAME.test(entry)) pypiNames.add(normalisePypiName(entry));
+  }
+  const canonical = (list: readonly string[]) => list.map((h) => canonicalHost(h)).filter((h): h is string => h !== null);
+  return Object.freeze({ hosts: Object.freeze({ npm: canonical(hosts.npm), pypi: canonical(hosts.pypi) }), npmNames, npmScopes, pypiNames });
+}
+
+/** Whether `allowedPackages` itself covers a package (dependencies aside). */
+export function packageAllowed(rules: PackageRules, ecosystem: Ecosystem, name: string): boolean {
+  if (ecosystem === 'pypi') return rules.pypiNames.has(normalisePypiName(name));
+  if (rules.npmNames.has(name)) return true;
+  const slash = name.indexOf('/');
+  return name.startsWith('@') && slash > 0 && rules.npmScopes.has(name.slice(0, slash).toLowerCase());
+}
+
+export interface RequestedPackageProblem {
+  /** `packages[2]`. */
+  field: string;
+  message: string;
+  /** The package named in the message (absent when the spec did not parse). */
+  package?: string;
+}
+
+export type RequestedPackagesResult =
+  | { ok: true; specs: PackageSpec[] }
+  | { ok: false; kind: 'invalid' | 'not-allowed'; problems: RequestedPackageProblem[] };
+
+/**
+ * Checks a request's `packages` before anything runs: each must parse for the
+ * runtime's ecosystem and be covered by `allowedPackages` itself (a
+ * dependency is installable only as part of what pulls it in).
+ */
+export function checkRequestedPackages(requested: readonly string[], ecosystem: Ecosystem, rules: PackageRules): RequestedPackagesResult {
+  const specs: PackageSpec[] = [];
+  const invalid: RequestedPackageProblem[] = [];
+  const refused: RequestedPackageProblem[] = [];
+  requested.forEach((raw, index) => {
+    const field = `packages[${index}]`;
+    const parsed = parsePackageSpec(raw, ecosystem);
+    if (!parsed.ok) invalid.push({ field, message: parsed.problem });
+    else if (!packageAllowed(rules, ecosystem, parsed.spec.name)) {
+      refused.push({ field, package: parsed.spec.name, message: `package ${parsed.spec.name} is not in allowedPackages` });
+    } else specs.push(parsed.spec);
+  });
+  if (invalid.length > 0) return { ok: false, kind: 'invalid', problems: invalid };
+  if (refused.length > 0) return { ok: false, kind: 'not-allowed', problems: refused };
+  return { ok: true, specs };
+}
+
+type RegistryPath =
+  | { kind: 'npm-metadata'; name: string }
+  | { kind: 'pypi-simple'; name: string }
+  | { kind: 'pypi-json'; name: string }
+  | { kind: 'file' };
+
+/** Decodes what npm clients escape in a package name (`@scope%2fname`); any other escape is not a name. */
+function npmNameFromSegment(path: string): string | null {
+  const decoded = path.replace(/%2f/gi, '/').replace(/%40/g, '@');
+  if (decoded.includes('%')) return null;
+  return NPM_NAME.test(decoded) && decoded.length <= MAX_NAME ? decoded : null;
+}
+
+function classify(ecosystem: Ecosystem, path: string): RegistryPath {
+  if (ecosystem === 'npm') {
+    const name = npmNameFromSegment(path.slice(1));
+    return path.startsWith('/') && name !== null ? { kind: 'npm-metadata', name } : { kind: 'file' };
+  }
+  const simple = /^\/simple\/([^/]+)\/?$/.exec(path);
+  if (simple?.[1] !== undefined && PYPI_NAME.test(simple[1])) return { kind: 'pypi-simple', name: normalisePypiName(simple[1]) };
+  const json = /^\/pypi\/([^/]+)(?:\/[A-Za-z0-9.!+_-]+)?\/json\/?$/.exec(path);
+  if (json?.[1] !== undefined && PYPI_NAME.test(json[1])) return { kind: 'pypi-json', name: normalisePypiName(json[1]) };
+  return { kind: 'file' };
+}
+
+function withoutQuery(path: string): string {
+  const q = path.search(/[?#]/);
+  return q === -1 ? path : path.slice(0, q);
+}
+
+/** `https://host/path` (default port omitted): how file URLs are remembered and compared. */
+function urlKey(scheme: string, host: string, port: number, path: string): string {
+  const defaultPort = scheme === 'https' ? 443 : 80;
+  return `${scheme}://${host}${port === defaultPort ? '' : `:${port}`}${path}`;
+}
+
+function keyOfUrl(raw: string, base: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(raw, base);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
+  const host = canonicalHost(url.hostname);
+  if (host === null) return null;
+  const scheme = url.protocol.slice(0, -1);
+  return urlKey(scheme, host, url.port === '' ? (scheme === 'https' ? 443 : 80) : Number(url.port), url.pathname);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The package name a dependency entry fetches from the registry, if any (`npm:` aliases fetch their target). */
+function npmDependencyName(name: string, range: unknown): string | null {
+  if (typeof range === 'string' && range.startsWith('npm:')) {
+    const target = range.slice(4);
+    const at = target.indexOf('@', 1);
+    const aliased = at === -1 ? target : target.slice(0, at);
+    return NPM_NAME.test(aliased) ? aliased : null;
+  }
+  // git, file, URL and `user/repo` specs are not fetched from the registry.
+  if (typeof range !== 'string' || range.includes(':') || range.includes('/')) return null;
+  return NPM_NAME.test(name) ? name : null;
+}
+
+/** The name a PEP 508 requirement (`Requires-Dist` value) starts with. */
+function requirementName(requirement: string): string | null {
+  const match = /^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)/.exec(requirement);
+  return match?.[1] === undefined ? null : normalisePypiName(match[1]);
+}
+
+const blocked = (reason: string, host: string): Decision => ({ allowed: false, reason, rule: 'allowedPackages', host });
+
+/**
+ * One session's view of the registries: starts from `allowedPackages` and
+ * grows only from metadata it was handed for packages already inside it.
+ */
+export class PackageClosure {
+  readonly #rules: PackageRules;
+  readonly #npm = new Set<string>();
+  readonly #pypi = new Set<string>();
+  /** File URL key → the package whose metadata listed it (PEP 658 `.metadata` files belong to it too). */
+  readonly #files = new Map<string, { ecosystem: Ecosystem; name: string }>();
+
+  constructor(rules: PackageRules) {
+    this.#rules = rules;
+  }
+
+  /** Which registry a canonical host belongs to, if any. */
+  registryOf(host: string): Ecosystem | null {
+    if (this.#rules.hosts.npm.includes(host)) return 'npm';
+    if (this.#rules.hosts.pypi.includes(host)) return 'pypi';
+    return null;
+  }
+
+  /** Whether a package is inside this session's closure. */
+  has(ecosystem: Ecosystem, name: string): boolean {
+    if (packageAllowed(this.#rules, ecosystem, name)) return true;
+    return ecosystem === 'npm' ? this.#npm.has(name) : this.#pypi.has(normalisePypiName(name));
+  }
+
+  /** Names learned as dependencies so far (for diagnostics and tests). */
+  learned(): { npm: string[]; pypi: string[]; files: number } {
+    return { npm: [...this.#npm].sort(), pypi: [...this.#pypi].sort(), files: this.#files.size };
+  }
+
+  /**
+   * Decides a request to a registry host; null when the host is not a
+   * registry (the ordinary policy decides). Allowed metadata comes back with
+   * `learn: true`: its body must reach `learn` before the client sees it.
+   */
+  decide(request: EgressRequest): Decision | null {
+    const host = canonicalHost(request.host);
+    if (host === null) return null;
+    const ecosystem = this.registryOf(host);
+    if (ecosystem === null) return null;
+    if (!DEFAULT_PORTS.includes(request.port)) return blocked(`Port ${request.port} is not a registry port`, host);
+    const method = request.method.toUpperCase();
+    if (method !== 'GET' && method !== 'HEAD') return blocked(`Method ${method} is not allowed on package registry ${host}`, host);
+    const path = withoutQuery(request.path);
+    const target = classify(ecosystem, path);
+    if (target.kind === 'file') {
+      const key = urlKey(request.scheme, host, request.port, path);
+      if (this.#files.has(key) || (key.endsWith('.metadata') && this.#files.has(key.slice(0, -'.metadata'.length)))) {
+        return { allowed: true, reason: `File listed in metadata of an allowed package`, rule: 'allowedPackages', host };
+      }
+      return blocked(`${path} on ${host} is not a file of an allowed package`, host);
+    }
+    if (!this.has(ecosystem, target.name)) return blocked(`Package ${target.name} is not in allowedPackages`, host);
+    return { allowed: true, reason: `Package ${target.name} is allowed`, rule: 'allowedPackages', host, learn: true };
+  }
+
+  /**
+   * Learns dependencies and file URLs from a metadata response this closure
+   * allowed. Anything else (another path, a failed response, a package outside
+   * the closure, unparseable bodies) teaches nothing.
+   */
+  learn(request: EgressRequest, response: RegistryResponse): void {
+    if (response.statusCode !== 200) return;
+    const host = canonicalHost(request.host);
+    const ecosystem = host === null ? null : this.registryOf(host);
+    if (host === null || ecosystem === null) return;
+    const path = withoutQuery(request.path);
+    const base = urlKey(request.scheme, host, request.port, path);
+    const target = classify(ecosystem, path);
+    if (target.kind === 'file') {
+      const owner = this.#files.get(base.endsWith('.metadata') ? base.slice(0, -'.metadata'.length) : base);
+      if (owner?.ecosystem === 'pypi' && base.endsWith('.metadata')) this.#learnCoreMetadata(textOf(response.body));
+      return;
+    }
+    if (!this.has(ecosystem, target.name)) return;
+    const text = textOf(response.body);
+    switch (target.kind) {
+      case 'npm-metadata':
+        this.#learnPackument(target.name, parseJson(text), base);
+        return;
+      case 'pypi-json':
+        this.#learnPypiJson(target.name, parseJson(text), base);
+        return;
+      case 'pypi-simple': {
+        const json = text.trimStart().startsWith('{') ? parseJson(text) : undefined;
+        if (isRecord(json)) this.#learnSimpleJson(target.name, json, base);
+        else this.#learnSimpleHtml(target.name, text, base);
+        return;
+      }
+    }
+  }
+
+  #addFile(raw: unknown, base: string, ecosystem: Ecosystem, name: string): void {
+    if (typeof raw !== 'string') return;
+    const key = keyOfUrl(raw, base);
+    if (key !== null) this.#files.set(key, { ecosystem, name });
+  }
+
+  #learnPackument(name: string, json: unknown, base: string): void {
+    if (!isRecord(json) || json.name !== name || !isRecord(json.versions)) return;
+    for (const version of Object.values(json.versions)) {
+      if (!isRecord(version)) continue;
+      for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies']) {
+        const deps = version[field];
+        if (!isRecord(deps)) continue;
+        for (const [dep, range] of Object.entries(deps)) {
+          const target = npmDependencyName(dep, range);
+          if (target !== null) this.#npm.add(target);
+        }
+      }
+      if (isRecord(version.dist)) this.#addFile(version.dist.tarball, base, 'npm', name);
+    }
+  }
+
+  #learnPypiJson(name: string, json: unknown, base: string): void {
+    if (!isRecord(json)) return;
+    const info = json.info;
+    if (isRecord(info) && typeof info.name === 'string' && normalisePypiName(info.name) !== name) return;
+    if (isRecord(info) && Array.isArray(info.requires_dist)) this.#learnRequirements(info.requires_dist);
+    const urls: unknown[] = Array.isArray(json.urls) ? json.urls : [];
+    const releases: unknown[] = isRecord(json.releases) ? Object.values(json.releases).flat() : [];
+    const files = [...urls, ...releases];
+    for (const file of files) if (isRecord(file)) this.#addFile(file.url, base, 'pypi', name);
+  }
+
+  #learnSimpleJson(name: string, json: Record<string, unknown>, base: string): void {
+    if (typeof json.name === 'string' && normalisePypiName(json.name) !== name) return;
+    if (!Array.isArray(json.files)) return;
+    for (const file of json.files) if (isRecord(file)) this.#addFile(file.url, base, 'pypi', name);
+  }
+
+  #learnSimpleHtml(name: string, html: string, base: string): void {
+    for (const match of html.matchAll(/<a\s[^>]*?href\s*=\s*["']([^"']+)["']/gi)) {
+      const href = match[1];
+      if (href !== undefined) this.#addFile(decodeEntities(href), base, 'pypi', name);
+    }
+  }
+
+  /** PEP 658 core metadata: RFC 822 headers, one `Requires-Dist` per dependency. */
+  #learnCoreMetadata(text: string): void {
+    const head = text.split(/\r?\n\r?\n/, 1)[0] ?? '';
+    this.#learnRequirements([...head.matchAll(/^Requires-Dist:\s*(.+)$/gim)].map((m): string => m[1] ?? ''));
+  }
+
+  #learnRequirements(requirements: readonly unknown[]): void {
+    for (const requirement of requirements) {
+      if (typeof requirement !== 'string') continue;
+      const dep = requirementName(requirement);
+      if (dep !== null) this.#pypi.add(dep);
+    }
+  }
+}
+
+function textOf(body: Uint8Array): string {
+  return new TextDecoder().decode(body);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeEntities(text: string): string {
+  return text.replace(/&amp;/g, '&').replace(/&#x27;|&#39;/g, "'").replace(/&quot;/g, '"');
+}
+
+/**
+ * The decision for one sandbox session: the ordinary policy, except that a
+ * registry host it would refuse only for not being in `allowedDomains` is
+ * governed by the package closure instead. A registry host in
+ * `blockedDomains` stays blocked; one the operator put in `allowedDomains`
+ * (with its path rules) is decided by those, as written.
+ */
+export function decideWithPackages(policy: CompiledPolicy, closure: PackageClosure, request: EgressRequest): Decision {
+  const decision = decide(policy, request);
+  if (decision.allowed || decision.rule !== 'allowedDomains') return decision;
+  return closure.decide(request) ?? decision;
+}
