@@ -1,0 +1,31 @@
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { describe, expect, it } from 'vitest';
+import { openApiDocument } from './openapi.ts';
+
+describe('openApiDocument', () => {
+  const document = openApiDocument('0.0.0-test') as any;
+
+  it('validates as OpenAPI 3.1', async () => {
+    const validator = new Validator();
+    const result = await validator.validate(structuredClone(document));
+    expect(result.errors, JSON.stringify(result.errors, null, 2)).toBeUndefined();
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+  });
+
+  it('documents /execute: its body from the request schema, its answers from the response schemas', () => {
+    const execute = document.paths['/execute'].post;
+    expect(execute.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ExecuteRequest' });
+    const request = document.components.schemas.ExecuteRequest;
+    expect(request.required).toEqual(['code']);
+    expect(Object.keys(request.properties)).toEqual(
+      expect.arrayContaining(['code', 'language', 'stdin', 'args', 'env', 'timeoutMs', 'packages', 'encrypt_messages']),
+    );
+    expect(Object.keys(execute.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '413', '429', '503']));
+    const data = document.components.schemas.ExecuteSuccess.properties.data;
+    expect(Object.keys(data.properties)).toEqual(
+      expect.arrayContaining(['stdout', 'stderr', 'code', 'signal', 'timedOut', 'oomKilled', 'truncated', 'durationMs', 'executionId', 'networkLog', 'policyInfo']),
+    );
+    expect(execute.responses['429'].headers).toHaveProperty('Retry-After');
+  });
+});

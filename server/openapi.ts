@@ -1,0 +1,124 @@
+/**
+ * `GET /openapi.json`: the HTTP API as OpenAPI 3.1, generated from the zod
+ * schemas the server validates and answers with, so the document cannot
+ * drift from the code. OpenAPI 3.1 speaks JSON Schema 2020-12, which is what
+ * zod emits.
+ */
+import { readFileSync } from 'node:fs';
+import { Router } from 'express';
+import { z } from 'zod';
+import { ExecuteRequestSchema } from './execute-request.ts';
+import { EncryptedResponseSchema, ErrorBodySchema, ExecuteSuccessSchema } from './execute-response.ts';
+import { ENV_HEADER_PREFIX, MAX_HEADER_ENV_VALUE_BYTES, MAX_HEADER_ENV_VARS } from './header-env.ts';
+import { METRICS_PATH } from './metrics.ts';
+
+export const OPENAPI_PATH = '/openapi.json';
+
+type JsonObject = Record<string, unknown>;
+
+/** A component schema: the request as clients write it (defaults optional), the answers as the server sends them. */
+function schemaOf(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' }) as JsonObject;
+  return rest;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: JsonObject) => ({ 'application/json': { schema } });
+const errorOrEncrypted = { oneOf: [ref('ErrorBody'), ref('EncryptedResponse')] };
+const retryAfter = {
+  'Retry-After': { description: 'seconds to wait before trying again', schema: { type: 'integer' } },
+};
+const rateLimitHeaders = {
+  'RateLimit-Limit': { description: 'requests allowed per window for this caller', schema: { type: 'integer' } },
+  'RateLimit-Remaining': { description: 'requests left in the current window', schema: { type: 'integer' } },
+  'RateLimit-Reset': { description: 'seconds until the window resets', schema: { type: 'integer' } },
+  'RateLimit-Policy': { description: 'the limit and its window, e.g. `60;w=60`', schema: { type: 'string' } },
+};
+const requestId = { 'X-Request-Id': { description: 'identifies the request in the logs (echoed when the client sent a valid one)', schema: { type: 'string' } } };
+
+const errorResponse = (description: string, headers: JsonObject = {}) => ({
+  description,
+  headers: { ...requestId, ...headers },
+  content: json(errorOrEncrypted),
+});
+
+export function openApiDocument(version: string): JsonObject {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'sandbox-egress',
+      version,
+      description: 'Runs untrusted code in single-use, network-less containers whose only route out is an egress proxy enforcing the caller’s policy.',
+    },
+    paths: {
+      '/execute': {
+        post: {
+          operationId: 'execute',
+          summary: 'Run a program in a fresh sandbox',
+          description:
+            `Environment variables may also come from \`X-Env-NAME: value\` headers (at most ${MAX_HEADER_ENV_VARS}, values up to ${MAX_HEADER_ENV_VALUE_BYTES} bytes of UTF-8): ` +
+            `the name is the part after \`${ENV_HEADER_PREFIX}\`, upper-cased, with \`-\` read as \`_\`; the body's \`env\` wins over a header of the same name; ` +
+            'proxy and CA variables are refused. With `encrypt_messages: true` every answer from the point the body is read on, errors included, is ' +
+            '`{ "encrypted": true, "data": "<compact JWE>" }` (alg `dir`, enc `A256GCM`); answers given before the body could be read (malformed JSON, too large) are plain.',
+          security: [{}, { bearer: [] }],
+          requestBody: { required: true, content: json(ref('ExecuteRequest')) },
+          responses: {
+            200: {
+              description: 'The program ran (whatever its exit code)',
+              headers: { ...requestId, ...rateLimitHeaders },
+              content: json({ oneOf: [ref('ExecuteSuccess'), ref('EncryptedResponse')] }),
+            },
+            400: errorResponse('Bad input; `details` names each bad field (or encryption asked for but not configured)'),
+            401: errorResponse('Missing, malformed, expired or unverifiable bearer token', {
+              'WWW-Authenticate': { description: 'Bearer challenge with the error', schema: { type: 'string' } },
+            }),
+            413: errorResponse('Code or body too large'),
+            429: errorResponse('Rate limited (per subject, or per address for anonymous callers)', { ...retryAfter, ...rateLimitHeaders }),
+            503: errorResponse('No capacity, engine or image unavailable, or shutting down', retryAfter),
+            500: errorResponse('Internal error; details only in the server log'),
+          },
+        },
+      },
+      '/healthz': { get: { operationId: 'health', summary: 'The process is alive', responses: { 200: { description: 'alive' } } } },
+      '/readyz': {
+        get: {
+          operationId: 'ready',
+          summary: 'Ready to run programs: engine reachable, images present, not shutting down',
+          responses: { 200: { description: 'ready' }, 503: { description: 'not ready; `checks` says why' } },
+        },
+      },
+      [METRICS_PATH]: {
+        get: {
+          operationId: 'metrics',
+          summary: 'Prometheus metrics',
+          responses: { 200: { description: 'text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+        },
+      },
+      [OPENAPI_PATH]: {
+        get: { operationId: 'openapi', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1', content: json({ type: 'object' }) } } },
+      },
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      schemas: {
+        ExecuteRequest: schemaOf(ExecuteRequestSchema, 'input'),
+        ExecuteSuccess: schemaOf(ExecuteSuccessSchema, 'output'),
+        ErrorBody: schemaOf(ErrorBodySchema, 'output'),
+        EncryptedResponse: schemaOf(EncryptedResponseSchema, 'output'),
+      },
+    },
+  };
+}
+
+const packageVersion = (): string =>
+  (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export function openApiRouter(version: string = packageVersion()): Router {
+  const router = Router();
+  let document: string | undefined;
+  router.get(OPENAPI_PATH, (_req, res) => {
+    document ??= JSON.stringify(openApiDocument(version));
+    res.type('application/json').send(document);
+  });
+  return router;
+}
