@@ -27,6 +27,16 @@ export interface UpstreamRoute {
   secureContext: tls.SecureContext;
 }
 
+/**
+ * Hold the whole response (up to `maxBytes` on the wire) and hand it to
+ * `onBody` before the client gets any of it. Only for responses a policy must
+ * read (registry metadata); everything else streams.
+ */
+export interface ResponseCapture {
+  maxBytes: number;
+  onBody(statusCode: number, headers: http.IncomingHttpHeaders, body: Buffer): Promise<void>;
+}
+
 export interface ForwardResult {
   statusCode: number;
   /** Set when the upstream could not be reached or broke off. */
@@ -82,6 +92,7 @@ export function forwardRequest(
   route: UpstreamRoute,
   agent: http.Agent,
   onEnd: (result: ForwardResult) => void,
+  capture?: ResponseCapture,
 ): http.ClientRequest | null {
   let ended = false;
   const end = (result: ForwardResult) => {
@@ -100,6 +111,10 @@ export function forwardRequest(
 
   upstream.on('response', (ures) => {
     const statusCode = ures.statusCode ?? 502;
+    if (capture !== undefined) {
+      relayCaptured(ures, res, capture, end);
+      return;
+    }
     try {
       res.writeHead(statusCode, ures.statusMessage, forwardableHeaders(ures.rawHeaders));
     } catch (err) {
@@ -137,6 +152,61 @@ export function forwardRequest(
   req.on('error', () => upstream.destroy());
   req.pipe(upstream);
   return upstream;
+}
+
+/** Buffers the upstream answer, lets `capture` read it, then sends it on unchanged. */
+function relayCaptured(ures: http.IncomingMessage, res: http.ServerResponse, capture: ResponseCapture, end: (result: ForwardResult) => void): void {
+  const statusCode = ures.statusCode ?? 502;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let failed = false;
+  ures.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= capture.maxBytes) {
+      chunks.push(chunk);
+      return;
+    }
+    if (failed) return;
+    failed = true;
+    ures.destroy();
+    const reason = `registry metadata exceeds ${capture.maxBytes} bytes`;
+    failBeforeResponse(res, 502, reason);
+    end({ statusCode: 502, error: reason });
+  });
+  ures.on('error', (err) => {
+    if (failed) return;
+    failed = true;
+    failBeforeResponse(res, 502, describe(err));
+    end({ statusCode: 502, error: `upstream broke off: ${describe(err)}` });
+  });
+  ures.on('end', () => {
+    if (failed) return;
+    const body = Buffer.concat(chunks);
+    void capture
+      .onBody(statusCode, ures.headers, body)
+      .catch(() => undefined)
+      .then(() => {
+        if (res.destroyed) return;
+        try {
+          const headers = forwardableHeaders(ures.rawHeaders).filter((_, i, all) => !isFramingHeader(all, i));
+          if (statusCode !== 204 && statusCode !== 304) headers.push('Content-Length', String(body.length));
+          res.writeHead(statusCode, ures.statusMessage, headers);
+        } catch (err) {
+          failBeforeResponse(res, 502, describe(err));
+          end({ statusCode: 502, error: `upstream response rejected: ${describe(err)}` });
+          return;
+        }
+        res.on('finish', () => end({ statusCode }));
+        res.end(body);
+      });
+  });
+}
+
+/** Content-Length is set again from the buffered body, so the upstream's (and any chunking) is dropped. */
+function isFramingHeader(pairs: readonly string[], index: number): boolean {
+  const nameIndex = index % 2 === 0 ? index : index - 1;
+  const name = pairs[nameIndex]?.toLowerCase();
+  return name === 'content-length' || name === 'transfer-encoding';
 }
 
 function failBeforeResponse(res: http.ServerResponse, status: number, reason: string): void {

@@ -20,7 +20,7 @@ import type { HostMapInput } from './host-map.ts';
 import { LeafCertIssuer } from './leaf-certs.ts';
 import { EgressSession } from './session.ts';
 import type { ProxyRuntime } from './session.ts';
-import type { CanonicalHostFn, DecideFn, EgressLogger } from './types.ts';
+import type { CanonicalHostFn, DecideFn, EgressLogger, LearnFn } from './types.ts';
 
 export { EgressSession } from './session.ts';
 export { EgressError } from './errors.ts';
@@ -31,7 +31,7 @@ export { forbiddenAddressReason } from './address-guard.ts';
 export { DECISION_LOG_MESSAGE } from './exchange.ts';
 export { BLOCKED_HEADER } from './http-checks.ts';
 export { CA_CERT_FILE, CA_KEY_FILE } from './ca.ts';
-export type { CanonicalHostFn, DecideFn, EgressLogger, EgressSessionInfo, NetworkLogEntry, NetworkLogResult } from './types.ts';
+export type { CanonicalHostFn, DecideFn, EgressLogger, EgressSessionInfo, LearnFn, NetworkLogEntry, NetworkLogResult } from './types.ts';
 
 export interface EgressProxyOptions<TContext> {
   /** The policy: asked about every request (and about tunnels to ports other than 80/443, with method CONNECT). */
@@ -48,6 +48,10 @@ export interface EgressProxyOptions<TContext> {
   logCap?: number;
   /** pino-compatible; default: silent. */
   logger?: EgressLogger;
+  /** Handed the body of every response `decide` marked `learn` (registry metadata), before the client gets it. */
+  learn?: LearnFn<TContext>;
+  /** Largest response handed to `learn`, on the wire and decoded (default 64 MiB); a bigger one is answered 502. */
+  learnMaxBytes?: number;
 }
 
 export interface OpenSessionOptions<TContext> {
@@ -60,6 +64,8 @@ export interface OpenSessionOptions<TContext> {
   logCap?: number;
 }
 
+/** Full packuments of long-lived packages run to tens of MB; the abbreviated ones npm asks for are far smaller. */
+const DEFAULT_LEARN_MAX_BYTES = 64 * 1024 * 1024;
 const SILENT: EgressLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 /** sun_path is 108 bytes on Linux (104 on macOS), NUL included. */
 const MAX_SOCKET_PATH_BYTES = 103;
@@ -102,6 +108,8 @@ export class EgressProxy<TContext = unknown> {
       upstreamTls,
       logger: options.logger ?? SILENT,
       caCertPem: ca.certPem,
+      ...(options.learn === undefined ? {} : { learn: options.learn }),
+      learnMaxBytes: options.learnMaxBytes ?? DEFAULT_LEARN_MAX_BYTES,
     };
     return new EgressProxy(rt, ca, logCap);
   }

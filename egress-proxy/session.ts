@@ -36,7 +36,7 @@ import { refusal } from './errors.ts';
 import type { Refusal } from './errors.ts';
 import { Exchange } from './exchange.ts';
 import { forwardRequest, forwardUpgrade } from './forward.ts';
-import type { ForwardResult } from './forward.ts';
+import type { ForwardResult, ResponseCapture } from './forward.ts';
 import type { HostMap } from './host-map.ts';
 import {
   BLOCKED_HEADER,
@@ -54,7 +54,8 @@ import type { Destination } from './http-checks.ts';
 import { openTunnel } from './intercept.ts';
 import type { LeafCertIssuer } from './leaf-certs.ts';
 import { NetworkLog } from './network-log.ts';
-import type { CanonicalHostFn, DecideFn, EgressLogger, EgressSessionInfo, NetworkLogResult } from './types.ts';
+import { decodeBody } from './response-body.ts';
+import type { CanonicalHostFn, DecideFn, EgressLogger, EgressSessionInfo, LearnFn, NetworkLogResult } from './types.ts';
 
 /** What every session shares, owned by the EgressProxy. */
 export interface ProxyRuntime<TContext> {
@@ -65,6 +66,10 @@ export interface ProxyRuntime<TContext> {
   upstreamTls: tls.SecureContext;
   logger: EgressLogger;
   caCertPem: string;
+  /** Reads responses the policy marked `learn` (registry metadata), before the client sees them. */
+  learn?: LearnFn<TContext>;
+  /** Largest such response (on the wire and decoded); bigger ones are answered 502. */
+  learnMaxBytes: number;
 }
 
 export interface SessionOptions<TContext> {
@@ -272,7 +277,7 @@ export class EgressSession<TContext = unknown> {
     dest: Destination,
     pathPart: string,
     ex: Exchange,
-  ): Promise<{ target: DialTarget; path: string } | { refusal: Refusal } | { unreachable: string }> {
+  ): Promise<{ target: DialTarget; path: string; capture?: ResponseCapture } | { refusal: Refusal } | { unreachable: string }> {
     const framing = checkFraming(req);
     if (framing !== null) return { refusal: framing };
 
@@ -284,18 +289,47 @@ export class EgressSession<TContext = unknown> {
     const sendPath = upstreamPath(pathPart, verdict.path);
     if (sendPath === null) return { refusal: refusal(403, 'policy-error', 'Policy returned an unusable path') };
     const dial = await dialTargetFor(dest, this.#rt.hostMap);
-    return 'target' in dial ? { ...dial, path: sendPath } : dial;
+    if (!('target' in dial)) return dial;
+    const capture = verdict.learn === true ? this.#captureFor(request) : undefined;
+    return { ...dial, path: sendPath, ...(capture === undefined ? {} : { capture }) };
+  }
+
+  /** The policy asked to read this response (registry metadata) before the client does. */
+  #captureFor(request: EgressRequest): ResponseCapture | undefined {
+    const learn = this.#rt.learn;
+    if (learn === undefined || request.method.toUpperCase() === 'HEAD') return undefined;
+    const maxBytes = this.#rt.learnMaxBytes;
+    return {
+      maxBytes,
+      onBody: async (statusCode, headers, raw) => {
+        const body = decodeBody(raw, headers['content-encoding'], maxBytes);
+        if (body === null) {
+          this.#rt.logger.warn({ executionId: this.executionId, host: request.host, path: request.path }, 'egress could not decode a response the policy asked to read');
+          return;
+        }
+        try {
+          await learn(request, { statusCode, contentType: headers['content-type'], body }, this.#info);
+        } catch (err) {
+          this.#rt.logger.error({ executionId: this.executionId, err }, 'egress learn failed');
+        }
+      },
+    };
   }
 
   /** Asks the policy; a throwing policy or one that decided about another host fails closed. */
-  async #decide(request: EgressRequest, dest: Destination): Promise<{ rule: string; reason: string; path?: string } | { refusal: Refusal; rule: string }> {
+  async #decide(request: EgressRequest, dest: Destination): Promise<{ rule: string; reason: string; path?: string; learn?: boolean } | { refusal: Refusal; rule: string }> {
     try {
       const decision = await this.#rt.decide(request, this.#info);
       if (!decision.allowed) return { refusal: refusal(403, 'policy', decision.reason), rule: decision.rule };
       if (decision.host !== null && decision.host !== dest.host) {
         return { refusal: refusal(403, 'policy-error', `Policy decided on host ${decision.host}, request is for ${dest.host}`), rule: decision.rule };
       }
-      return { rule: decision.rule, reason: decision.reason, ...(decision.path === undefined ? {} : { path: decision.path }) };
+      return {
+        rule: decision.rule,
+        reason: decision.reason,
+        ...(decision.path === undefined ? {} : { path: decision.path }),
+        ...(decision.learn === true ? { learn: true } : {}),
+      };
     } catch (err) {
       this.#rt.logger.error({ executionId: this.executionId, err }, 'egress decide failed');
       return { refusal: refusal(403, 'policy-error', 'Policy evaluation failed'), rule: 'error' };
@@ -350,7 +384,7 @@ export class EgressSession<TContext = unknown> {
     const upstream = forwardRequest(req, res, { dest, path: admitted.path, target: admitted.target, secureContext: this.#rt.upstreamTls }, agent, (r: ForwardResult) => {
       if (upstream !== null) this.#upstreams.delete(upstream);
       ex.finish({ statusCode: r.statusCode, blocked: false, ...(r.error === undefined ? {} : { reason: r.error }) });
-    });
+    }, admitted.capture);
     if (upstream !== null && !ex.done) this.#upstreams.add(upstream);
   }
 

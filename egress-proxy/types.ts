@@ -1,4 +1,4 @@
-import type { Decision, EgressRequest } from '../policies/index.ts';
+import type { Decision, EgressRequest, RegistryResponse } from '../policies/index.ts';
 
 /** One entry of an execution's network log (DESIGN §6). */
 export interface NetworkLogEntry {
@@ -28,7 +28,7 @@ export interface EgressLogger {
   error(obj: object, msg?: string): void;
 }
 
-/** What `decide` learns about the session a request came through. */
+/** What `decide` learns about the session a request came through: the same object for every request of one session. */
 export interface EgressSessionInfo<TContext> {
   readonly executionId: string;
   readonly context: TContext;
@@ -47,3 +47,15 @@ export type DecideFn<TContext> = (
 
 /** Canonicalises a raw host (no port); null when it is not a usable host. */
 export type CanonicalHostFn = (raw: string) => string | null;
+
+/**
+ * Reads a response the policy's Decision marked `learn` (registry metadata):
+ * the whole body, decoded, before the client receives any of it, so what the
+ * policy learns applies to the client's next request. The proxy only
+ * delivers; what is learnt, and what it allows, is the policy's business.
+ */
+export type LearnFn<TContext> = (
+  request: EgressRequest,
+  response: RegistryResponse,
+  session: EgressSessionInfo<TContext>,
+) => void | Promise<void>;

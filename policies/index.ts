@@ -32,8 +32,9 @@ export {
   packageAllowed,
   packageRules,
   parsePackageSpec,
+  sessionPackagePolicy,
 } from './packages.ts';
-export type { Ecosystem, PackageRules, PackageSpec, RegistryHosts, RequestedPackageProblem, RequestedPackagesResult } from './packages.ts';
+export type { Ecosystem, PackageRules, PackageSpec, PolicySession, RegistryHosts, RequestedPackageProblem, RequestedPackagesResult } from './packages.ts';
 export { PolicyError, PolicyValidationError } from './errors.ts';
 export type { PolicyErrorCode } from './errors.ts';
 export {

@@ -8,6 +8,7 @@ import {
   packageAllowed,
   packageRules,
   parsePackageSpec,
+  sessionPackagePolicy,
 } from './packages.ts';
 import type { Ecosystem } from './packages.ts';
 import type { EgressRequest } from './types.ts';
@@ -231,5 +232,17 @@ describe('decideWithPackages', () => {
   ])('%s', (_label, extra, request, allowed, rule) => {
     const compiled = policy(extra);
     expect(decideWithPackages(compiled, new PackageClosure(packageRules(compiled.policy.allowedPackages)), request)).toMatchObject({ allowed, rule });
+  });
+});
+
+describe('sessionPackagePolicy', () => {
+  it('keeps what one session learned away from another', () => {
+    const compiled = compilePolicy({ allowedDomains: [], blockedDomains: [], apiPathRules: {}, allowedPackages: ['app'], allowedBinaries: [] });
+    const { decide, learn } = sessionPackagePolicy();
+    const first = { context: compiled };
+    const second = { context: compiled };
+    learn(get(NPM, '/app'), ok(packument('app', { '1.0.0': { 'dep-a': '1' } })), first);
+    expect(decide(get(NPM, '/dep-a'), first)).toMatchObject({ allowed: true });
+    expect(decide(get(NPM, '/dep-a'), second)).toMatchObject({ allowed: false, reason: 'Package dep-a is not in allowedPackages' });
   });
 });

@@ -405,3 +405,33 @@ export function decideWithPackages(policy: CompiledPolicy, closure: PackageClosu
   if (decision.allowed || decision.rule !== 'allowedDomains') return decision;
   return closure.decide(request) ?? decision;
 }
+
+/** What the egress proxy tells about a session: one object per session, carrying its compiled policy. */
+export interface PolicySession {
+  readonly context: CompiledPolicy;
+}
+
+/**
+ * The `decide` and `learn` pair an egress proxy is built with: each session
+ * gets its own PackageClosure (made on its first registry request, dropped
+ * with the session), so what one sandbox's installs taught never opens
+ * anything for another.
+ */
+export function sessionPackagePolicy(hosts: RegistryHosts = DEFAULT_REGISTRY_HOSTS): {
+  decide: (request: EgressRequest, session: PolicySession) => Decision;
+  learn: (request: EgressRequest, response: RegistryResponse, session: PolicySession) => void;
+} {
+  const closures = new WeakMap<PolicySession, PackageClosure>();
+  const closureOf = (session: PolicySession): PackageClosure => {
+    let closure = closures.get(session);
+    if (closure === undefined) {
+      closure = new PackageClosure(packageRules(session.context.policy.allowedPackages, hosts));
+      closures.set(session, closure);
+    }
+    return closure;
+  };
+  return {
+    decide: (request, session) => decideWithPackages(session.context, closureOf(session), request),
+    learn: (request, response, session) => closureOf(session).learn(request, response),
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * Decodes a buffered response body (Content-Encoding) for a reader that
+ * needs its meaning, bounded so a small compressed body cannot expand into
+ * unbounded memory. The client still receives the bytes exactly as sent.
+ */
+import zlib from 'node:zlib';
+
+/** The decoded body, or null when the encoding is unknown, broken, or decodes past `maxBytes`. */
+export function decodeBody(raw: Buffer, contentEncoding: string | undefined, maxBytes: number): Buffer | null {
+  const codings = (contentEncoding ?? '')
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+  let body = raw;
+  try {
+    // Codings apply in the order listed, so they come off in reverse.
+    for (const coding of codings.reverse()) {
+      const options = { maxOutputLength: maxBytes };
+      switch (coding) {
+        case 'gzip':
+        case 'x-gzip':
+          body = zlib.gunzipSync(body, options);
+          break;
+        case 'deflate':
+          body = zlib.inflateSync(body, options);
+          break;
+        case 'br':
+          body = zlib.brotliDecompressSync(body, options);
+          break;
+        default:
+          return null;
+      }
+    }
+  } catch {
+    return null;
+  }
+  return body.length > maxBytes ? null : body;
+}
