@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type Request, type RequestHandler, type Router } from 'express';
 import type { ContainerClient } from '../executor/index.ts';
 import type { Config } from './config.ts';
+import type { EgressGateway } from './egress-gateway.ts';
 import { ApiError, badRequest, errorHandler } from './errors.ts';
 import { describeIssues, ExecuteRequestSchema } from './execute-request.ts';
 import type { Caller, ExecutionService } from './execution-service.ts';
@@ -25,6 +26,8 @@ export interface AppDependencies {
   resolveCaller: (req: Request) => Promise<Caller>;
   /** Further routes (development JWKS, embedded policy service, administrator endpoints). */
   routers?: Router[];
+  /** The egress route, for /readyz (a remote proxy service may be down while this server is up). */
+  egress?: Pick<EgressGateway, 'ready'>;
 }
 
 function requestContext(logger: Logger): RequestHandler {
@@ -60,6 +63,7 @@ export function createApp(deps: AppDependencies): Express {
     } catch (error) {
       checks.docker = error instanceof Error ? error.message : 'unreachable';
     }
+    if (deps.egress) checks.egress = (await deps.egress.ready()) ? 'ok' : 'egress proxy not answering';
     const ready = Object.values(checks).every((v) => v === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });

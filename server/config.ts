@@ -15,6 +15,7 @@ const optionalText = z
 /** The shipped example users (demo-user holds the seed policy), so a fresh checkout runs end to end. */
 const EXAMPLE_POLICY_DIR = fileURLToPath(new URL('../examples/policies/users/', import.meta.url));
 const MIN_ADMIN_TOKEN_LENGTH = 16;
+const MIN_CONTROL_SECRET_LENGTH = 32;
 
 export const ConfigSchema = z
   .object({
@@ -37,6 +38,12 @@ export const ConfigSchema = z
     EGRESS_HOST_MAP: optionalText.describe('operator host mapping host[:port]=address:port, comma-separated'),
     EGRESS_LOG_LIMIT: positiveInt(1000).describe('network-log entries kept per execution; the log is flagged when capped'),
     EGRESS_UPSTREAM_CA: optionalText.describe('path of extra PEM certificates trusted for upstream TLS'),
+    EGRESS_MODE: z.enum(['inprocess', 'remote']).default('inprocess')
+      .describe('inprocess: the proxy runs in this process (default); remote: a standalone egress proxy service (egress-proxy/main.ts) reached over its control channel'),
+    EGRESS_CONTROL_URL: optionalText.pipe(z.url().optional()).describe('remote mode: the proxy service\'s control API, e.g. http://egress-proxy:8080'),
+    EGRESS_CONTROL_SECRET: optionalText
+      .refine((v) => v === undefined || v.length >= MIN_CONTROL_SECRET_LENGTH, { message: `must be at least ${MIN_CONTROL_SECRET_LENGTH} characters` })
+      .describe('remote mode: the secret shared with the proxy service'),
     EXEC_TIMEOUT_MS: positiveInt(30_000).describe('default wall-clock limit per execution'),
     EXEC_MAX_TIMEOUT_MS: positiveInt(120_000).describe('largest timeoutMs a request may ask for'),
     EXEC_MEMORY_MB: z.coerce.number().int().min(16).max(65_536).default(256).describe('memory limit per sandbox (swap equal)'),
@@ -50,6 +57,12 @@ export const ConfigSchema = z
       .describe('bearer token for the /admin endpoints; unset, they are not served (404)'),
     RESPONSE_ENCRYPTION_KEY: optionalText.describe('key for encrypt_messages'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('log level'),
+  })
+  .superRefine((c, ctx) => {
+    if (c.EGRESS_MODE !== 'remote') return;
+    for (const name of ['EGRESS_CONTROL_URL', 'EGRESS_CONTROL_SECRET'] as const) {
+      if (c[name] === undefined) ctx.addIssue({ code: 'custom', message: 'is required with EGRESS_MODE=remote', path: [name] });
+    }
   })
   .refine((c) => c.EXEC_TIMEOUT_MS <= c.EXEC_MAX_TIMEOUT_MS, {
     message: 'must not exceed EXEC_MAX_TIMEOUT_MS',

@@ -4,8 +4,11 @@
  * service reached over an authenticated control channel (compose). The
  * execution service holds an EgressGateway and never learns which.
  */
-import type { EgressProxy, NetworkLogResult } from '../egress-proxy/index.ts';
-import type { CompiledPolicy } from '../policies/index.ts';
+import { readFile } from 'node:fs/promises';
+import { ControlClient, EgressProxy, parseHostMap, type NetworkLogResult } from '../egress-proxy/index.ts';
+import { canonicalHost, decide, type CompiledPolicy } from '../policies/index.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
 
 export interface EgressSessionRequest {
   executionId: string;
@@ -52,4 +55,59 @@ export class InProcessEgressGateway implements EgressGateway {
   close(): Promise<void> {
     return this.proxy.close();
   }
+}
+
+/**
+ * A standalone proxy service (`egress-proxy/main.ts`) over its control
+ * channel. The policy travels as the internal Policy JSON and is compiled
+ * again on the proxy's side; the socket path must be one the proxy sees at
+ * the same place (a shared directory). The proxy outlives this server, so
+ * closing the gateway closes nothing there: every session is closed by its
+ * execution, and the proxy expires any this server abandoned.
+ */
+export class RemoteEgressGateway implements EgressGateway {
+  readonly mode = 'remote';
+
+  constructor(private readonly client: ControlClient) {}
+
+  async openSession(request: EgressSessionRequest): Promise<EgressSessionHandle> {
+    const session = await this.client.openSession({
+      executionId: request.executionId,
+      socketPath: request.socketPath,
+      policy: request.policy.policy,
+    });
+    return { close: () => session.close() };
+  }
+
+  ready(): Promise<boolean> {
+    return this.client.healthy();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** The gateway EGRESS_MODE asks for (config.ts has checked that remote mode has its URL and secret). */
+export async function createEgressGateway(config: Config, logger: Logger): Promise<EgressGateway> {
+  if (config.EGRESS_MODE === 'remote') {
+    if (config.EGRESS_HOST_MAP !== undefined || config.EGRESS_UPSTREAM_CA !== undefined) {
+      logger.warn('EGRESS_HOST_MAP and EGRESS_UPSTREAM_CA are ignored with EGRESS_MODE=remote: set them on the egress proxy service');
+    }
+    const client = new ControlClient({ url: config.EGRESS_CONTROL_URL!, secret: config.EGRESS_CONTROL_SECRET! });
+    const gateway = new RemoteEgressGateway(client);
+    // Not fatal: compose starts the API after the proxy is healthy, and /readyz reports it meanwhile.
+    if (!(await gateway.ready())) logger.warn({ url: config.EGRESS_CONTROL_URL }, 'egress proxy service is not answering yet');
+    return gateway;
+  }
+  const proxy = await EgressProxy.create<CompiledPolicy>({
+    decide: (request, session) => decide(session.context, request),
+    canonicalHost,
+    dataDir: config.DATA_DIR,
+    ...(config.EGRESS_HOST_MAP ? { hostMap: parseHostMap(config.EGRESS_HOST_MAP) } : {}),
+    ...(config.EGRESS_UPSTREAM_CA ? { upstreamCa: await readFile(config.EGRESS_UPSTREAM_CA, 'utf8') } : {}),
+    logCap: config.EGRESS_LOG_LIMIT,
+    logger,
+  });
+  return new InProcessEgressGateway(proxy);
 }

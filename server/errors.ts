@@ -4,6 +4,7 @@
  * go to the log, never to the client.
  */
 import type { ErrorRequestHandler } from 'express';
+import { ControlChannelError } from '../egress-proxy/index.ts';
 import { DockerUnavailableError, ImageMissingError } from '../executor/index.ts';
 import { bearerChallenge, KeySourceUnavailableError, TokenError } from './identity/index.ts';
 
@@ -51,6 +52,10 @@ export function toApiError(error: unknown): ApiError | null {
   }
   if (error instanceof DockerUnavailableError) {
     return new ApiError(503, 'DOCKER_UNAVAILABLE', 'The sandbox engine is unavailable; try again shortly', error.message, { 'Retry-After': '5' });
+  }
+  // The standalone proxy down or failing is a capacity problem; its 4xx answers are our bugs (500).
+  if (error instanceof ControlChannelError && (error.status === 0 || error.status >= 500)) {
+    return new ApiError(503, 'EGRESS_UNAVAILABLE', 'The egress proxy is unavailable; try again shortly', error.message, { 'Retry-After': '5' });
   }
   if (error instanceof ImageMissingError) {
     return new ApiError(503, 'IMAGE_MISSING', 'The sandbox image is not ready; try again shortly', error.message, { 'Retry-After': '30' });

@@ -5,16 +5,14 @@
  * go through here, so tests exercise the wiring operators run.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { EgressProxy, parseHostMap } from '../egress-proxy/index.ts';
 import { ContainerClient, DEFAULT_LIMITS, Executor, type Runtime } from '../executor/index.ts';
-import { canonicalHost, decide, type CompiledPolicy } from '../policies/index.ts';
 import { adminRouter } from './admin.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
-import { InProcessEgressGateway } from './egress-gateway.ts';
+import { createEgressGateway } from './egress-gateway.ts';
 import { ExecutionService } from './execution-service.ts';
 import { createCallerResolver, developmentAnnouncement, developmentJwksRouter, loadIdentity } from './identity/index.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -73,19 +71,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not reap orphaned containers');
   }
 
-  const egress = await EgressProxy.create<CompiledPolicy>({
-    decide: (request, session) => decide(session.context, request),
-    canonicalHost,
-    dataDir: config.DATA_DIR,
-    ...(config.EGRESS_HOST_MAP ? { hostMap: parseHostMap(config.EGRESS_HOST_MAP) } : {}),
-    ...(config.EGRESS_UPSTREAM_CA ? { upstreamCa: await readFile(config.EGRESS_UPSTREAM_CA, 'utf8') } : {}),
-    logCap: config.EGRESS_LOG_LIMIT,
-    logger: logger.child({ component: 'egress' }),
-  });
+  const egress = await createEgressGateway(config, logger.child({ component: 'egress' }));
 
   const executions = new ExecutionService({
     executor,
-    egress: new InProcessEgressGateway(egress),
+    egress,
     defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
     maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
   });
@@ -94,6 +84,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger,
     executions,
     docker,
+    egress,
     images: options.images,
     resolveCaller: createCallerResolver({ authenticate: identity.authenticate, policies }),
     routers: [
