@@ -304,20 +304,32 @@ describe('confusion inside a tunnel', () => {
   });
 
   it.each([
-    ['Content-Length with Transfer-Encoding', 'POST /v1/charges HTTP/1.1\r\nHost: api.stripe.com\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/smuggled HTTP/1.1\r\nHost: api.stripe.com\r\n\r\n'],
-    ['duplicate Host', 'GET /v1/products HTTP/1.1\r\nHost: api.stripe.com\r\nHost: api.github.com\r\n\r\n'],
-    ['duplicate Content-Length', 'POST /v1/charges HTTP/1.1\r\nHost: api.stripe.com\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'],
-    ['lowercase method', 'delete /api/v1/users/1 HTTP/1.1\r\nHost: dev-123.okta.com\r\n\r\n'],
-    ['missing Host on HTTP/1.1', 'GET /v1/products HTTP/1.1\r\n\r\n'],
-  ])('refuses %s with 400 and sends nothing upstream', async (_name, raw) => {
+    ['Content-Length with Transfer-Encoding', 'POST /v1/charges HTTP/1.1\r\nHost: api.stripe.com\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/smuggled HTTP/1.1\r\nHost: api.stripe.com\r\n\r\n', 'ambiguous-framing'],
+    ['Transfer-Encoding with Content-Length', 'POST /v1/charges HTTP/1.1\r\nHost: api.stripe.com\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\nGET /v1/smuggled HTTP/1.1\r\nHost: api.stripe.com\r\n\r\n', 'ambiguous-framing'],
+    ['duplicate Host', 'GET /v1/products HTTP/1.1\r\nHost: api.stripe.com\r\nHost: api.github.com\r\n\r\n', 'ambiguous-framing'],
+    ['duplicate Content-Length', 'POST /v1/charges HTTP/1.1\r\nHost: api.stripe.com\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab', 'ambiguous-framing'],
+    ['lowercase method', 'delete /api/v1/users/1 HTTP/1.1\r\nHost: dev-123.okta.com\r\n\r\n', 'malformed-request'],
+    ['missing Host on HTTP/1.1', 'GET /v1/products HTTP/1.1\r\n\r\n', 'malformed-request'],
+  ])('refuses %s with 400 and sends nothing upstream', async (_name, raw, code) => {
     const s = await open();
     const authority = raw.includes('okta') ? 'dev-123.okta.com:443' : 'api.stripe.com:443';
     const responses = await viaTunnel(s, authority, raw);
     expect(responses[0]?.statusCode).toBe(400);
-    expect(responses[0]?.headers['x-egress-blocked']).toMatch(/^(ambiguous-framing|malformed-request)$/u);
+    expect(responses[0]?.headers['x-egress-blocked']).toBe(code);
     expect(up.requests).toHaveLength(0);
     const entries = await logOf(s, 1);
     expect(entries[0]).toMatchObject({ blocked: true, statusCode: 400 });
+  });
+
+  it('logs the host of a plain request the parser refused', async () => {
+    const s = await open();
+    const c = net.connect(s.socketPath);
+    const responses = await rawExchange(c, 'POST http://api.stripe.com/v1/charges HTTP/1.1\r\nHost: api.stripe.com\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n');
+    c.destroy();
+    expect(responses[0]?.headers['x-egress-blocked']).toBe('ambiguous-framing');
+    const entries = await logOf(s, 1);
+    expect(entries[0]).toMatchObject({ method: 'POST', url: 'http://api.stripe.com/v1/charges', hostname: 'api.stripe.com', blocked: true, statusCode: 400 });
+    expect(up.requests).toHaveLength(0);
   });
 
   it('logs the method of a request the parser refused', async () => {

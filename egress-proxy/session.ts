@@ -240,6 +240,14 @@ export class EgressSession<TContext = unknown> {
     return { kind: 'route', dest: d.dest, path: target.path };
   }
 
+  /** The destination an absolute-form http:// target names, or null. */
+  #absoluteDestination(target: string): Destination | null {
+    const parsed = splitAbsoluteForm(target);
+    if (parsed?.scheme !== 'http') return null;
+    const d = destinationOf('http', parsed.authority, this.#rt.canonicalHost);
+    return 'dest' in d ? d.dest : null;
+  }
+
   /** A request inside a tunnel: its destination is the CONNECT target and nothing else. */
   #tunnelRoute(req: http.IncomingMessage, dest: Destination): Route {
     const raw = req.url ?? '';
@@ -465,6 +473,8 @@ export class EgressSession<TContext = unknown> {
     switch (err.code ?? '') {
       case 'HPE_INVALID_TRANSFER_ENCODING':
       case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+      // Also what llhttp says when Transfer-Encoding comes before Content-Length: the same smuggling, the same code.
+      case 'HPE_INVALID_CONTENT_LENGTH':
         r = refusal(400, 'ambiguous-framing', `Ambiguous message framing (${err.message.replace(/^Parse Error: /u, '')})`);
         break;
       case 'HPE_HEADER_OVERFLOW':
@@ -484,7 +494,8 @@ export class EgressSession<TContext = unknown> {
       return;
     }
     const url = dest === null ? target : urlOf(dest, target.startsWith('/') ? target : '/');
-    const ex = this.#exchange(method, dest, url, dest === null ? target : '');
+    // On the proxy's own socket the request line is the only hint of the host: log it when it parses.
+    const ex = this.#exchange(method, dest ?? this.#absoluteDestination(target), url, dest === null ? target : '');
     writeRawResponse(socket, status, { 'Content-Type': 'application/json', [BLOCKED_HEADER]: r.code }, refusalBody(r));
     ex.finish({ statusCode: status, blocked: true, reason: r.reason, rule: `proxy:${r.code}` });
   }
