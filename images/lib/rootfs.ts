@@ -1,5 +1,5 @@
-import { chmod, copyFile, link, lstat, mkdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
+import { chmod, copyFile, cp, link, lstat, mkdir, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join, posix, relative } from 'node:path';
 import { run, withSbin } from './exec.ts';
 
 /**
@@ -60,6 +60,8 @@ export async function sharedLibraries(tree: string, hostProgram: string): Promis
 }
 
 function parseLdd(out: string, program: string): string[] {
+  // A module that needs nothing (no DT_NEEDED at all) is reported this way.
+  if (out.trim() === 'statically linked') return [];
   const libraries: string[] = [];
   for (const line of out.split('\n')) {
     if (line.includes('not found')) throw new Error(`${program} needs a library the tree lacks: ${line.trim()}`);
@@ -100,4 +102,60 @@ export async function freshDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   await chmod(dir, 0o755);
+}
+
+/**
+ * Makes `path` in the stage a symbolic link to `target`, first recreating
+ * any links the tree has on the way there (merged /usr: /bin is `usr/bin`),
+ * so the link lands where the tree's layout says it belongs.
+ */
+export async function placeLink(tree: string, stage: string, path: string, target: string): Promise<void> {
+  const dir = await mirrorDir(tree, stage, posix.dirname(path), 0);
+  await linkIn(stage, posix.join(dir, posix.basename(path)), target);
+}
+
+/** Recreates directory `dir` of the tree in the stage, links included; returns it with links resolved. */
+async function mirrorDir(tree: string, stage: string, dir: string, depth: number): Promise<string> {
+  if (depth > 20) throw new Error(`too many symbolic links resolving ${dir}`);
+  const parts = dir.split('/').filter(Boolean);
+  let current = '/';
+  for (const [i, part] of parts.entries()) {
+    const next = posix.join(current, part);
+    const info = await lstat(join(tree, next)).catch(() => null);
+    if (info?.isSymbolicLink()) {
+      const target = await readlink(join(tree, next));
+      await linkIn(stage, next, target);
+      return mirrorDir(tree, stage, posix.resolve(current, target, ...parts.slice(i + 1)), depth + 1);
+    }
+    await mkdir(join(stage, next), { recursive: true });
+    current = next;
+  }
+  return current;
+}
+
+/**
+ * Copies directory `dir` of the tree into the stage. Regular files lose
+ * their execute bits (a `#!` script in a library directory is still a way to
+ * start a program); links are kept as they are.
+ */
+export async function copyDirFromTree(tree: string, stage: string, dir: string, skip: (relativePath: string) => boolean = () => false): Promise<void> {
+  await cp(join(tree, dir), join(stage, dir), {
+    recursive: true,
+    verbatimSymlinks: true,
+    filter: (source) => !skip(relative(join(tree, dir), source)),
+  });
+  await stripExecBits(join(stage, dir));
+}
+
+/** Regular files under `dir` become 0644 and directories 0755. */
+export async function stripExecBits(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const at = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      await chmod(at, 0o755);
+      await stripExecBits(at);
+    } else if (entry.isFile()) {
+      await chmod(at, 0o644);
+    }
+  }
 }

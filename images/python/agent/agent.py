@@ -1,0 +1,236 @@
+# In-sandbox agent of the Python image: PID 2 under docker's init, uid 1000,
+# read-only root, no network but loopback. It turns one job header on stdin
+# into one program run, exactly as images/node/agent/agent.js does.
+#
+# Protocol (the executor depends on it exactly):
+#   stdin  = one JSON line {"v":1,"code":"…","args":[…],"env":{…}} then the
+#            program's own stdin, streamed through until EOF; fields the
+#            agent does not know are ignored, so the header can grow;
+#   stdout = the program's stdout, untouched (the agent never writes there);
+#   stderr = the program's stderr, plus at most one `sandbox-agent: …` line
+#            when the agent itself fails (exit status 125);
+#   status = the program's exit code, or 128 + signal number.
+#
+# It is on the hot path of every execution: standard library only, and the
+# forwarder's event loop is imported while the program is already starting.
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+# Mirrors executor/egress.ts; keep the two in step.
+PROXY_SOCKET = '/run/egress/proxy.sock'
+CA_CERT = '/run/egress/ca.pem'
+PROXY_URL = 'http://127.0.0.1:3128'
+PROXY_PORT = 3128
+PROXY_ENV = {
+    'HTTP_PROXY': PROXY_URL,
+    'HTTPS_PROXY': PROXY_URL,
+    'http_proxy': PROXY_URL,
+    'https_proxy': PROXY_URL,
+    'NO_PROXY': '',
+    'no_proxy': '',
+    'NODE_USE_ENV_PROXY': '1',
+    'SSL_CERT_FILE': CA_CERT,
+    'REQUESTS_CA_BUNDLE': CA_CERT,
+    'CURL_CA_BUNDLE': CA_CERT,
+    'PIP_CERT': CA_CERT,
+}
+
+JOB_DIR = '/tmp/.job'
+JOB_FILE = JOB_DIR + '/main.py'
+AGENT_FAILURE = 125
+# The server caps code at 1 MiB; JSON escaping can grow it several times over.
+MAX_HEADER_BYTES = 8 * 1024 * 1024
+CHUNK = 65536
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+child = None
+
+
+def fail(message):
+    os.write(2, f'sandbox-agent: {message}\n'.encode('utf-8', 'replace'))
+    os._exit(AGENT_FAILURE)
+
+
+def read_header():
+    """Returns (header bytes, program stdin already read, whether stdin has ended)."""
+    chunks = []
+    size = 0
+    while True:
+        chunk = os.read(0, CHUNK)
+        if not chunk:
+            # A header without its newline right before EOF: the program gets an empty stdin.
+            if size == 0:
+                fail('no job header on stdin')
+            return b''.join(chunks), b'', True
+        newline = chunk.find(b'\n')
+        if newline == -1:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_HEADER_BYTES:
+                fail(f'job header exceeds {MAX_HEADER_BYTES} bytes')
+            continue
+        chunks.append(chunk[:newline])
+        return b''.join(chunks), chunk[newline + 1:], False
+
+
+def parse_header(raw):
+    try:
+        job = json.loads(raw)
+    except ValueError as err:
+        fail(f'job header is not valid JSON ({err})')
+    if not isinstance(job, dict):
+        fail('job header must be a JSON object')
+    if job.get('v') != 1:
+        fail(f'unsupported job header version {json.dumps(job.get("v"))}')
+    code = job.get('code')
+    if not isinstance(code, str):
+        fail('job header: "code" must be a string')
+    args = job.get('args', [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        fail('job header: "args" must be an array of strings')
+    env = job.get('env', {})
+    if not isinstance(env, dict):
+        fail('job header: "env" must be an object')
+    for key, value in env.items():
+        if not isinstance(value, str):
+            fail(f'job header: env {json.dumps(key)} must be a string')
+    return code, args, env
+
+
+def listen_forwarder():
+    # Bound before the program starts, so its first connection is never
+    # refused; connections wait in the backlog until the loop is up.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(('127.0.0.1', PROXY_PORT))
+        listener.listen(512)
+    except OSError as err:
+        fail(f'egress forwarder: {err.strerror or err}')
+    return listener
+
+
+def serve_forwarder(listener):
+    """127.0.0.1:3128 → the per-sandbox Unix socket, one event loop for every connection.
+
+    The socket is the sandbox's identity at the proxy; when it is absent (no
+    egress session) the connection is dropped, which clients see as a
+    refused proxy.
+    """
+    import asyncio
+
+    async def pump(reader, writer):
+        while True:
+            data = await reader.read(CHUNK)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+        # Half-close: a client that shuts down its sending side still gets
+        # the whole response; each side ends only when its source did.
+        if writer.can_write_eof():
+            writer.write_eof()
+
+    async def handle(client_reader, client_writer):
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_unix_connection(PROXY_SOCKET)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        both = [
+            asyncio.ensure_future(pump(client_reader, upstream_writer)),
+            asyncio.ensure_future(pump(upstream_reader, client_writer)),
+        ]
+        done, _ = await asyncio.wait(both, return_when=asyncio.FIRST_EXCEPTION)
+        if any(not task.cancelled() and task.exception() is not None for task in done):
+            # A reset on either side ends both at once, as a dropped tunnel should.
+            client_writer.transport.abort()
+            upstream_writer.transport.abort()
+        await asyncio.gather(*both, return_exceptions=True)
+        client_writer.close()
+        upstream_writer.close()
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: None)
+        server = await asyncio.start_server(handle, sock=listener, limit=CHUNK)
+        await server.serve_forever()
+
+    try:
+        asyncio.run(main())
+    except BaseException as err:  # noqa: BLE001 - any end of the forwarder is the agent's failure
+        fail(f'egress forwarder: {err}')
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def feed_stdin(first, ended):
+    """The program's stdin: what came after the header, then the rest until EOF."""
+    fd = child.stdin.fileno()
+    try:
+        if first:
+            write_all(fd, first)
+        while not ended:
+            data = os.read(0, CHUNK)
+            if not data:
+                break
+            write_all(fd, data)
+    except OSError:
+        # A program that exits without reading its stdin: its business, not ours.
+        pass
+    finally:
+        try:
+            child.stdin.close()
+        except OSError:
+            pass
+
+
+def on_signal(signum, _frame):
+    # docker stop → tini → us: pass the signal on and report the program's fate.
+    if child is not None and child.poll() is None:
+        child.send_signal(signum)
+    else:
+        os._exit(128 + signum)
+
+
+def main():
+    global child
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, on_signal)
+    raw, rest, ended = read_header()
+    code, args, job_env = parse_header(raw)
+    listener = listen_forwarder()
+    threading.Thread(target=serve_forwarder, args=(listener,), daemon=True).start()
+    try:
+        os.makedirs(JOB_DIR, mode=0o700, exist_ok=True)
+        with open(JOB_FILE, 'w', encoding='utf-8', errors='surrogatepass') as file:
+            file.write(code)
+    except OSError as err:
+        fail(f'cannot write the program to {JOB_FILE} ({err.strerror or err})')
+    env = {'PATH': '/usr/local/bin', 'HOME': '/tmp', 'LANG': 'C.UTF-8', 'PYTHONUNBUFFERED': '1', **PROXY_ENV}
+    env.update(job_env)
+    try:
+        child = subprocess.Popen([sys.executable, JOB_FILE, *args], cwd='/tmp', env=env, stdin=subprocess.PIPE)
+    except OSError as err:
+        fail(f'cannot start the program ({err.strerror or err})')
+    threading.Thread(target=feed_stdin, args=(rest, ended), daemon=True).start()
+    status = child.wait()
+    os._exit(128 - status if status < 0 else status)
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except SystemExit:
+        raise
+    except BaseException as err:  # noqa: BLE001 - anything unexpected is the agent's failure, never the program's status
+        fail(f'{type(err).__name__}: {err}')
