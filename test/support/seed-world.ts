@@ -18,6 +18,8 @@ export interface SeedWorld {
   service: TestService;
   upstream: Upstream;
   token: string;
+  /** A token for another user (one of `options.users`, or any subject). */
+  tokenFor(subject: string): Promise<string>;
   /** POST /execute with the seed user's token; returns `data`. */
   run(body: Record<string, unknown>, options?: { token?: string | null }): Promise<any>;
   close(): Promise<void>;
@@ -27,20 +29,31 @@ export function hostMapEnv(upstream: Upstream, hosts: readonly string[]): string
   return [...upstream.hostMap(hosts)].map(([key, { address, port }]) => `${key}=${address}:${port}`).join(',');
 }
 
-export async function startSeedWorld(env: Record<string, string> = {}): Promise<SeedWorld> {
+export interface SeedWorldOptions {
+  /** More users beside the seed user, each with its policy (policy API format); built once the upstream's ports are known. */
+  users?: (upstream: Upstream) => Record<string, unknown>;
+  /** More `host:port` keys sent to the upstream's HTTPS listener (the seed hosts' ports 80 and 443 always are). */
+  httpsRoutes?: readonly string[];
+}
+
+export async function startSeedWorld(env: Record<string, string> = {}, options: SeedWorldOptions = {}): Promise<SeedWorld> {
   const upstream = await startUpstream([...SEED_HOSTS]);
   const dir = await mkdtemp(join(tmpdir(), 'seed-world-'));
   const policyDir = join(dir, 'policies');
   await writeFile(join(dir, 'upstream-ca.pem'), upstream.caPem);
   await import('node:fs/promises').then((fs) => fs.mkdir(policyDir));
   await copyFile(new URL('../../examples/policies/seed.json', import.meta.url), join(policyDir, `${SEED_USER}.json`));
+  for (const [subject, policy] of Object.entries(options.users?.(upstream) ?? {})) {
+    await writeFile(join(policyDir, `${encodeURIComponent(subject)}.json`), JSON.stringify(policy));
+  }
+  const hostMap = [hostMapEnv(upstream, SEED_HOSTS), ...(options.httpsRoutes ?? []).map((key) => `${key}=127.0.0.1:${upstream.httpsPort}`)];
 
   const service = await startTestService({
     JWT_SECRET: TEST_HS_SECRET,
     JWT_ISSUER: TEST_ISSUER,
     JWT_AUDIENCE: TEST_AUDIENCE,
     POLICY_DIR: policyDir,
-    EGRESS_HOST_MAP: hostMapEnv(upstream, SEED_HOSTS),
+    EGRESS_HOST_MAP: hostMap.join(','),
     EGRESS_UPSTREAM_CA: join(dir, 'upstream-ca.pem'),
     ...env,
   });
@@ -49,6 +62,7 @@ export async function startSeedWorld(env: Record<string, string> = {}): Promise<
     service,
     upstream,
     token,
+    tokenFor: (subject) => mintToken(TEST_HS_SECRET, { alg: 'HS256', sub: subject }),
     async run(body, options = {}) {
       const bearer = options.token === undefined ? token : options.token;
       const response = await service.post('/execute', body, bearer ? { authorization: `Bearer ${bearer}` } : {});
