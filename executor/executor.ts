@@ -52,6 +52,10 @@ export interface ExecutionJob {
   stdin: string;
   timeoutMs: number;
   openEgress?: OpenEgress;
+  /** Registry specs the agent installs before the program runs (already checked against the policy). */
+  packages?: string[];
+  /** Registry host the install step uses (the one the proxy's package rules govern). */
+  packageRegistry?: string;
 }
 
 export interface ExecutionResult {
@@ -168,7 +172,7 @@ export class Executor {
 
       await container.start();
       const startedAt = performance.now();
-      const header = JSON.stringify({ v: 1, code: job.code, args: job.args, env: job.env });
+      const header = JSON.stringify({ v: 1, code: job.code, args: job.args, env: job.env, ...(job.packages?.length ? { packages: job.packages, registry: job.packageRegistry } : {}) });
       stream.write(`${header}\n`);
       if (job.stdin) stream.write(job.stdin);
       stream.end();

@@ -6,8 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { ControlClient, EgressProxy, parseHostMap, type NetworkLogResult } from '../egress-proxy/index.ts';
-import { canonicalHost, decide, type CompiledPolicy } from '../policies/index.ts';
-import type { Config } from './config.ts';
+import { canonicalHost, sessionPackagePolicy, type CompiledPolicy } from '../policies/index.ts';
+import { registryHostsOf, type Config } from './config.ts';
 import type { Logger } from './logger.ts';
 
 export interface EgressSessionRequest {
@@ -101,7 +101,8 @@ export async function createEgressGateway(config: Config, logger: Logger): Promi
     return gateway;
   }
   const proxy = await EgressProxy.create<CompiledPolicy>({
-    decide: (request, session) => decide(session.context, request),
+    // Registry hosts are governed by allowedPackages, learning each session's dependency closure.
+    ...sessionPackagePolicy(registryHostsOf(config)),
     canonicalHost,
     dataDir: config.DATA_DIR,
     ...(config.EGRESS_HOST_MAP ? { hostMap: parseHostMap(config.EGRESS_HOST_MAP) } : {}),

@@ -6,8 +6,9 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { NetworkLogEntry, NetworkLogResult } from '../egress-proxy/index.ts';
 import { PROXY_SOCKET_FILE, type ExecutionResult, type Executor } from '../executor/index.ts';
-import { defaultPolicyResult, type CompiledPolicy, type PolicyInfo } from '../policies/index.ts';
+import { checkRequestedPackages, defaultPolicyResult, packageRules, type CompiledPolicy, type Ecosystem, type PolicyInfo } from '../policies/index.ts';
 import type { EgressGateway } from './egress-gateway.ts';
+import { ApiError, badRequest } from './errors.ts';
 import type { ExecuteRequest } from './execute-request.ts';
 
 export type { NetworkLogEntry };
@@ -39,12 +40,34 @@ export interface ExecutionServiceOptions {
   egress: EgressGateway;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
+  /** Registry host the install step uses (NPM_REGISTRY_HOST). */
+  npmRegistryHost: string;
+}
+
+const ECOSYSTEMS: Readonly<Record<string, Ecosystem>> = { node: 'npm', python: 'pypi' };
+
+/**
+ * Refuses, before any sandbox exists, packages the caller's policy does not
+ * cover: each by name, so the caller knows what to ask for.
+ */
+function checkPackages(request: ExecuteRequest, caller: Caller): string[] {
+  if (request.packages.length === 0) return [];
+  const ecosystem = ECOSYSTEMS[request.language];
+  if (ecosystem === undefined) throw badRequest(`packages cannot be installed for ${request.language}`, [{ field: 'packages', message: 'not supported for this language' }]);
+  const checked = checkRequestedPackages(request.packages, ecosystem, packageRules(caller.policy.policy.allowedPackages));
+  if (checked.ok) return checked.specs.map((s) => s.spec);
+  if (checked.kind === 'invalid') {
+    throw badRequest(`Invalid request: ${checked.problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`, checked.problems);
+  }
+  const names = checked.problems.map((p) => p.package ?? p.field);
+  throw new ApiError(400, 'PACKAGE_NOT_ALLOWED', `${names.length === 1 ? 'Package' : 'Packages'} not in allowedPackages: ${names.join(', ')}`, checked.problems);
 }
 
 export class ExecutionService {
   constructor(private readonly options: ExecutionServiceOptions) {}
 
   async execute(request: ExecuteRequest, caller: Caller): Promise<ExecuteResponseData> {
+    const packages = checkPackages(request, caller);
     const executionId = randomUUID();
     let log: NetworkLogResult = { entries: [], capped: false };
     const timeoutMs = Math.min(request.timeoutMs ?? this.options.defaultTimeoutMs, this.options.maxTimeoutMs);
@@ -55,6 +78,7 @@ export class ExecutionService {
       args: request.args,
       env: request.env,
       stdin: request.stdin,
+      ...(packages.length > 0 ? { packages, packageRegistry: this.options.npmRegistryHost } : {}),
       timeoutMs,
       // The session opens before the container starts and closes after it
       // ends; closing hands back the network log.

@@ -3,11 +3,15 @@
 // network but loopback. It turns one job header on stdin into one program run.
 //
 // Protocol (the executor depends on it exactly):
-//   stdin  = one JSON line {"v":1,"code":"…","args":[…],"env":{…}} then the
-//            program's own stdin, streamed through until EOF;
+//   stdin  = one JSON line {"v":1,"code":"…","args":[…],"env":{…},"packages":[…]}
+//            then the program's own stdin, streamed through until EOF;
+//            `packages` (optional, npm specs the server has checked against
+//            the policy) are installed from `registry` (a host, default
+//            registry.npmjs.org) before the program starts;
 //   stdout = the program's stdout, untouched (the agent never writes there);
 //   stderr = the program's stderr, plus at most one `sandbox-agent: …` line
-//            when the agent itself fails (exit status 125);
+//            when the agent itself fails (exit status 125); a failed package
+//            install is such a failure, with npm's last output lines after it;
 //   status = the program's exit code, or 128 + signal number.
 //
 // It is on the hot path of every execution: built-in modules only, and as
@@ -39,6 +43,17 @@ const PROXY_ENV = {
   PIP_CERT: CA_CERT,
 };
 
+// npm ships in the image as scripts for node (images/node/recipe.ts NPM_CLI).
+const NPM_CLI = '/usr/local/lib/node_modules/npm/bin/npm-cli.js';
+const DEFAULT_NPM_REGISTRY_HOST = 'registry.npmjs.org';
+// Packages land in /tmp/node_modules, which Node's resolution finds from the
+// program at /tmp/.job/main.js, for require() and import alike.
+const PACKAGES_PREFIX = '/tmp';
+const NPM_CACHE = '/tmp/.npm';
+const INSTALL_OUTPUT_TAIL = 4096;
+// Registry specs only, as the server checks them (policies/packages.ts): a
+// second lock so nothing reaches npm's command line as an option.
+const PACKAGE_SPEC = /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[A-Za-z0-9][A-Za-z0-9._~-]*(?:@[A-Za-z0-9.^~<>=|*+ -]*)?$/;
 const JOB_DIR = '/tmp/.job';
 const JOB_FILE = `${JOB_DIR}/main.js`;
 const AGENT_FAILURE = 125;
@@ -70,7 +85,13 @@ function parseHeader(line) {
   for (const [key, value] of Object.entries(env)) {
     if (typeof value !== 'string') fail(`job header: env ${JSON.stringify(key)} must be a string`);
   }
-  return { code: job.code, args, env };
+  const packages = job.packages ?? [];
+  if (!Array.isArray(packages) || !packages.every((p) => typeof p === 'string' && PACKAGE_SPEC.test(p))) {
+    fail('job header: "packages" must be an array of npm registry specs');
+  }
+  const registry = job.registry ?? DEFAULT_NPM_REGISTRY_HOST;
+  if (typeof registry !== 'string' || !/^[a-z0-9.-]+(?::[0-9]+)?$/.test(registry)) fail('job header: "registry" must be a host name');
+  return { code: job.code, args, env, packages, registry };
 }
 
 // 127.0.0.1:3128 → the per-sandbox Unix socket. The socket is the sandbox's
@@ -98,6 +119,32 @@ function startForwarder() {
   });
 }
 
+// Installs the job's packages through the egress proxy, whose package rules
+// decide what may be fetched. Lifecycle scripts never run, and the program's
+// own env is not passed on: it must not be able to reconfigure npm.
+function installPackages(packages, registry, baseEnv) {
+  return new Promise((resolve) => {
+    const args = [
+      NPM_CLI, 'install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-save', '--no-package-lock',
+      '--no-bin-links', '--no-update-notifier', '--loglevel=error', '--prefix', PACKAGES_PREFIX,
+      '--cache', NPM_CACHE, '--registry', `https://${registry}/`, '--', ...packages,
+    ];
+    const npm = spawn(process.execPath, args, { cwd: PACKAGES_PREFIX, env: baseEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let tail = '';
+    const keep = (chunk) => {
+      tail = (tail + chunk.toString('utf8')).slice(-INSTALL_OUTPUT_TAIL);
+    };
+    npm.stdout.on('data', keep);
+    npm.stderr.on('data', keep);
+    npm.on('error', (err) => resolve({ ok: false, detail: `cannot start npm (${err.message})` }));
+    npm.on('close', (code, signal) => {
+      fs.rmSync(NPM_CACHE, { recursive: true, force: true });
+      if (code === 0) resolve({ ok: true });
+      else resolve({ ok: false, detail: `npm ${signal ? `was killed by ${signal}` : `exited ${code}`}\n${tail.trimEnd()}` });
+    });
+  });
+}
+
 function exitLike(code, signal) {
   if (signal) process.exit(128 + (constants.signals[signal] ?? 0));
   process.exit(code ?? AGENT_FAILURE);
@@ -116,6 +163,10 @@ async function run(job, rest) {
   // start; without an egress session there is no CA (and no route out), so
   // leave the variable out rather than pollute the program's stderr.
   if (!fs.existsSync(CA_CERT)) delete env.NODE_EXTRA_CA_CERTS;
+  if (job.packages.length > 0) {
+    const installed = await installPackages(job.packages, job.registry, { ...env });
+    if (!installed.ok) fail(`package install failed: ${installed.detail}`);
+  }
   Object.assign(env, job.env);
   child = spawn(process.execPath, [JOB_FILE, ...job.args], {
     cwd: '/tmp',
