@@ -21,7 +21,12 @@ export interface ContainerSpec {
   openFilesLimit: number;
   /** host path → container path, always mounted read-only */
   readOnlyBinds: Array<{ host: string; container: string }>;
+  /** Directories of the image hidden under an empty read-only tmpfs (tools the policy does not allow). */
+  masks: readonly string[];
 }
+
+/** Empty, read-only and unusable: what a hidden directory looks like from inside. */
+const MASK_TMPFS = 'ro,noexec,nosuid,nodev,size=4k,mode=0555';
 
 export interface ContainerExit {
   statusCode: number;
@@ -88,6 +93,16 @@ export class ContainerClient {
     }
   }
 
+  /** The image's labels; a missing image is a 404 error, as from create(). */
+  async imageLabels(image: string): Promise<Record<string, string>> {
+    try {
+      const info = await this.docker.getImage(image).inspect();
+      return info.Config.Labels ?? {};
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
   async create(spec: ContainerSpec): Promise<SandboxContainer> {
     let container: Docker.Container;
     try {
@@ -111,7 +126,10 @@ export class ContainerClient {
           // program cannot fill the pids limit with zombies.
           Init: true,
           ReadonlyRootfs: true,
-          Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${spec.tmpfsBytes},mode=1777` },
+          Tmpfs: {
+            ...Object.fromEntries(spec.masks.map((dir) => [dir, MASK_TMPFS])),
+            '/tmp': `rw,noexec,nosuid,nodev,size=${spec.tmpfsBytes},mode=1777`,
+          },
           CapDrop: ['ALL'],
           SecurityOpt: ['no-new-privileges'],
           PidsLimit: spec.pidsLimit,

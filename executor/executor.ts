@@ -11,8 +11,9 @@ import type { ContainerClient, SandboxContainer } from './docker.ts';
 import { SANDBOX_EGRESS_DIR } from './egress.ts';
 import { ImageMissingError } from './errors.ts';
 import { CappedSink, DockerStreamDemuxer } from './output.ts';
+import { toolMasks, toolsFromLabels, type ImageTools } from './tools.ts';
 
-export type Runtime = 'node';
+export type Runtime = 'node' | 'python';
 
 export interface SandboxLimits {
   memoryBytes: number;
@@ -52,6 +53,8 @@ export interface ExecutionJob {
   stdin: string;
   timeoutMs: number;
   openEgress?: OpenEgress;
+  /** The caller's policy `allowedBinaries`: every tool of the image it does not name is hidden (absent means none). */
+  allowedBinaries?: readonly string[];
   /** Registry specs the agent installs before the program runs (already checked against the policy). */
   packages?: string[];
   /** Registry host the install step uses (the one the proxy's package rules govern). */
@@ -113,7 +116,26 @@ function sleep(ms: number): Promise<'timeout'> {
 }
 
 export class Executor {
+  readonly #imageTools = new Map<string, Promise<ImageTools>>();
+
   constructor(private readonly options: ExecutorOptions) {}
+
+  /** The image's hideable tools, read once per image from its labels. */
+  #toolsOf(runtime: Runtime): Promise<ImageTools> {
+    const image = this.options.images[runtime];
+    let tools = this.#imageTools.get(image);
+    if (tools === undefined) {
+      tools = this.options.client.imageLabels(image).then(
+        (labels) => toolsFromLabels(image, labels),
+        (error: unknown) => {
+          throw (error as { statusCode?: number }).statusCode === 404 ? new ImageMissingError(image) : error;
+        },
+      );
+      this.#imageTools.set(image, tools);
+      tools.catch(() => this.#imageTools.delete(image));
+    }
+    return tools;
+  }
 
   get labels(): Record<string, string> {
     return { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: this.options.instanceId };
@@ -150,6 +172,7 @@ export class Executor {
           fileSizeLimitBytes: limits.tmpfsBytes,
           openFilesLimit: limits.openFilesLimit,
           readOnlyBinds: [{ host: egressDir, container: SANDBOX_EGRESS_DIR }],
+          masks: toolMasks(await this.#toolsOf(job.runtime), job.allowedBinaries ?? []),
         });
       } catch (error) {
         if ((error as { statusCode?: number }).statusCode === 404) throw new ImageMissingError(image);

@@ -14,7 +14,7 @@ export const RESERVED_ENV_NAMES: ReadonlySet<string> = new Set([
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const MAX_ENV_VALUE_BYTES = 32 * 1024;
 
-const LANGUAGE_ALIASES = { javascript: 'node', js: 'node', node: 'node' } as const;
+const LANGUAGE_ALIASES = { javascript: 'node', js: 'node', node: 'node', python: 'python', py: 'python' } as const;
 
 export const ExecuteRequestSchema = z
   .object({
@@ -22,11 +22,11 @@ export const ExecuteRequestSchema = z
     language: z
       .string({ error: 'language must be a string' })
       .default('javascript')
-      .refine((l) => l.toLowerCase() in LANGUAGE_ALIASES, {
+      .refine((l) => Object.hasOwn(LANGUAGE_ALIASES, l.toLowerCase()), {
         message: `unknown language; supported: ${Object.keys(LANGUAGE_ALIASES).join(', ')}`,
       })
       .transform((l) => LANGUAGE_ALIASES[l.toLowerCase() as keyof typeof LANGUAGE_ALIASES])
-      .describe('runtime: javascript (aliases js, node)'),
+      .describe('runtime: javascript (aliases js, node) or python (alias py)'),
     stdin: z.string().max(8 * 1024 * 1024).default('').describe('fed to the program'),
     args: z.array(z.string().max(64 * 1024)).max(256).default([]).describe('program arguments'),
     env: z

@@ -74,6 +74,7 @@ export class ExecutionService {
     const result = await this.options.executor.run({
       executionId,
       runtime: request.language,
+      allowedBinaries: caller.policy.policy.allowedBinaries,
       code: request.code,
       args: request.args,
       env: request.env,

@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     throw error;
   }
 
-  const service = await startService({ config, images: { node: await imageTag('node') } });
+  const service = await startService({ config, images: { node: await imageTag('node'), python: await imageTag('python') } });
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -229,7 +229,7 @@ describe('key configuration', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'sandbox-prod-'));
     try {
       const config = loadConfig({ NODE_ENV: 'production', PORT: '0', DATA_DIR: dataDir });
-      const error: unknown = await startService({ config, images: { node: await imageTag('node') }, logger: createLogger('silent') }).catch((e: unknown) => e);
+      const error: unknown = await startService({ config, images: { node: await imageTag('node'), python: await imageTag('python') }, logger: createLogger('silent') }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as Error).message).toMatch(/JWT_JWKS_URL.*JWT_PUBLIC_KEY.*JWT_SECRET/);
     } finally {
@@ -282,7 +282,7 @@ describe('development mode', () => {
     const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
     const service = await startService({
       config,
-      images: { node: await imageTag('node') },
+      images: { node: await imageTag('node'), python: await imageTag('python') },
       logger: createLogger('info', sink),
       announce: (text) => banners.push(text),
     });

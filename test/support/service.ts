@@ -25,7 +25,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     },
   });
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', ...env });
-  const service = await startService({ config, images: { node: await imageTag('node') }, logger: createLogger('info', sink) });
+  const service = await startService({ config, images: { node: await imageTag('node'), python: await imageTag('python') }, logger: createLogger('info', sink) });
   return {
     ...service,
     dataDir,
