@@ -4,11 +4,11 @@
  * sandboxes and asks for a session per sandbox over the control channel.
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import { canonicalHost, decide, type CompiledPolicy } from '../policies/index.ts';
+import { canonicalHost, sessionPackagePolicy, type CompiledPolicy } from '../policies/index.ts';
 import { ControlServer } from './control.ts';
 import { parseHostMap } from './host-map.ts';
 import { EgressProxy } from './index.ts';
-import type { EgressServiceConfig } from './service-config.ts';
+import { registryHostsOf, type EgressServiceConfig } from './service-config.ts';
 import type { EgressLogger } from './types.ts';
 
 export interface RunningEgressService {
@@ -21,7 +21,8 @@ export interface RunningEgressService {
 export async function startEgressService(config: EgressServiceConfig, logger: EgressLogger): Promise<RunningEgressService> {
   await mkdir(config.EGRESS_SANDBOXES_DIR, { recursive: true, mode: 0o755 });
   const proxy = await EgressProxy.create<CompiledPolicy>({
-    decide: (request, session) => decide(session.context, request),
+    // Registry hosts are governed by allowedPackages, learning each session's dependency closure.
+    ...sessionPackagePolicy(registryHostsOf(config)),
     canonicalHost,
     dataDir: config.DATA_DIR,
     ...(config.EGRESS_HOST_MAP ? { hostMap: parseHostMap(config.EGRESS_HOST_MAP) } : {}),
