@@ -3,15 +3,16 @@
  * whatever happened: created, attached, started, waited on with a wall-clock
  * limit, collected, removed (in `finally`).
  */
+import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { ContainerClient, SandboxContainer } from './docker.ts';
+import type { ContainerClient, ContainerSpec, SandboxContainer } from './docker.ts';
 import { SANDBOX_EGRESS_DIR } from './egress.ts';
 import { ImageMissingError } from './errors.ts';
 import { CappedSink, DockerStreamDemuxer } from './output.ts';
-import { toolMasks, toolsFromLabels, type ImageTools } from './tools.ts';
+import { exposedTools, toolMasks, toolsFromLabels, type ImageTools } from './tools.ts';
 
 export type Runtime = 'node' | 'python';
 
@@ -91,6 +92,8 @@ export interface ExecutorOptions {
 export const LABEL_MANAGED = 'sandbox-egress.managed';
 export const LABEL_INSTANCE = 'sandbox-egress.instance';
 export const LABEL_EXECUTION = 'sandbox-egress.execution';
+/** Carried by containers made ahead of time for the warm pool (value: the runtime). */
+export const LABEL_POOL = 'sandbox-egress.pool';
 
 const SANDBOX_USER = '1000:1000';
 /** After the container stops, how long to wait for the last output bytes to arrive. */
@@ -109,16 +112,91 @@ function splitStatus(status: number): { code: number | null; signal: string | nu
   return signal ? { code: null, signal } : { code: status, signal: null };
 }
 
-function sleep(ms: number): Promise<'timeout'> {
-  return new Promise((resolve) => {
-    setTimeout(() => resolve('timeout'), ms).unref();
+/** Settles with `promise`, or with 'timeout' after `ms`; the timer never outlives the race. */
+async function raceTimer<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
   });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
+/**
+ * A sandbox created and started with the full lockdown, its agent waiting
+ * for the job header on stdin. It runs at most one job (Executor.runIn) and
+ * is then removed; a sandbox that stopped before getting a job is only fit
+ * for Executor.discard.
+ */
+export class ReadySandbox {
+  readonly stdout: CappedSink;
+  readonly stderr: CappedSink;
+  /** Resolves when the attach stream ends: all output has arrived. */
+  readonly outputDone: Promise<void>;
+  /** The image's tools this sandbox shows; every other one is hidden (set by prepare). */
+  exposedTools: readonly string[] = [];
+  #exited: Promise<void> = Promise.resolve();
+  #alive = true;
+  #claimed = false;
+
+  constructor(
+    readonly id: string,
+    readonly runtime: Runtime,
+    readonly container: SandboxContainer,
+    readonly egressDir: string,
+    readonly stream: Duplex,
+    outputLimitBytes: number,
+  ) {
+    this.stdout = new CappedSink(outputLimitBytes);
+    this.stderr = new CappedSink(outputLimitBytes);
+    const demuxer = new DockerStreamDemuxer(this.stdout, this.stderr);
+    stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
+    this.outputDone = new Promise<void>((resolve) => {
+      stream.once('end', resolve);
+      stream.once('close', resolve);
+      stream.once('error', () => resolve());
+    });
+  }
+
+  get containerId(): string {
+    return this.container.id;
+  }
+
+  /** False once the container has stopped. */
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  /** Resolves when the container stops (an engine error counts as stopped). */
+  get exited(): Promise<void> {
+    return this.#exited;
+  }
+
+  watchExit(wait: Promise<void>): void {
+    this.#exited = wait.catch(() => undefined).then(() => {
+      this.#alive = false;
+    });
+  }
+
+  claim(): void {
+    if (this.#claimed) throw new Error(`sandbox ${this.id} has already run a job`);
+    this.#claimed = true;
+  }
+}
+
+
 export class Executor {
+  readonly #removals = new Set<Promise<void>>();
   readonly #imageTools = new Map<string, Promise<ImageTools>>();
 
   constructor(private readonly options: ExecutorOptions) {}
+
+  get labels(): Record<string, string> {
+    return { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: this.options.instanceId };
+  }
 
   /** The image's hideable tools, read once per image from its labels. */
   #toolsOf(runtime: Runtime): Promise<ImageTools> {
@@ -137,10 +215,6 @@ export class Executor {
     return tools;
   }
 
-  get labels(): Record<string, string> {
-    return { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: this.options.instanceId };
-  }
-
   /** Removes containers an earlier run of this server left behind. */
   async reapOrphans(): Promise<number> {
     const removed = await this.options.client.removeLabelled(this.labels);
@@ -148,91 +222,145 @@ export class Executor {
     return removed;
   }
 
-  async run(job: ExecutionJob): Promise<ExecutionResult> {
+  /** The one container spec every sandbox gets, made on demand or ahead of time. */
+  containerSpec(runtime: Runtime, sandboxId: string, egressDir: string, labels: Record<string, string>, masks: readonly string[]): ContainerSpec {
+    const { limits } = this.options;
+    return {
+      image: this.options.images[runtime],
+      name: `sandbox-${sandboxId}`,
+      labels: { ...this.labels, ...labels },
+      user: SANDBOX_USER,
+      memoryBytes: limits.memoryBytes,
+      nanoCpus: limits.nanoCpus,
+      pidsLimit: limits.pidsLimit,
+      tmpfsBytes: limits.tmpfsBytes,
+      fileSizeLimitBytes: limits.tmpfsBytes,
+      openFilesLimit: limits.openFilesLimit,
+      readOnlyBinds: [{ host: egressDir, container: SANDBOX_EGRESS_DIR }],
+      masks,
+    };
+  }
+
+  /**
+   * Creates, attaches and starts a locked-down sandbox whose agent then
+   * waits for its job header. Its egress directory is mounted but empty:
+   * there is no route out until runIn opens the job's egress session there.
+   */
+  async prepare(runtime: Runtime, labels: Record<string, string> = {}, allowedBinaries: readonly string[] = []): Promise<ReadySandbox> {
     const { client, limits, logger } = this.options;
-    const image = this.options.images[job.runtime];
     // Short on purpose: the proxy socket inside must fit in sun_path (108 bytes).
-    const egressDir = join(this.options.sandboxesDir, job.executionId.replace(/-/g, '').slice(0, 16));
+    const sandboxId = randomUUID().replace(/-/g, '').slice(0, 16);
+    const egressDir = join(this.options.sandboxesDir, sandboxId);
     await mkdir(egressDir, { recursive: true, mode: 0o755 });
 
     let container: SandboxContainer | undefined;
     let stream: Duplex | undefined;
-    let lease: EgressLease | undefined;
     try {
+      const tools = await this.#toolsOf(runtime);
+      const spec = this.containerSpec(runtime, sandboxId, egressDir, labels, toolMasks(tools, allowedBinaries));
       try {
-        container = await client.create({
-          image,
-          name: `sandbox-${job.executionId}`,
-          labels: { ...this.labels, [LABEL_EXECUTION]: job.executionId },
-          user: SANDBOX_USER,
-          memoryBytes: limits.memoryBytes,
-          nanoCpus: limits.nanoCpus,
-          pidsLimit: limits.pidsLimit,
-          tmpfsBytes: limits.tmpfsBytes,
-          fileSizeLimitBytes: limits.tmpfsBytes,
-          openFilesLimit: limits.openFilesLimit,
-          readOnlyBinds: [{ host: egressDir, container: SANDBOX_EGRESS_DIR }],
-          masks: toolMasks(await this.#toolsOf(job.runtime), job.allowedBinaries ?? []),
-        });
+        container = await client.create(spec);
       } catch (error) {
-        if ((error as { statusCode?: number }).statusCode === 404) throw new ImageMissingError(image);
+        if ((error as { statusCode?: number }).statusCode === 404) throw new ImageMissingError(spec.image);
         throw error;
       }
-      logger.info({ executionId: job.executionId, containerId: container.id }, 'container created');
-
-      const stdout = new CappedSink(limits.outputLimitBytes);
-      const stderr = new CappedSink(limits.outputLimitBytes);
-      const demuxer = new DockerStreamDemuxer(stdout, stderr);
+      logger.info({ sandboxId, containerId: container.id, ...labels }, 'container created');
       stream = await container.attach();
-      stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
-      const outputDone = new Promise<void>((resolve) => {
-        stream!.once('end', resolve);
-        stream!.once('close', resolve);
-        stream!.once('error', () => resolve());
-      });
-
-      if (job.openEgress) lease = await job.openEgress(egressDir);
-
+      const sandbox = new ReadySandbox(sandboxId, runtime, container, egressDir, stream, limits.outputLimitBytes);
+      sandbox.exposedTools = exposedTools(tools, allowedBinaries);
       await container.start();
+      // Only after start: waiting on a created container returns at once.
+      sandbox.watchExit(container.wait());
+      return sandbox;
+    } catch (error) {
+      stream?.destroy();
+      await container?.remove().catch(() => undefined);
+      await rm(egressDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /**
+   * Runs one job in a ready sandbox: opens its egress session, hands the
+   * agent the job, waits with the wall-clock limit (counted from here, not
+   * from when the sandbox was made), collects the outcome. The sandbox is
+   * then removed whatever happened; removal finishes after the answer
+   * (see settle()).
+   */
+  async runIn(sandbox: ReadySandbox, job: ExecutionJob): Promise<ExecutionResult> {
+    const wanted = exposedTools(await this.#toolsOf(sandbox.runtime), job.allowedBinaries ?? []);
+    if (wanted.join() !== sandbox.exposedTools.join()) {
+      // Tools are hidden when the container is made, so a sandbox made for
+      // another policy (a pooled one hides them all) cannot serve this job.
+      this.discard(sandbox);
+      return this.run(job);
+    }
+    sandbox.claim();
+    const { logger } = this.options;
+    logger.info({ executionId: job.executionId, sandboxId: sandbox.id, containerId: sandbox.containerId }, 'sandbox assigned');
+    let lease: EgressLease | undefined;
+    try {
+      if (job.openEgress) lease = await job.openEgress(sandbox.egressDir);
       const startedAt = performance.now();
       const header = JSON.stringify({ v: 1, code: job.code, args: job.args, env: job.env, ...(job.packages?.length ? { packages: job.packages, registry: job.packageRegistry } : {}) });
-      stream.write(`${header}\n`);
-      if (job.stdin) stream.write(job.stdin);
-      stream.end();
+      sandbox.stream.write(`${header}\n`);
+      if (job.stdin) sandbox.stream.write(job.stdin);
+      sandbox.stream.end();
 
-      const exited = container.wait();
       let timedOut = false;
-      if ((await Promise.race([exited, sleep(job.timeoutMs)])) === 'timeout') {
+      if ((await raceTimer(sandbox.exited, job.timeoutMs)) === 'timeout') {
         timedOut = true;
-        await container.kill();
-        await exited;
+        await sandbox.container.kill();
+        await sandbox.exited;
       }
       const durationMs = Math.round(performance.now() - startedAt);
-      await Promise.race([outputDone, sleep(OUTPUT_DRAIN_MS)]);
-      const exit = await container.inspectExit();
+      await raceTimer(sandbox.outputDone, OUTPUT_DRAIN_MS);
+      const exit = await sandbox.container.inspectExit();
       const status = timedOut ? { code: null, signal: 'SIGKILL' } : splitStatus(exit.statusCode);
 
       return {
-        stdout: stdout.text(),
-        stderr: stderr.text(),
+        stdout: sandbox.stdout.text(),
+        stderr: sandbox.stderr.text(),
         ...status,
         timedOut,
         oomKilled: exit.oomKilled,
-        truncated: { stdout: stdout.truncated, stderr: stderr.truncated },
+        truncated: { stdout: sandbox.stdout.truncated, stderr: sandbox.stderr.truncated },
         durationMs,
       };
     } finally {
-      stream?.destroy();
-      const cleanup = await Promise.allSettled([
-        lease?.close(),
-        container?.remove(),
-      ]);
-      await rm(egressDir, { recursive: true, force: true });
-      for (const outcome of cleanup) {
-        if (outcome.status === 'rejected') {
-          logger.warn({ executionId: job.executionId, err: String(outcome.reason) }, 'sandbox cleanup failed');
-        }
-      }
+      sandbox.stream.destroy();
+      // The lease hands back the network log, so it closes before the answer.
+      await lease?.close().catch((err: unknown) => {
+        logger.warn({ executionId: job.executionId, err: String(err) }, 'egress session close failed');
+      });
+      this.discard(sandbox);
     }
+  }
+
+  /** Cold path: a sandbox made for this job alone. */
+  async run(job: ExecutionJob): Promise<ExecutionResult> {
+    const sandbox = await this.prepare(job.runtime, { [LABEL_EXECUTION]: job.executionId }, job.allowedBinaries ?? []);
+    return this.runIn(sandbox, job);
+  }
+
+  /**
+   * Removes a sandbox (used or not) in the background; settle() waits for
+   * every removal still under way, so nothing outlives a clean shutdown.
+   */
+  discard(sandbox: ReadySandbox): void {
+    sandbox.stream.destroy();
+    const removal = Promise.allSettled([sandbox.container.remove()]).then(async ([outcome]) => {
+      await rm(sandbox.egressDir, { recursive: true, force: true }).catch(() => undefined);
+      if (outcome?.status === 'rejected') {
+        this.options.logger.warn({ sandboxId: sandbox.id, err: String(outcome.reason) }, 'sandbox cleanup failed');
+      }
+    });
+    this.#removals.add(removal);
+    void removal.finally(() => this.#removals.delete(removal));
+  }
+
+  /** Resolves when every sandbox handed to discard() (or finished by runIn) is gone. */
+  async settle(): Promise<void> {
+    while (this.#removals.size > 0) await Promise.all([...this.#removals]);
   }
 }

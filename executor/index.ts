@@ -7,7 +7,11 @@ export {
   LABEL_EXECUTION,
   LABEL_INSTANCE,
   LABEL_MANAGED,
+  LABEL_POOL,
+  ReadySandbox,
 } from './executor.ts';
+export { WarmPool } from './pool.ts';
+export type { WarmPoolOptions, WarmPoolStats } from './pool.ts';
 export type {
   EgressLease,
   ExecutionJob,

@@ -96,7 +96,10 @@ export function createApp(deps: AppDependencies): Express {
         { field: 'code', message: 'too large' },
       ]);
     }
-    const data = await deps.executions.execute(body, caller);
+    // A caller that goes away while queued gives its place up.
+    const gone = new AbortController();
+    res.once('close', () => gone.abort());
+    const data = await deps.executions.execute(body, caller, gone.signal);
     res.json({ success: true, data });
   });
 

@@ -3,6 +3,7 @@
  * is validated at start-up and every bad one is named at once, so an
  * operator fixes them in one go instead of one restart per mistake.
  */
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -73,6 +74,14 @@ export const ConfigSchema = z
     EXEC_CPUS: z.coerce.number().positive().max(64).default(1).describe('CPU quota per sandbox, in CPUs'),
     EXEC_TMP_MB: positiveInt(64).describe('size of the sandbox /tmp tmpfs'),
     EXEC_MAX_CODE_BYTES: positiveInt(1024 * 1024).describe('largest `code` accepted (413 beyond)'),
+    EXEC_POOL_SIZE: z.coerce.number().int().min(0).max(64).default(2)
+      .describe('sandboxes per runtime created and started ahead of time (warm pool), each used once; 0 disables the pool (every run starts cold)'),
+    EXEC_MAX_CONCURRENT: positiveInt(Math.max(2, availableParallelism() * 4))
+      .describe('executions running at once (default: 4 per CPU); further requests queue'),
+    EXEC_QUEUE_LIMIT: z.coerce.number().int().min(0).default(64)
+      .describe('requests allowed to wait for a free execution slot; beyond it 503 with Retry-After'),
+    EXEC_QUEUE_TIMEOUT_MS: positiveInt(10_000)
+      .describe('longest wait in the queue (never more than half the request\'s timeoutMs, whose budget the wait is counted against); then 503 with Retry-After'),
     ADMIN_TOKEN: optionalText
       .refine((v) => v === undefined || v.length >= MIN_ADMIN_TOKEN_LENGTH, { message: `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters` })
       .describe('bearer token for the /admin endpoints; unset, they are not served (404)'),

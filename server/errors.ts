@@ -6,6 +6,7 @@
 import type { ErrorRequestHandler } from 'express';
 import { ControlChannelError } from '../egress-proxy/index.ts';
 import { DockerUnavailableError, ImageMissingError } from '../executor/index.ts';
+import { CapacityError } from './admission.ts';
 import { bearerChallenge, KeySourceUnavailableError, TokenError } from './identity/index.ts';
 
 export interface ErrorBody {
@@ -52,6 +53,9 @@ export function toApiError(error: unknown): ApiError | null {
   }
   if (error instanceof DockerUnavailableError) {
     return new ApiError(503, 'DOCKER_UNAVAILABLE', 'The sandbox engine is unavailable; try again shortly', error.message, { 'Retry-After': '5' });
+  }
+  if (error instanceof CapacityError) {
+    return new ApiError(503, error.code, error.message, undefined, { 'Retry-After': String(error.retryAfterSeconds) });
   }
   // The standalone proxy down or failing is a capacity problem; its 4xx answers are our bugs (500).
   if (error instanceof ControlChannelError && (error.status === 0 || error.status >= 500)) {

@@ -8,8 +8,9 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { ContainerClient, DEFAULT_LIMITS, Executor, type Runtime } from '../executor/index.ts';
+import { ContainerClient, DEFAULT_LIMITS, Executor, WarmPool, type Runtime } from '../executor/index.ts';
 import { adminRouter } from './admin.ts';
+import { Admission } from './admission.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
 import { createEgressGateway } from './egress-gateway.ts';
@@ -31,6 +32,7 @@ export interface RunningService {
   port: number;
   logger: Logger;
   executor: Executor;
+  pool: WarmPool;
   close(): Promise<void>;
 }
 
@@ -73,8 +75,21 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   const egress = await createEgressGateway(config, logger.child({ component: 'egress' }));
 
-  const executions = new ExecutionService({
+  // After the reaping above, so the pool's fresh sandboxes are not taken for orphans.
+  const pool = new WarmPool({
     executor,
+    runtimes: Object.keys(options.images) as Runtime[],
+    size: config.EXEC_POOL_SIZE,
+    logger: logger.child({ component: 'pool' }),
+  });
+  pool.start();
+  const executions = new ExecutionService({
+    executor: pool,
+    admission: new Admission({
+      maxConcurrent: config.EXEC_MAX_CONCURRENT,
+      queueLimit: config.EXEC_QUEUE_LIMIT,
+      queueTimeoutMs: config.EXEC_QUEUE_TIMEOUT_MS,
+    }),
     egress,
     defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
     maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
@@ -114,11 +129,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     port,
     logger,
     executor,
+    pool,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      // Pooled sandboxes and removals still under way first, then anything else labelled ours.
+      await pool.close();
       await executor.reapOrphans().catch(() => undefined);
       await egress.close();
     },

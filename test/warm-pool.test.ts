@@ -1,0 +1,146 @@
+/**
+ * The warm pool through the real service and engine: pooled sandboxes run
+ * one job each and are gone afterwards, the pool refills, egress is attached
+ * only at assignment, size 0 means the cold path, and nothing outlives close.
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, PROXY_SOCKET_FILE } from '../executor/index.ts';
+import { instanceIdFor } from '../server/service.ts';
+import { dockerAvailable } from './support/docker.ts';
+import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
+import { startTestService, type TestService } from './support/service.ts';
+
+const hasDocker = await dockerAvailable();
+const docker = new ContainerClient();
+
+const ours = (service: TestService) => ({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(service.dataDir) });
+const pooledIds = (service: TestService) => docker.listLabelled({ ...ours(service), [LABEL_POOL]: 'node' });
+
+/** The container the service assigned to an execution, from its log. */
+function containerOf(service: TestService, executionId: string): string {
+  const line = service.logLines.find((l) => l.msg === 'sandbox assigned' && l.executionId === executionId);
+  expect(line, `no assignment logged for ${executionId}`).toBeDefined();
+  return String(line!.containerId);
+}
+
+async function run(service: TestService, body: Record<string, unknown>) {
+  const response = await service.post('/execute', body);
+  expect(response.status, response.text).toBe(200);
+  return response.json.data;
+}
+
+describe.skipIf(!hasDocker)('the warm pool', () => {
+  let service: TestService;
+
+  beforeAll(async () => {
+    service = await startTestService({ EXEC_POOL_SIZE: '2' });
+    await service.pool.whenFull();
+  });
+  afterAll(async () => {
+    await service?.close();
+  });
+
+  it('runs a job in a pooled container, once, and the next job gets another', async () => {
+    const pooledBefore = await pooledIds(service);
+    expect(pooledBefore).toHaveLength(2);
+
+    const first = await run(service, { code: 'require("fs").writeFileSync("/tmp/left-behind", "x"); console.log("first")' });
+    expect(first).toMatchObject({ stdout: 'first\n', code: 0 });
+    const firstContainer = containerOf(service, first.executionId);
+    expect(pooledBefore).toContain(firstContainer);
+
+    await service.executor.settle();
+    expect(await docker.listLabelled(ours(service))).not.toContain(firstContainer);
+
+    const second = await run(service, { code: 'console.log(require("fs").existsSync("/tmp/left-behind"))' });
+    expect(second.stdout).toBe('false\n');
+    const secondContainer = containerOf(service, second.executionId);
+    expect(secondContainer).not.toBe(firstContainer);
+    expect(pooledBefore).toContain(secondContainer);
+    expect(service.pool.stats()).toMatchObject({ warmRuns: 2, coldRuns: 0 });
+  });
+
+  it('refills in the background with fresh containers', async () => {
+    await service.pool.whenFull();
+    const before = await pooledIds(service);
+    await run(service, { code: '1' });
+    await service.pool.whenFull();
+    await service.executor.settle();
+    const after = await pooledIds(service);
+    expect(after).toHaveLength(2);
+    expect(after.filter((id) => !before.includes(id))).toHaveLength(1);
+  });
+
+  it('gives a pooled container no egress socket until a job is assigned', async () => {
+    await service.pool.whenFull();
+    const sandboxes = join(service.dataDir, 'sandboxes');
+    const dirs = await readdir(sandboxes);
+    expect(dirs.length).toBeGreaterThanOrEqual(2);
+    for (const dir of dirs) expect(await readdir(join(sandboxes, dir))).not.toContain(PROXY_SOCKET_FILE);
+  });
+
+  it('counts the wall-clock limit from assignment, not from when the container started', async () => {
+    await service.pool.whenFull();
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const data = await run(service, { code: 'setTimeout(() => console.log("done"), 500)', timeoutMs: 2_000 });
+    expect(data).toMatchObject({ stdout: 'done\n', timedOut: false });
+  });
+});
+
+describe.skipIf(!hasDocker)('the warm pool with egress', () => {
+  let world: SeedWorld;
+
+  beforeAll(async () => {
+    world = await startSeedWorld({ EXEC_POOL_SIZE: '1' });
+    await world.service.pool.whenFull();
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('reaches an allowed HTTPS upstream through a pooled container (seed Test 2)', async () => {
+    const data = await world.run({
+      code: 'const https = require("https"); https.get("https://api.stripe.com/v1/products", r => console.log(r.statusCode));',
+    });
+    expect(data.stderr).toBe('');
+    expect(data.stdout).toBe('200\n');
+    expect(data.networkLog).toHaveLength(1);
+    expect(data.networkLog[0]).toMatchObject({ method: 'GET', url: 'https://api.stripe.com/v1/products', statusCode: 200, blocked: false });
+    expect(world.upstream.requests).toHaveLength(1);
+    expect(world.service.pool.stats()).toMatchObject({ warmRuns: 1, coldRuns: 0 });
+  });
+});
+
+describe.skipIf(!hasDocker)('pool size 0', () => {
+  let service: TestService;
+
+  beforeAll(async () => {
+    service = await startTestService({ EXEC_POOL_SIZE: '0' });
+  });
+  afterAll(async () => {
+    await service?.close();
+  });
+
+  it('keeps no containers ahead of time and runs every job cold', async () => {
+    expect(await pooledIds(service)).toEqual([]);
+    const data = await run(service, { code: 'console.log("cold")' });
+    expect(data.stdout).toBe('cold\n');
+    const created = service.logLines.find((l) => l.msg === 'container created' && l['sandbox-egress.execution'] === data.executionId);
+    expect(created?.containerId).toBe(containerOf(service, data.executionId));
+    expect(service.pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1 });
+    expect(await pooledIds(service)).toEqual([]);
+  });
+});
+
+describe.skipIf(!hasDocker)('closing a service with a full pool', () => {
+  it('leaves no container behind, even with refills under way', async () => {
+    const service = await startTestService({ EXEC_POOL_SIZE: '3' });
+    await service.pool.whenFull();
+    // Taking one starts a replacement, so close meets a container still being made.
+    await run(service, { code: '1' });
+    await service.close();
+    expect(await docker.listLabelled(ours(service))).toEqual([]);
+  });
+});
