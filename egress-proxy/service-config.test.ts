@@ -1,0 +1,27 @@
+/** The standalone proxy's environment: every bad variable named at once, and the shared directory's default. */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EgressServiceConfigError, loadEgressServiceConfig } from './service-config.ts';
+
+describe('loadEgressServiceConfig', () => {
+  it('names every bad variable', () => {
+    let error: unknown;
+    try {
+      loadEgressServiceConfig({ EGRESS_CONTROL_PORT: '70000', EGRESS_LOG_LIMIT: '0' });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(EgressServiceConfigError);
+    expect((error as EgressServiceConfigError).problems.map((p) => p.split(':')[0]).sort()).toEqual(['EGRESS_CONTROL_PORT', 'EGRESS_CONTROL_SECRET', 'EGRESS_LOG_LIMIT']);
+  });
+
+  it('refuses a secret shorter than 32 characters', () => {
+    expect(() => loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: 'x'.repeat(31) })).toThrow(/EGRESS_CONTROL_SECRET: must be at least 32 characters/);
+  });
+
+  it('keeps sockets in DATA_DIR/sandboxes unless told otherwise, as the API does', () => {
+    const secret = 'x'.repeat(32);
+    expect(loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: secret, DATA_DIR: '/srv/data' }).EGRESS_SANDBOXES_DIR).toBe('/srv/data/sandboxes');
+    expect(loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: secret, EGRESS_SANDBOXES_DIR: 'rel/boxes' }).EGRESS_SANDBOXES_DIR).toBe(path.resolve('rel/boxes'));
+  });
+});
