@@ -103,7 +103,8 @@ export class Admission {
       }, waitMs);
       const onAbort = () => {
         leave();
-        reject(signal?.reason);
+        const reason: unknown = signal?.reason;
+        reject(reason instanceof Error ? reason : new Error('request aborted while queued'));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#queue.push(waiter);

@@ -26,8 +26,8 @@ describe.skipIf(!hasDocker)('admission control', () => {
     const refused = responses.filter((r) => r.status === 503);
     expect(ok).toHaveLength(2);
     expect(refused).toHaveLength(1);
-    expect(refused[0]!.json).toMatchObject({ success: false, code: 'QUEUE_FULL' });
-    expect(Number(refused[0]!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(refused[0].json).toMatchObject({ success: false, code: 'QUEUE_FULL' });
+    expect(Number(refused[0].headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     for (const r of ok) expect(r.json.data.stdout).toBe('done\n');
     const waits = ok.map((r) => r.json.data.queuedMs as number).sort((a, b) => a - b);
     expect(waits[0]).toBe(0);
