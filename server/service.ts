@@ -93,7 +93,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     egress,
     defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
     maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
-    npmRegistryHost: config.NPM_REGISTRY_HOST[0] ?? 'registry.npmjs.org',
+    packageRegistries: { npm: config.NPM_REGISTRY_HOST[0] ?? 'registry.npmjs.org', pypi: config.PYPI_HOSTS[0] ?? 'pypi.org' },
   });
   const app = createApp({
     config,

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { NPM_HOST, startRegistry, type RegistryFixture } from './fixtures/registry.ts';
+import { NPM_HOST, PYPI_HOST, startRegistry, type RegistryFixture } from './fixtures/registry.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { mintToken, TEST_AUDIENCE, TEST_HS_SECRET, TEST_ISSUER } from './support/jwt.ts';
 import { startTestService, type TestService } from './support/service.ts';
@@ -17,7 +17,7 @@ import { startTestService, type TestService } from './support/service.ts';
 const hasDocker = await dockerAvailable();
 
 const USER = 'package-user';
-const POLICY = { allowedDomains: [], allowedPackages: ['tiny-app', '@tiny'] };
+const POLICY = { allowedDomains: [], allowedPackages: ['tiny-app', '@tiny', 'Tiny_Py'] };
 
 const fetchStatus = (url: string) => `require("https").get(${JSON.stringify(url)}, (r) => { r.resume(); console.log(r.statusCode); });`;
 
@@ -40,6 +40,10 @@ describe.skipIf(!hasDocker)('package installs gated by allowedPackages', () => {
       { name: 'tiny-app', version: '1.2.0', dependencies: { 'tiny-dep': '^1.0.0' }, main: 'module.exports = () => "app:" + require("tiny-dep");\n' },
       { name: '@tiny/scoped', version: '0.1.0', main: 'module.exports = "scoped-ok";\n' },
       { name: 'tiny-other', version: '2.0.0', main: 'module.exports = "other";\n' },
+    ], [
+      { name: 'tiny-py', version: '1.0', module: 'tiny_py', init: 'VALUE = "py-ok"\n' },
+      { name: 'tiny-pydep', version: '1.0', module: 'tiny_pydep', init: 'VALUE = "dep-ok"\n' },
+      { name: 'tiny-pyother', version: '1.0', module: 'tiny_pyother', init: 'VALUE = "other"\n' },
     ]);
     dir = await mkdtemp(join(tmpdir(), 'packages-world-'));
     await mkdir(join(dir, 'policies'));
@@ -137,6 +141,33 @@ describe.skipIf(!hasDocker)('package installs gated by allowedPackages', () => {
     expect(data.stdout).toBe('1\n0\napp:dep-ok\n');
     expect(data.networkLog).toEqual(expect.arrayContaining([expect.objectContaining({ url: `https://${NPM_HOST}/tiny-other`, blocked: true })]));
     expect(registry.requests.some((r) => r.path.includes('tiny-other'))).toBe(false);
+  });
+
+  it('installs an allowed pip package (name normalised per PEP 503), and the program imports it', async () => {
+    const data = await run({ language: 'python', code: 'import tiny_py\nprint(tiny_py.VALUE)', packages: ['tiny.py==1.*'] });
+    expect(data.stderr).toBe('');
+    expect(data.stdout).toBe('py-ok\n');
+    const fetched = data.networkLog.map((e: any) => [e.method, e.url, e.statusCode, e.blocked]);
+    expect(fetched).toEqual(
+      expect.arrayContaining([
+        ['GET', `https://${PYPI_HOST}/simple/tiny-py/`, 200, false],
+        ['GET', registry.wheelUrl('tiny-py'), 200, false],
+      ]),
+    );
+  });
+
+  it('refuses a pip package outside allowedPackages, and blocks its files and its dependency fetched directly', async () => {
+    const response = await post({ language: 'python', code: 'print(1)', packages: ['tiny-pyother'] });
+    expect(response.status).toBe(400);
+    expect(response.json).toMatchObject({ code: 'PACKAGE_NOT_ALLOWED', details: [{ package: 'tiny-pyother' }] });
+    const get = (url: string) => `try:\n    urllib.request.urlopen(${JSON.stringify(url)})\n    print(200)\nexcept urllib.error.HTTPError as e:\n    print(e.code)\n`;
+    const data = await run({
+      language: 'python',
+      code: `import urllib.request, urllib.error\n${get(registry.wheelUrl('tiny-pyother'))}${get(`https://${PYPI_HOST}/simple/tiny-pyother/`)}${get(`https://${PYPI_HOST}/simple/tiny-pydep/`)}${get(registry.wheelUrl('tiny-pydep'))}`,
+    });
+    expect(data.stdout).toBe('403\n403\n403\n403\n');
+    expect(data.networkLog.map((e: any) => e.blocked)).toEqual([true, true, true, true]);
+    expect(registry.requests).toEqual([]);
   });
 
   it('reports a failed install in the result, not as a server error', async () => {

@@ -6,9 +6,13 @@
 #   stdin  = one JSON line {"v":1,"code":"…","args":[…],"env":{…}} then the
 #            program's own stdin, streamed through until EOF; fields the
 #            agent does not know are ignored, so the header can grow;
+#            `packages` (optional, PyPI requirements the server has checked
+#            against the policy) are installed from the index on `registry`
+#            (a host, default pypi.org) before the program starts;
 #   stdout = the program's stdout, untouched (the agent never writes there);
 #   stderr = the program's stderr, plus at most one `sandbox-agent: …` line
-#            when the agent itself fails (exit status 125);
+#            when the agent itself fails (exit status 125); a failed package
+#            install is such a failure, with pip's last output lines after it;
 #   status = the program's exit code, or 128 + signal number.
 #
 # It is on the hot path of every execution: standard library only, and the
@@ -16,6 +20,8 @@
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -41,6 +47,21 @@ PROXY_ENV = {
     'PIP_CERT': CA_CERT,
 }
 
+# Wheels land here, on the program's PYTHONPATH (/tmp is noexec: pure-Python
+# wheels work, which is what --only-binary=:all: plus no build step allows).
+PACKAGES_DIR = '/tmp/.packages'
+DEFAULT_INDEX_HOST = 'pypi.org'
+INSTALL_OUTPUT_TAIL = 4096
+# Requirements as the server checks them (policies/packages.ts): a second lock
+# so nothing reaches pip's command line as an option, a URL or a file.
+_REQ = r'[A-Za-z0-9.*+!_-]+'
+_OP = r'(?:~=|===|==|!=|<=|>=|<|>)'
+PACKAGE_SPEC = re.compile(
+    r'^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?\s*'
+    r'(?:\[\s*[A-Za-z0-9._-]+(?:\s*,\s*[A-Za-z0-9._-]+)*\s*\])?\s*'
+    rf'(?:{_OP}\s*{_REQ}(?:\s*,\s*{_OP}\s*{_REQ})*)?$'
+)
+HOST = re.compile(r'^[a-z0-9.-]+(?::[0-9]+)?$')
 JOB_DIR = '/tmp/.job'
 JOB_FILE = JOB_DIR + '/main.py'
 AGENT_FAILURE = 125
@@ -100,7 +121,34 @@ def parse_header(raw):
     for key, value in env.items():
         if not isinstance(value, str):
             fail(f'job header: env {json.dumps(key)} must be a string')
-    return code, args, env
+    packages = job.get('packages', [])
+    if not isinstance(packages, list) or not all(isinstance(p, str) and PACKAGE_SPEC.match(p) for p in packages):
+        fail('job header: "packages" must be an array of PyPI requirements')
+    registry = job.get('registry') or DEFAULT_INDEX_HOST
+    if not isinstance(registry, str) or not HOST.match(registry):
+        fail('job header: "registry" must be a host name')
+    return code, args, env, packages, registry
+
+
+def install_packages(packages, registry, base_env):
+    """pip through the egress proxy, whose package rules decide what may be
+    fetched: wheels only (no build step runs code), no cache, and not the
+    program's env, which must not be able to reconfigure pip."""
+    env = {**base_env, 'PIP_BREAK_SYSTEM_PACKAGES': '1', 'PIP_NO_INPUT': '1', 'PIP_DISABLE_PIP_VERSION_CHECK': '1'}
+    command = [
+        sys.executable, '-m', 'pip', 'install', '--quiet', '--no-cache-dir', '--only-binary=:all:',
+        '--no-warn-script-location', '--target', PACKAGES_DIR,
+        '--index-url', f'https://{registry}/simple/', '--', *packages,
+    ]
+    try:
+        done = subprocess.run(command, cwd='/tmp', env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    except OSError as err:
+        fail(f'package install failed: cannot start pip ({err.strerror or err})')
+    shutil.rmtree('/tmp/.cache', ignore_errors=True)
+    if done.returncode != 0:
+        tail = done.stdout.decode('utf-8', 'replace')[-INSTALL_OUTPUT_TAIL:].rstrip()
+        how = f'was killed by signal {-done.returncode}' if done.returncode < 0 else f'exited {done.returncode}'
+        fail(f'package install failed: pip {how}\n{tail}')
 
 
 def listen_forwarder():
@@ -207,7 +255,7 @@ def main():
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, on_signal)
     raw, rest, ended = read_header()
-    code, args, job_env = parse_header(raw)
+    code, args, job_env, packages, registry = parse_header(raw)
     listener = listen_forwarder()
     threading.Thread(target=serve_forwarder, args=(listener,), daemon=True).start()
     try:
@@ -217,7 +265,11 @@ def main():
     except OSError as err:
         fail(f'cannot write the program to {JOB_FILE} ({err.strerror or err})')
     env = {'PATH': '/usr/local/bin', 'HOME': '/tmp', 'LANG': 'C.UTF-8', 'PYTHONUNBUFFERED': '1', **PROXY_ENV}
+    if packages:
+        install_packages(packages, registry, dict(env))
     env.update(job_env)
+    if packages:
+        env['PYTHONPATH'] = os.pathsep.join(p for p in (job_env.get('PYTHONPATH'), PACKAGES_DIR) if p)
     try:
         child = subprocess.Popen([sys.executable, JOB_FILE, *args], cwd='/tmp', env=env, stdin=subprocess.PIPE)
     except OSError as err:
