@@ -32,6 +32,11 @@ export { DECISION_LOG_MESSAGE } from './exchange.ts';
 export { BLOCKED_HEADER } from './http-checks.ts';
 export { CA_CERT_FILE, CA_KEY_FILE } from './ca.ts';
 export type { CanonicalHostFn, DecideFn, EgressLogger, EgressSessionInfo, LearnFn, NetworkLogEntry, NetworkLogResult } from './types.ts';
+export { ControlServer } from './control.ts';
+export type { ControlServerOptions } from './control.ts';
+export { ControlChannelError, ControlClient } from './control-client.ts';
+export type { ControlClientOptions, RemoteSession } from './control-client.ts';
+export { CONTROL_PATHS, MIN_CONTROL_SECRET_LENGTH } from './control-protocol.ts';
 
 export interface EgressProxyOptions<TContext> {
   /** The policy: asked about every request (and about tunnels to ports other than 80/443, with method CONNECT). */
