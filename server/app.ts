@@ -9,9 +9,15 @@ import type { ContainerClient } from '../executor/index.ts';
 import type { Config } from './config.ts';
 import type { EgressGateway } from './egress-gateway.ts';
 import { ApiError, badRequest, errorHandler } from './errors.ts';
+import { sealJsonResponses, type ResponseEncryptor } from './encryption.ts';
 import { describeIssues, ExecuteRequestSchema } from './execute-request.ts';
+import { trackExecution } from './execution-log.ts';
 import type { Caller, ExecutionService } from './execution-service.ts';
+import { envFromHeaders } from './header-env.ts';
 import type { Logger } from './logger.ts';
+import type { ServiceMetrics } from './metrics.ts';
+import { executeRateLimit } from './rate-limit.ts';
+import type { Drain } from './shutdown.ts';
 
 export interface AppDependencies {
   config: Config;
@@ -26,6 +32,11 @@ export interface AppDependencies {
   resolveCaller: (req: Request) => Promise<Caller>;
   /** Further routes (development JWKS, embedded policy service, administrator endpoints). */
   routers?: Router[];
+  /** Seals the answers of requests with `encrypt_messages`; unset, such requests get 400. */
+  encryptor?: ResponseEncryptor;
+  metrics: ServiceMetrics;
+  /** Refuses new executions, and fails /readyz, once shutdown begins. */
+  drain: Drain;
   /** The egress route, for /readyz (a remote proxy service may be down while this server is up). */
   egress?: Pick<EgressGateway, 'ready'>;
 }
@@ -64,6 +75,7 @@ export function createApp(deps: AppDependencies): Express {
       checks.docker = error instanceof Error ? error.message : 'unreachable';
     }
     if (deps.egress) checks.egress = (await deps.egress.ready()) ? 'ok' : 'egress proxy not answering';
+    if (deps.drain.draining) checks.shutdown = 'draining';
     const ready = Object.values(checks).every((v) => v === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
@@ -73,13 +85,44 @@ export function createApp(deps: AppDependencies): Express {
   // The body limit leaves room for JSON escaping of the largest code allowed;
   // the code size itself is checked after parsing so the answer can name it.
   const bodyLimit = config.EXEC_MAX_CODE_BYTES * 2 + 10 * 1024 * 1024;
-  // Identity first: a bad token is refused before the body is even read.
+  // Identity first: a bad token is the first answer, even when the body is
+  // broken too. The refusal waits for the body only to learn whether it
+  // must be encrypted; a body that cannot be read leaves it plain.
   const callers = new WeakMap<Request, Caller>();
+  const identityFailures = new WeakMap<Request, unknown>();
   const identifyCaller: RequestHandler = async (req, _res, next) => {
-    callers.set(req, await deps.resolveCaller(req));
+    try {
+      callers.set(req, await deps.resolveCaller(req));
+    } catch (error) {
+      identityFailures.set(req, error);
+    }
     next();
   };
-  app.post('/execute', identifyCaller, express.json({ limit: bodyLimit, strict: true, type: () => true }), async (req, res) => {
+  const protectAnswer: RequestHandler = (req, res, next) => {
+    const failed = identityFailures.has(req);
+    if ((req.body as { encrypt_messages?: unknown } | undefined)?.encrypt_messages === true) {
+      if (deps.encryptor === undefined && !failed) {
+        throw new ApiError(400, 'ENCRYPTION_UNAVAILABLE', 'encrypt_messages was requested but this server has no RESPONSE_ENCRYPTION_KEY configured', [
+          { field: 'encrypt_messages', message: 'not available on this server' },
+        ]);
+      }
+      if (deps.encryptor !== undefined) {
+        sealJsonResponses(res, deps.encryptor, (err) => req.log?.error({ err }, 'response encryption failed'));
+      }
+    }
+    next(failed ? identityFailures.get(req) : undefined);
+  };
+  const rateLimit = executeRateLimit({
+    windowMs: config.RATE_LIMIT_WINDOW_MS,
+    subjectMax: config.RATE_LIMIT_SUBJECT_MAX,
+    ipMax: config.RATE_LIMIT_IP_MAX,
+    subjectOf: (req) => callers.get(req)?.subject,
+  });
+  const parseJson = express.json({ limit: bodyLimit, strict: true, type: () => true });
+  const readBody: RequestHandler = (req, res, next) => {
+    parseJson(req, res, (error?: unknown) => next(error !== undefined && identityFailures.has(req) ? identityFailures.get(req) : error));
+  };
+  app.post('/execute', identifyCaller, readBody, protectAnswer, rateLimit, async (req, res) => {
     const caller = callers.get(req) ?? (await deps.resolveCaller(req));
     if (req.body === undefined || typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
       throw badRequest('Request body must be a JSON object', [{ field: '(body)', message: 'expected a JSON object' }]);
@@ -96,10 +139,18 @@ export function createApp(deps: AppDependencies): Express {
         { field: 'code', message: 'too large' },
       ]);
     }
+    const headerEnv = envFromHeaders(req.headersDistinct);
+    if (!headerEnv.ok) {
+      throw badRequest(`Invalid request: ${headerEnv.problems.map((d) => `${d.field}: ${d.message}`).join('; ')}`, headerEnv.problems);
+    }
+    // The body wins over a header of the same name.
+    body.env = { ...headerEnv.env, ...body.env };
     // A caller that goes away while queued gives its place up.
     const gone = new AbortController();
     res.once('close', () => gone.abort());
-    const data = await deps.executions.execute(body, caller, gone.signal);
+    const data = await trackExecution(req.log ?? deps.logger, deps.metrics, body, caller, () =>
+      deps.drain.run(() => deps.executions.execute(body, caller, gone.signal)),
+    );
     res.json({ success: true, data });
   });
 

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { canonicalHost, DEFAULT_REGISTRY_HOSTS, type RegistryHosts } from '../policies/index.ts';
+import { decodeResponseKey, RESPONSE_KEY_FORMAT } from './encryption.ts';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const optionalText = z
@@ -85,7 +86,15 @@ export const ConfigSchema = z
     ADMIN_TOKEN: optionalText
       .refine((v) => v === undefined || v.length >= MIN_ADMIN_TOKEN_LENGTH, { message: `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters` })
       .describe('bearer token for the /admin endpoints; unset, they are not served (404)'),
-    RESPONSE_ENCRYPTION_KEY: optionalText.describe('key for encrypt_messages'),
+    RESPONSE_ENCRYPTION_KEY: optionalText
+      .refine((v) => v === undefined || decodeResponseKey(v) !== null, { message: `must be ${RESPONSE_KEY_FORMAT}` })
+      .describe(`key for encrypt_messages: ${RESPONSE_KEY_FORMAT}; unset, requests asking for encryption get 400`),
+    RATE_LIMIT_WINDOW_MS: positiveInt(60_000).describe('rate-limit window for /execute'),
+    RATE_LIMIT_SUBJECT_MAX: z.coerce.number().int().min(0).default(60).describe('/execute requests per window per JWT subject; 0 turns the limit off'),
+    RATE_LIMIT_IP_MAX: z.coerce.number().int().min(0).default(30)
+      .describe('/execute requests per window per client address, for callers without a token; 0 turns the limit off'),
+    SHUTDOWN_GRACE_MS: positiveInt(25_000)
+      .describe('on SIGTERM/SIGINT, how long running executions get to finish before their sandboxes are removed'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('log level'),
   })
   .superRefine((c, ctx) => {

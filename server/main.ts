@@ -5,6 +5,7 @@
 import { imageTag } from '../images/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { startService } from './service.ts';
+import { exitOnSignals } from './shutdown.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -20,21 +21,7 @@ async function main(): Promise<void> {
 
   const service = await startService({ config, images: { node: await imageTag('node'), python: await imageTag('python') } });
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    service.logger.info({ signal }, 'shutting down');
-    service.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        service.logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  exitOnSignals(service, service.logger, config.SHUTDOWN_GRACE_MS);
 }
 
 main().catch((error: unknown) => {

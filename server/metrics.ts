@@ -114,20 +114,18 @@ export class ServiceMetrics {
 
   /**
    * The proxy's logger, teed: its one line per decision is also counted
-   * here, so the proxy needs no metrics seam of its own.
+   * here, so the proxy needs no metrics seam of its own. Everything else
+   * about the logger (children, levels) is the logger's own.
    */
-  countingEgressLogger(logger: EgressLogger): EgressLogger {
-    return {
-      info: (obj, msg) => {
-        if (msg === DECISION_LOG_MESSAGE) {
-          const line = obj as { allowed?: unknown; rule?: unknown };
-          this.egressDecision(line.allowed === true, line.rule);
-        }
-        logger.info(obj, msg);
-      },
-      warn: (obj, msg) => logger.warn(obj, msg),
-      error: (obj, msg) => logger.error(obj, msg),
+  countingEgressLogger<L extends EgressLogger>(logger: L): L {
+    const info = (obj: object, msg?: string): void => {
+      if (msg === DECISION_LOG_MESSAGE) {
+        const line = obj as { allowed?: unknown; rule?: unknown };
+        this.egressDecision(line.allowed === true, line.rule);
+      }
+      logger.info(obj, msg);
     };
+    return new Proxy(logger, { get: (target, property, receiver) => (property === 'info' ? info : Reflect.get(target, property, receiver) as unknown) });
   }
 
   router(): Router {

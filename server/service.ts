@@ -18,6 +18,10 @@ import { ExecutionService } from './execution-service.ts';
 import { createCallerResolver, developmentAnnouncement, developmentJwksRouter, loadIdentity } from './identity/index.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { LazyPolicyFetcher, policyServiceRouter } from './policy-service.ts';
+import { decodeResponseKey, ResponseEncryptor } from './encryption.ts';
+import { ServiceMetrics } from './metrics.ts';
+import { openApiRouter } from './openapi.ts';
+import { Drain } from './shutdown.ts';
 
 export interface ServiceOptions {
   config: Config;
@@ -37,6 +41,9 @@ export interface RunningService {
 }
 
 /** Containers are labelled with this, so one server never reaps another's (each has its own DATA_DIR). */
+/** After the grace period, how long stopped executions get to answer their callers. */
+const SHUTDOWN_ANSWER_MS = 5_000;
+
 export function instanceIdFor(dataDir: string): string {
   return createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
 }
@@ -73,7 +80,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not reap orphaned containers');
   }
 
-  const egress = await createEgressGateway(config, logger.child({ component: 'egress' }));
+  const drain = new Drain();
+  // The capacity figures are read at scrape time, from whatever exists by then.
+  const capacity: { queueDepth?: () => number; poolSize?: () => number; inFlight: () => number } = { inFlight: () => drain.inFlight };
+  const metrics = new ServiceMetrics({ policyStats: () => policies.stats(), capacity });
+  const egress = await createEgressGateway(config, metrics.countingEgressLogger(logger.child({ component: 'egress' })));
 
   // After the reaping above, so the pool's fresh sandboxes are not taken for orphans.
   const pool = new WarmPool({
@@ -83,13 +94,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger: logger.child({ component: 'pool' }),
   });
   pool.start();
+  const admission = new Admission({
+    maxConcurrent: config.EXEC_MAX_CONCURRENT,
+    queueLimit: config.EXEC_QUEUE_LIMIT,
+    queueTimeoutMs: config.EXEC_QUEUE_TIMEOUT_MS,
+  });
+  capacity.queueDepth = () => admission.queued;
+  capacity.poolSize = () => Object.values(pool.stats().ready).reduce((sum, n) => sum + n, 0);
   const executions = new ExecutionService({
     executor: pool,
-    admission: new Admission({
-      maxConcurrent: config.EXEC_MAX_CONCURRENT,
-      queueLimit: config.EXEC_QUEUE_LIMIT,
-      queueTimeoutMs: config.EXEC_QUEUE_TIMEOUT_MS,
-    }),
+    admission,
     egress,
     defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
     maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
@@ -102,8 +116,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     docker,
     egress,
     images: options.images,
+    metrics,
+    drain,
+    ...(config.RESPONSE_ENCRYPTION_KEY !== undefined ? { encryptor: new ResponseEncryptor(decodeResponseKey(config.RESPONSE_ENCRYPTION_KEY)!) } : {}),
     resolveCaller: createCallerResolver({ authenticate: identity.authenticate, policies }),
     routers: [
+      metrics.router(),
+      openApiRouter(),
       ...(identity.development ? [developmentJwksRouter(identity.development)] : []),
       policyServiceRouter({ directory: config.POLICY_DIR, requireToken: identity.requireToken }),
       ...(config.ADMIN_TOKEN !== undefined ? [adminRouter({ adminToken: config.ADMIN_TOKEN, policies })] : []),
@@ -131,12 +150,24 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     executor,
     pool,
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
-      // Pooled sandboxes and removals still under way first, then anything else labelled ours.
+      // Refuse new executions (503, and 503 from /readyz so balancers look
+      // elsewhere) while running ones get the grace period; the listener
+      // stays open meanwhile so those refusals can be answered.
+      drain.begin();
+      if (!(await drain.settle(config.SHUTDOWN_GRACE_MS))) {
+        logger.warn({ running: drain.inFlight, graceMs: config.SHUTDOWN_GRACE_MS }, 'grace period over: stopping running executions');
+        drain.abort();
+      }
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // Pooled sandboxes and removals still under way first, then anything else labelled ours
+      // (which stops executions still running: their callers get a 503).
       await pool.close();
+      await executor.reapOrphans().catch(() => undefined);
+      await drain.settle(SHUTDOWN_ANSWER_MS);
+      server.closeIdleConnections();
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, SHUTDOWN_ANSWER_MS).unref())]);
+      server.closeAllConnections();
       await executor.reapOrphans().catch(() => undefined);
       await egress.close();
     },

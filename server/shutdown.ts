@@ -30,13 +30,20 @@ export class Drain {
       throw new ApiError(503, SHUTTING_DOWN, 'The service is shutting down; try again shortly', undefined, { 'Retry-After': RETRY_AFTER_SECONDS });
     }
     this.#inFlight++;
-    try {
-      return await execute();
-    } catch (error) {
-      if (!this.#aborted) throw error;
-      throw new ApiError(503, SHUTTING_DOWN, 'The service shut down before the execution finished; it was stopped', undefined, {
+    const stopped = () =>
+      new ApiError(503, SHUTTING_DOWN, 'The service shut down before the execution finished; it was stopped', undefined, {
         'Retry-After': RETRY_AFTER_SECONDS,
       });
+    try {
+      const result = await execute();
+      // Still running when the grace period ended: its sandbox was killed
+      // under it, so whatever came back (a SIGKILL exit, say) is the
+      // shutdown's doing, not the program's.
+      if (this.#aborted) throw stopped();
+      return result;
+    } catch (error) {
+      if (!this.#aborted) throw error;
+      throw stopped();
     } finally {
       this.#inFlight--;
       if (this.#inFlight === 0) for (const wake of this.#waiters) wake();

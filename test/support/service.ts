@@ -24,7 +24,8 @@ export async function startTestService(env: Record<string, string> = {}): Promis
       done();
     },
   });
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', ...env });
+  // Suites run many executions from one address; the rate-limit tests set their own limits.
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', RATE_LIMIT_IP_MAX: '10000', RATE_LIMIT_SUBJECT_MAX: '10000', ...env });
   const service = await startService({ config, images: { node: await imageTag('node'), python: await imageTag('python') }, logger: createLogger('info', sink) });
   return {
     ...service,
