@@ -198,6 +198,36 @@ describe('seed scenarios', () => {
     expect(json(a.body)['path']).toBe('/v1/a');
     tl.destroy();
   });
+
+  // Node's https client cannot unref the socket under an idle proxied tunnel,
+  // so the program lives until the proxy closes it: the proxy must not hold an
+  // idle tunnel for the HTTP server's keep-alive (5 s plus a second of grace).
+  it('reuses a tunnel for a prompt next request, then closes it soon after it goes idle', async () => {
+    const s = await open();
+    const t = await connectTunnel(s.socketPath, 'api.stripe.com:443');
+    const tl = await tlsOverTunnel(t.socket, 'api.stripe.com', proxy.caCertPem);
+    const closed = new Promise<void>((resolve) => tl.once('close', () => resolve()));
+    // One whole response (the upstream always sends Content-Length), then the next request at once.
+    const exchange = (path: string) =>
+      new Promise<string>((resolve) => {
+        let text = '';
+        const onData = (chunk: Buffer) => {
+          text += chunk.toString('latin1');
+          const head = text.indexOf('\r\n\r\n');
+          const length = /content-length: *(\d+)/iu.exec(text);
+          if (head >= 0 && length && text.length >= head + 4 + Number(length[1])) {
+            tl.off('data', onData);
+            resolve(text.split('\r\n')[0] ?? '');
+          }
+        };
+        tl.on('data', onData);
+        tl.write(`GET ${path} HTTP/1.1\r\nHost: api.stripe.com\r\n\r\n`);
+      });
+    expect(await exchange('/v1/first')).toBe('HTTP/1.1 200 OK');
+    expect(await exchange('/v1/second')).toBe('HTTP/1.1 200 OK');
+    await closed;
+    expect(up.requests.map((r) => r.path)).toEqual(['/v1/first', '/v1/second']);
+  }, 3_000);
 });
 
 describe('plain HTTP through the proxy', () => {

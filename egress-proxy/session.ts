@@ -92,13 +92,15 @@ const SERVER_OPTIONS: http.ServerOptions = {
   requestTimeout: 0,
 };
 /**
- * Inside a tunnel the idle wait is short. Node's https client through a
- * proxy cannot unref the TCP socket under an idle TLS tunnel, so a program
- * that made one https.get() stays alive until we close the connection: the
- * wait here is added to the run time of every such program. Back-to-back
- * requests still reuse the connection.
+ * Inside a tunnel an idle connection is closed quickly, by our own timer.
+ * Node's https client behind a proxy cannot unref the TCP socket under an
+ * idle TLS tunnel, so a program that made one https.get() stays alive until
+ * we close the connection: this wait is added to the run time of every such
+ * program. (The HTTP server's own keepAliveTimeout adds a second of grace on
+ * top of its value, too slow here.) Back-to-back requests still reuse the
+ * connection.
  */
-const TUNNEL_SERVER_OPTIONS: http.ServerOptions = { ...SERVER_OPTIONS, keepAliveTimeout: 500 };
+const TUNNEL_IDLE_MS = 250;
 
 /** A refused route names the destination when it is known (a tunnel's target), so the log shows its host. */
 type Route = { kind: 'refused'; refusal: Refusal; dest?: Destination } | { kind: 'route'; dest: Destination; path: string };
@@ -116,6 +118,7 @@ export class EgressSession<TContext = unknown> {
   readonly #inner: http.Server;
   /** Which destination each accepted tunnel's stream is bound to. */
   readonly #tunnels = new WeakMap<Duplex, Destination>();
+  readonly #tunnelIdle = new WeakMap<Duplex, { inFlight: number; timer: NodeJS.Timeout | undefined }>();
   readonly #sockets = new Set<Duplex>();
   readonly #upstreams = new Set<http.ClientRequest>();
   readonly #open = new Set<Exchange>();
@@ -142,7 +145,7 @@ export class EgressSession<TContext = unknown> {
     this.#outer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onProxyUpgrade(req, socket, head));
     this.#outer.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) => this.#onClientError(err, socket, null));
 
-    this.#inner = http.createServer(TUNNEL_SERVER_OPTIONS);
+    this.#inner = http.createServer(SERVER_OPTIONS);
     this.#inner.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.#onTunnelRequest(req, res));
     this.#inner.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => this.#onTunnelRequest(req, res));
     this.#inner.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onTunnelUpgrade(req, socket, head));
@@ -351,12 +354,34 @@ export class EgressSession<TContext = unknown> {
     void this.#serve(req, res, route, req.url ?? '');
   }
 
+  /** Counts requests in flight per tunnel; the tunnel closes TUNNEL_IDLE_MS after the last one ends. */
+  #closeWhenIdle(socket: Duplex, res: http.ServerResponse): void {
+    const idle = this.#tunnelIdle.get(socket) ?? { inFlight: 0, timer: undefined };
+    this.#tunnelIdle.set(socket, idle);
+    clearTimeout(idle.timer);
+    idle.inFlight += 1;
+    let ended = false;
+    const onEnd = () => {
+      if (ended) return;
+      ended = true;
+      idle.inFlight -= 1;
+      if (idle.inFlight > 0) return;
+      idle.timer = setTimeout(() => {
+        if (idle.inFlight === 0) socket.destroy();
+      }, TUNNEL_IDLE_MS);
+      idle.timer.unref();
+    };
+    res.once('finish', onEnd);
+    res.once('close', onEnd);
+  }
+
   #onTunnelRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const dest = this.#tunnels.get(req.socket);
     if (dest === undefined) {
       res.destroy();
       return;
     }
+    this.#closeWhenIdle(req.socket, res);
     const route = this.#tunnelRoute(req, dest);
     void this.#serve(req, res, route, urlOf(dest, req.url?.startsWith('/') === true ? req.url : '/'));
   }
