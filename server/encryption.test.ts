@@ -1,5 +1,6 @@
 import { compactDecrypt, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.ts';
 import { decodeResponseKey, ResponseEncryptor } from './encryption.ts';
 
 const KEY = Buffer.alloc(32, 7);
@@ -41,5 +42,25 @@ describe('ResponseEncryptor', () => {
 
   it('refuses a key of the wrong length', () => {
     expect(() => new ResponseEncryptor(new Uint8Array(16))).toThrow(RangeError);
+  });
+});
+
+describe('RESPONSE_ENCRYPTION_KEY at start-up', () => {
+  it('is refused when it is not 32 bytes, named without its value', () => {
+    const bad = 'not-a-32-byte-key-but-a-passphrase';
+    let message = '';
+    try {
+      loadConfig({ RESPONSE_ENCRYPTION_KEY: bad });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/RESPONSE_ENCRYPTION_KEY: must be 32 bytes/);
+    expect(message).not.toContain(bad);
+  });
+
+  it('is accepted as hex or base64url', () => {
+    expect(loadConfig({ RESPONSE_ENCRYPTION_KEY: KEY.toString('hex') }).RESPONSE_ENCRYPTION_KEY).toBe(KEY.toString('hex'));
+    expect(loadConfig({ RESPONSE_ENCRYPTION_KEY: KEY.toString('base64url') }).RESPONSE_ENCRYPTION_KEY).toBeDefined();
   });
 });
