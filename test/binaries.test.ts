@@ -94,6 +94,19 @@ print(subprocess.run(["${LOADER}", "/tmp/jq", "--version"], capture_output=True)
       expect(data.stdout).toBe('FileNotFoundError\nPermissionError\n/tmp/jq: error while loading shared libraries: /tmp/jq: failed to map segment from shared object\n');
     });
 
+    it('cannot run a binary it brings from an anonymous memory file, the one writable place without noexec', async () => {
+      const data = await py(`
+import ctypes, os
+try:
+    os.memfd_create("jq")
+    print("created")
+except OSError as e:
+    print(e.strerror)
+libc = ctypes.CDLL(None, use_errno=True)
+print(libc.syscall(319, b"jq", 0), os.strerror(ctypes.get_errno()))`);
+      expect(data.stdout).toBe('Operation not permitted\n-1 Operation not permitted\n');
+    });
+
     it('has no shell when sh is not allowed', async () => {
       const data = await py(`
 import subprocess

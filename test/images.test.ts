@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL } from '../images/index.ts';
+import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL, STANDARD_TOOLS, TOOLS_DIR } from '../images/index.ts';
 import { parseDeb822, parseOneLine } from '../images/lib/apt-source.ts';
 import { dockerAvailable } from './support/docker.ts';
 
@@ -59,7 +59,7 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
     ({ tag } = await ensureImage('node', { docker, log: (line) => console.error(line) }));
   });
 
-  /** One execution with the executor's lockdown; `input` is written to stdin verbatim. */
+  /** One execution with the executor's lockdown (every tool hidden); `input` is written to stdin verbatim. */
   async function run(input: string, binds: string[] = []): Promise<Result> {
     const container = await docker.createContainer({
       Image: tag,
@@ -73,7 +73,10 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
         Init: true,
         NetworkMode: 'none',
         ReadonlyRootfs: true,
-        Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=64m' },
+        Tmpfs: {
+          '/tmp': 'rw,noexec,nosuid,size=64m',
+          ...Object.fromEntries(STANDARD_TOOLS.map((t) => [`${TOOLS_DIR}/${t.name}`, 'ro,noexec,size=4k'])),
+        },
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
         Binds: binds,

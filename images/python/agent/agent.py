@@ -173,6 +173,17 @@ def serve_forwarder(listener):
     """
     import asyncio
 
+    # The loop keeps only weak references to tasks, and a stream the program
+    # has half-closed is no longer watched by the loop either: without
+    # these strong references a connection waiting for its answer could be
+    # collected mid-flight, closing the program's socket early.
+    running = set()
+
+    def keep(task):
+        running.add(task)
+        task.add_done_callback(running.discard)
+        return task
+
     async def pump(reader, writer):
         while True:
             data = await reader.read(CHUNK)
@@ -186,14 +197,15 @@ def serve_forwarder(listener):
             writer.write_eof()
 
     async def handle(client_reader, client_writer):
+        keep(asyncio.current_task())
         try:
             upstream_reader, upstream_writer = await asyncio.open_unix_connection(PROXY_SOCKET)
         except OSError:
             client_writer.transport.abort()
             return
         both = [
-            asyncio.ensure_future(pump(client_reader, upstream_writer)),
-            asyncio.ensure_future(pump(upstream_reader, client_writer)),
+            keep(asyncio.ensure_future(pump(client_reader, upstream_writer))),
+            keep(asyncio.ensure_future(pump(upstream_reader, client_writer))),
         ]
         done, _ = await asyncio.wait(both, return_when=asyncio.FIRST_EXCEPTION)
         if any(not task.cancelled() and task.exception() is not None for task in done):
@@ -213,6 +225,48 @@ def serve_forwarder(listener):
         asyncio.run(main())
     except BaseException as err:  # noqa: BLE001 - any end of the forwarder is the agent's failure
         fail(f'egress forwarder: {err}')
+
+
+def forbid_memfd():
+    """Refuses memfd_create and memfd_secret to the program (EPERM).
+
+    Every writable place in the sandbox is noexec, so a program cannot run
+    a binary it brought, except from an anonymous memory file, which no
+    mount option governs: os.memfd_create and exec of /proc/self/fd/N. A
+    seccomp filter, stacked on the engine's and inherited by the program,
+    closes that. Both x86 system call tables are covered, since ctypes can
+    reach the 32-bit one (int 0x80) too.
+    """
+    import ctypes
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [('code', ctypes.c_ushort), ('jt', ctypes.c_ubyte), ('jf', ctypes.c_ubyte), ('k', ctypes.c_uint32)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [('len', ctypes.c_ushort), ('filter', ctypes.POINTER(SockFilter))]
+
+    ld_abs, jeq, and_k, ret = 0x20, 0x15, 0x54, 0x06
+    arch_i386, x32_bit = 0x40000003, 0x40000000
+    allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    program = [
+        (ld_abs, 0, 0, 4),                 # 0: arch
+        (jeq, 0, 3, arch_i386),            # 1: i386 → 2, else → 5
+        (ld_abs, 0, 0, 0),                 # 2: nr
+        (jeq, 6, 0, 356),                  # 3: memfd_create (i386) → deny
+        (jeq, 5, 4, 447),                  # 4: memfd_secret → deny, else allow
+        (ld_abs, 0, 0, 0),                 # 5: nr
+        (and_k, 0, 0, 0xFFFFFFFF ^ x32_bit),  # 6: the x32 table is the x86-64 one plus a bit
+        (jeq, 2, 0, 319),                  # 7: memfd_create → deny
+        (jeq, 1, 0, 447),                  # 8: memfd_secret → deny
+        (ret, 0, 0, allow),                # 9
+        (ret, 0, 0, deny),                 # 10
+    ]
+    filters = (SockFilter * len(program))(*[SockFilter(*insn) for insn in program])
+    fprog = SockFprog(len(program), filters)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_seccomp, seccomp_mode_filter = 22, 2
+    if libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(fprog), 0, 0) != 0:
+        fail(f'cannot install the seccomp filter ({os.strerror(ctypes.get_errno())})')
 
 
 def write_all(fd, data):
@@ -264,6 +318,7 @@ def main():
             file.write(code)
     except OSError as err:
         fail(f'cannot write the program to {JOB_FILE} ({err.strerror or err})')
+    forbid_memfd()
     env = {'PATH': '/usr/local/bin', 'HOME': '/tmp', 'LANG': 'C.UTF-8', 'PYTHONUNBUFFERED': '1', **PROXY_ENV}
     if packages:
         install_packages(packages, registry, dict(env))
