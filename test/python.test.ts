@@ -41,6 +41,12 @@ describe.skipIf(!hasDocker)('POST /execute (Python)', () => {
     }
   });
 
+  it.each(['ruby', 'constructor', 'toString'])('answers 400 naming the field for language %j', async (language) => {
+    const response = await world.service.post('/execute', { language, code: 'print(1)' });
+    expect(response.status).toBe(400);
+    expect(response.json.details.map((d: { field: string }) => d.field)).toContain('language');
+  });
+
   it('passes stdin, args and env to the program', async () => {
     const data = await py('import json, os, sys\nprint(json.dumps({"input": sys.stdin.read(), "args": sys.argv[1:], "greeting": os.environ["GREETING"]}))', {
       stdin: 'from stdin',
