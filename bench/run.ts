@@ -1,0 +1,151 @@
+/**
+ * `npm run bench`: every figure beside its baseline, measured in the same
+ * run on this machine; prints a table and writes bench/results/<timestamp>.json.
+ * It reports and never judges: no figure here is asserted anywhere.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import Docker from 'dockerode';
+import { imageTag } from '../images/index.ts';
+import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchService, throughput, warmLatency, type ThroughputResult } from './execute.ts';
+import { policyCache } from './policy-cache.ts';
+import { proxyCase, startProxyWorld, type ProxyCase } from './proxy.ts';
+import { coldDockerRun, nodeStartup, sandboxNodeBinary } from './startup.ts';
+import { summarise, type Summary } from './stats.ts';
+
+const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+const N = { nodeStartup: 20, dockerRun: 10, warm: 30, cold: 15 };
+const THROUGHPUT_MS = 8_000;
+const PROXY_MS = 3_000;
+
+const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
+const ms = (s: Summary) => `${s.p50} / ${s.p95} / ${s.p99}`;
+const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : '');
+
+function log(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+async function machine() {
+  const docker = new Docker();
+  const version = await docker.version();
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memoryBytes: os.totalmem(),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    docker: { server: version.Version, api: version.ApiVersion },
+    loadAverage: os.loadavg(),
+  };
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const facts = await machine();
+  const image = await imageTag('node');
+  log(`machine: ${facts.cpus} × ${facts.cpuModel}, ${mb(facts.memoryBytes)} MiB, node ${facts.node}, docker ${facts.docker.server}`);
+
+  log('baselines: node -e start-up and a cold docker run');
+  const hostNode = summarise(await nodeStartup(process.execPath, N.nodeStartup));
+  const sandboxNode = await sandboxNodeBinary();
+  const sandboxNodeStartup = sandboxNode ? summarise(await nodeStartup(sandboxNode.path, N.nodeStartup)) : undefined;
+  await sandboxNode?.cleanup();
+  const dockerRun = summarise(await coldDockerRun(image, N.dockerRun));
+
+  log('/execute with the warm pool');
+  const pooled = await startBenchService({ EXEC_POOL_SIZE: '2' });
+  let warm: Awaited<ReturnType<typeof warmLatency>>;
+  const load: ThroughputResult[] = [];
+  let rssAtRest: number;
+  let containerMemory: number[];
+  try {
+    await pooled.pool.whenFull();
+    rssAtRest = await settleAndMeasureRss();
+    containerMemory = await pooledContainerMemory(pooled);
+    warm = await warmLatency(pooled, N.warm);
+    for (const concurrency of [1, 4, 16]) {
+      log(`executions per second at concurrency ${concurrency}`);
+      load.push(await throughput(pooled, concurrency, THROUGHPUT_MS));
+    }
+  } finally {
+    await pooled.stop();
+  }
+
+  log('/execute cold (pool off)');
+  const coldService = await startBenchService({ EXEC_POOL_SIZE: '0' });
+  let cold: Summary;
+  try {
+    cold = await coldLatency(coldService, N.cold);
+  } finally {
+    await coldService.stop();
+  }
+
+  log('egress proxy vs direct');
+  const world = await startProxyWorld();
+  const proxy: ProxyCase[] = [];
+  try {
+    for (const scheme of ['http', 'https'] as const) {
+      for (const concurrency of [1, 32]) proxy.push(await proxyCase(world, scheme, concurrency, PROXY_MS));
+    }
+  } finally {
+    await world.close();
+  }
+
+  log('policy cache');
+  const cache = await policyCache();
+
+  const results = {
+    startedAt: startedAt.toISOString(),
+    machine: facts,
+    image,
+    baselines: { hostNodeStartup: hostNode, sandboxNodeStartup, sandboxNodeVersion: sandboxNode?.version, coldDockerRun: dockerRun },
+    execute: { warm: warm.latency, warmHits: warm.warmHits, cold, throughput: load },
+    proxy,
+    policyCache: cache,
+    memory: { serverRssAtRestBytes: rssAtRest, serverRssPeakUnderLoadBytes: Math.max(...load.map((l) => l.peakRssBytes)), idlePooledContainerBytes: containerMemory },
+  };
+
+  const rows: Array<[string, string, string, string]> = [];
+  const nodeBase = sandboxNodeStartup ?? hostNode;
+  rows.push(['node -e start-up, host node ' + process.version, ms(hostNode), '', '']);
+  if (sandboxNodeStartup) rows.push([`node -e start-up, sandbox node ${sandboxNode?.version ?? ''}`, ms(sandboxNodeStartup), '', '']);
+  rows.push(['cold docker run (create+start+wait+remove)', ms(dockerRun), `node -e ${nodeBase.p50}`, ratio(dockerRun.p50, nodeBase.p50)]);
+  rows.push([`/execute hello, warm pool (${warm.warmHits}/${N.warm} warm)`, ms(warm.latency), `node -e ${nodeBase.p50}`, ratio(warm.latency.p50, nodeBase.p50)]);
+  rows.push(['/execute hello, cold (pool off)', ms(cold), `docker run ${dockerRun.p50}`, ratio(cold.p50, dockerRun.p50)]);
+  for (const l of load) {
+    rows.push([`executions/s, concurrency ${l.concurrency} (${Math.round(l.warmShare * 100)}% warm)`, `${l.perSecond}/s (p50 ${l.latency.p50})`, `${l.failed} failed`, '']);
+  }
+  for (const p of proxy) {
+    rows.push([
+      `${p.scheme.toUpperCase()} via proxy, c=${p.concurrency}: req/s`,
+      `${p.proxied.perSecond}/s`,
+      `direct ${p.direct.perSecond}/s`,
+      `${Math.round((p.proxied.perSecond / p.direct.perSecond) * 100)}%`,
+    ]);
+    rows.push([
+      `${p.scheme.toUpperCase()} via proxy, c=${p.concurrency}: p50 / p99`,
+      `${p.proxied.latency.p50} / ${p.proxied.latency.p99}`,
+      `direct ${p.direct.latency.p50} / ${p.direct.latency.p99}`,
+      `+${(p.proxied.latency.p50 - p.direct.latency.p50).toFixed(2)} ms p50`,
+    ]);
+  }
+  rows.push(['policy cache hit', `${cache.hitNs} ns`, `miss (loopback fetch) ${cache.miss.p50} ms`, '']);
+  rows.push([`policy: ${cache.concurrentMisses} concurrent misses, one token`, `${cache.fetchesForThem} fetch(es)`, '', '']);
+  rows.push(['server RSS at rest / peak under load', `${mb(rssAtRest)} / ${mb(results.memory.serverRssPeakUnderLoadBytes)} MiB`, '', '']);
+  rows.push(['idle pooled container memory', containerMemory.map((b) => `${mb(b)} MiB`).join(', '), '', '']);
+
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['measure', 'value (ms: p50 / p95 / p99)', 'baseline', 'ratio'][i].length));
+  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' │ ');
+  const out = [line(['measure', 'value (ms: p50 / p95 / p99)', 'baseline', 'ratio']), widths.map((w) => '─'.repeat(w)).join('─┼─'), ...rows.map(line)];
+  process.stdout.write(`\n${out.join('\n')}\n\n`);
+
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const file = `${RESULTS_DIR}${startedAt.toISOString().replace(/[:.]/g, '-')}.json`;
+  await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`results: ${file}\n`);
+}
+
+await main();

