@@ -1,18 +1,23 @@
 /**
- * After the whole run: no sandbox container may be left on the engine. Under
- * CI this is a failure; locally it is a warning, since another run may be
- * going on beside this one.
+ * After the whole run: no sandbox container this run made may be left on the
+ * engine. Containers that were already there when the run began (another
+ * run beside this one, or an earlier crash) are not this run's to answer
+ * for. Under CI a leftover is a failure; locally it is a warning.
  */
 import { ContainerClient, LABEL_MANAGED } from '../executor/index.ts';
 
-export default function setup(): () => Promise<void> {
+async function managedContainers(): Promise<string[] | null> {
+  try {
+    return await new ContainerClient().listLabelled({ [LABEL_MANAGED]: 'true' });
+  } catch {
+    return null; // no engine: the integration tests say so themselves
+  }
+}
+
+export default async function setup(): Promise<() => Promise<void>> {
+  const before = new Set((await managedContainers()) ?? []);
   return async () => {
-    let left: string[];
-    try {
-      left = await new ContainerClient().listLabelled({ [LABEL_MANAGED]: 'true' });
-    } catch {
-      return; // no engine: the integration tests said so already
-    }
+    const left = ((await managedContainers()) ?? []).filter((id) => !before.has(id));
     if (left.length === 0) return;
     const message = `${left.length} sandbox container(s) left after the test run: ${left.map((id) => id.slice(0, 12)).join(', ')}`;
     if (process.env.CI === 'true') throw new Error(message);
