@@ -9,23 +9,28 @@
  *   await proxy.close();
  */
 import { promises as fs } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import { loadOrCreateCa } from './ca.ts';
 import type { CertificateAuthority } from './ca.ts';
 import { defaultCanonicalHost } from './canonical-host.ts';
 import { EgressError } from './errors.ts';
-import { HostMap } from './host-map.ts';
+import { HostMap, parseHostMap } from './host-map.ts';
 import type { HostMapInput } from './host-map.ts';
 import { LeafCertIssuer } from './leaf-certs.ts';
 import { EgressSession } from './session.ts';
 import type { ProxyRuntime } from './session.ts';
+import type { EgressSettings } from './settings.ts';
 import type { CanonicalHostFn, DecideFn, EgressLogger, LearnFn } from './types.ts';
+import { canonicalHost, sessionPackagePolicy, type CompiledPolicy } from '../policies/index.ts';
 
 export { EgressSession } from './session.ts';
 export { EgressError } from './errors.ts';
 export type { EgressErrorCode, RefusalCode } from './errors.ts';
 export { HostMap, parseHostMap } from './host-map.ts';
+export { EGRESS_SETTINGS_SHAPE } from './settings.ts';
+export type { EgressSettings } from './settings.ts';
 export type { HostMapInput, MappedAddress } from './host-map.ts';
 export { forbiddenAddressReason } from './address-guard.ts';
 export { DECISION_LOG_MESSAGE } from './exchange.ts';
@@ -176,4 +181,21 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
     if (err instanceof EgressError) throw err;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+}
+
+/**
+ * The policy-enforcing proxy: sessions carry a compiled policy, and registry
+ * hosts are governed by allowedPackages, learning each session's dependency
+ * closure.
+ */
+export async function createPolicyEgressProxy(settings: EgressSettings, logger: EgressLogger): Promise<EgressProxy<CompiledPolicy>> {
+  return EgressProxy.create<CompiledPolicy>({
+    ...sessionPackagePolicy({ npm: settings.NPM_REGISTRY_HOST, pypi: settings.PYPI_HOSTS }),
+    canonicalHost,
+    dataDir: settings.DATA_DIR,
+    ...(settings.EGRESS_HOST_MAP ? { hostMap: parseHostMap(settings.EGRESS_HOST_MAP) } : {}),
+    ...(settings.EGRESS_UPSTREAM_CA ? { upstreamCa: await readFile(settings.EGRESS_UPSTREAM_CA, 'utf8') } : {}),
+    logCap: settings.EGRESS_LOG_LIMIT,
+    logger,
+  });
 }

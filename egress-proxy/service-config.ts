@@ -6,35 +6,14 @@
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { canonicalHost, DEFAULT_REGISTRY_HOSTS, type RegistryHosts } from '../policies/index.ts';
 import { MIN_CONTROL_SECRET_LENGTH } from './control-protocol.ts';
+import { EGRESS_SETTINGS_SHAPE } from './settings.ts';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const optionalText = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
-
-/** Comma-separated host names, canonicalised; a bad one is named. */
-function hostList(fallback: readonly string[]) {
-  return z
-    .string()
-    .default(fallback.join(','))
-    .transform((value, ctx) => {
-      const hosts = value.split(',').map((h) => h.trim()).filter((h) => h !== '');
-      if (hosts.length === 0) ctx.addIssue({ code: 'custom', message: 'needs at least one host name' });
-      return hosts.flatMap((h) => {
-        const host = canonicalHost(h);
-        if (host === null) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(h)} is not a host name` });
-        return host === null ? [] : [host];
-      });
-    });
-}
-
-/** The registries whose traffic allowedPackages governs. */
-export function registryHostsOf(config: Pick<EgressServiceConfig, 'NPM_REGISTRY_HOST' | 'PYPI_HOSTS'>): RegistryHosts {
-  return { npm: config.NPM_REGISTRY_HOST, pypi: config.PYPI_HOSTS };
-}
 
 export const EgressServiceConfigSchema = z
   .object({
@@ -46,11 +25,7 @@ export const EgressServiceConfigSchema = z
       .describe('shared secret the API presents as a bearer token'),
     DATA_DIR: z.string().min(1).default('./.data').describe('where the CA lives (`ca/`); keep it private to the proxy'),
     EGRESS_SANDBOXES_DIR: optionalText.describe('the directory shared with the API where sandbox sockets live (default DATA_DIR/sandboxes)'),
-    EGRESS_HOST_MAP: optionalText.describe('operator host mapping host[:port]=address:port, comma-separated'),
-    EGRESS_UPSTREAM_CA: optionalText.describe('path of extra PEM certificates trusted for upstream TLS'),
-    EGRESS_LOG_LIMIT: positiveInt(1000).describe('network-log entries kept per session'),
-    NPM_REGISTRY_HOST: hostList(DEFAULT_REGISTRY_HOSTS.npm).describe('npm registry host, governed by allowedPackages (as on the API)'),
-    PYPI_HOSTS: hostList(DEFAULT_REGISTRY_HOSTS.pypi).describe('PyPI index and file hosts, comma-separated, governed by allowedPackages (as on the API)'),
+    ...EGRESS_SETTINGS_SHAPE,
     EGRESS_SESSION_MAX_MS: positiveInt(15 * 60_000).describe('a session the API never closes is closed after this long'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('log level'),
   })

@@ -3,12 +3,11 @@
  * behind the control API. It needs no Docker socket: the API makes the
  * sandboxes and asks for a session per sandbox over the control channel.
  */
-import { mkdir, readFile } from 'node:fs/promises';
-import { canonicalHost, sessionPackagePolicy, type CompiledPolicy } from '../policies/index.ts';
+import { mkdir } from 'node:fs/promises';
+import type { CompiledPolicy } from '../policies/index.ts';
 import { ControlServer } from './control.ts';
-import { parseHostMap } from './host-map.ts';
-import { EgressProxy } from './index.ts';
-import { registryHostsOf, type EgressServiceConfig } from './service-config.ts';
+import { createPolicyEgressProxy, type EgressProxy } from './index.ts';
+import type { EgressServiceConfig } from './service-config.ts';
 import type { EgressLogger } from './types.ts';
 
 export interface RunningEgressService {
@@ -20,16 +19,7 @@ export interface RunningEgressService {
 
 export async function startEgressService(config: EgressServiceConfig, logger: EgressLogger): Promise<RunningEgressService> {
   await mkdir(config.EGRESS_SANDBOXES_DIR, { recursive: true, mode: 0o755 });
-  const proxy = await EgressProxy.create<CompiledPolicy>({
-    // Registry hosts are governed by allowedPackages, learning each session's dependency closure.
-    ...sessionPackagePolicy(registryHostsOf(config)),
-    canonicalHost,
-    dataDir: config.DATA_DIR,
-    ...(config.EGRESS_HOST_MAP ? { hostMap: parseHostMap(config.EGRESS_HOST_MAP) } : {}),
-    ...(config.EGRESS_UPSTREAM_CA ? { upstreamCa: await readFile(config.EGRESS_UPSTREAM_CA, 'utf8') } : {}),
-    logCap: config.EGRESS_LOG_LIMIT,
-    logger,
-  });
+  const proxy = await createPolicyEgressProxy(config, logger);
   const control = new ControlServer({
     proxy,
     secret: config.EGRESS_CONTROL_SECRET,

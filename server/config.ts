@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { canonicalHost, DEFAULT_REGISTRY_HOSTS, type RegistryHosts } from '../policies/index.ts';
+import { EGRESS_SETTINGS_SHAPE } from '../egress-proxy/index.ts';
 import { decodeResponseKey, RESPONSE_KEY_FORMAT } from './encryption.ts';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -15,21 +15,6 @@ const optionalText = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
-/** Comma-separated host names, each canonicalised; a bad one is named. */
-function hostList(fallback: string) {
-  return z
-    .string()
-    .default(fallback)
-    .transform((value, ctx) => {
-      const hosts = value.split(',').map((h) => h.trim()).filter((h) => h !== '');
-      const canonical = hosts.map((h) => canonicalHost(h));
-      canonical.forEach((host, i) => {
-        if (host === null) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(hosts[i])} is not a host name` });
-      });
-      if (hosts.length === 0) ctx.addIssue({ code: 'custom', message: 'needs at least one host name' });
-      return canonical.filter((h): h is string => h !== null);
-    });
-}
 /** The shipped example users (demo-user holds the seed policy), so a fresh checkout runs end to end. */
 const EXAMPLE_POLICY_DIR = fileURLToPath(new URL('../examples/policies/users/', import.meta.url));
 const MIN_ADMIN_TOKEN_LENGTH = 16;
@@ -53,14 +38,7 @@ export const ConfigSchema = z
       .describe('embedded policy service folder: <encodeURIComponent(sub)>.json per user (default: examples/policies/users of this repository, where demo-user.json is the seed policy; use your own folder in production)'),
     POLICY_CACHE_TTL_MS: positiveInt(60_000).describe('policy cache lifetime'),
     POLICY_FETCH_TIMEOUT_MS: positiveInt(3_000).describe('policy fetch timeout'),
-    EGRESS_HOST_MAP: optionalText.describe('operator host mapping host[:port]=address:port, comma-separated'),
-    EGRESS_LOG_LIMIT: positiveInt(1000).describe('network-log entries kept per execution; the log is flagged when capped'),
-    EGRESS_UPSTREAM_CA: optionalText.describe('path of extra PEM certificates trusted for upstream TLS'),
-    NPM_REGISTRY_HOST: hostList(DEFAULT_REGISTRY_HOSTS.npm.join(','))
-      .refine((hosts) => hosts.length === 1, { message: 'must be one host name' })
-      .describe('npm registry host: installs use it, and the egress proxy governs it by allowedPackages (it need not be in allowedDomains)'),
-    PYPI_HOSTS: hostList(DEFAULT_REGISTRY_HOSTS.pypi.join(','))
-      .describe('PyPI index and file hosts, comma-separated; the first is the index installs use; governed by allowedPackages like the npm registry'),
+    ...EGRESS_SETTINGS_SHAPE,
     EGRESS_MODE: z.enum(['inprocess', 'remote']).default('inprocess')
       .describe('inprocess: the proxy runs in this process (default); remote: a standalone egress proxy service (egress-proxy/main.ts) reached over its control channel'),
     EGRESS_CONTROL_URL: optionalText.pipe(z.url().optional()).describe('remote mode: the proxy service\'s control API, e.g. http://egress-proxy:8080'),
@@ -124,9 +102,4 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
   }
   return parsed.data;
-}
-
-/** The registries whose traffic allowedPackages governs. */
-export function registryHostsOf(config: Pick<Config, 'NPM_REGISTRY_HOST' | 'PYPI_HOSTS'>): RegistryHosts {
-  return { npm: config.NPM_REGISTRY_HOST, pypi: config.PYPI_HOSTS };
 }

@@ -4,10 +4,9 @@
  * service reached over an authenticated control channel (compose). The
  * execution service holds an EgressGateway and never learns which.
  */
-import { readFile } from 'node:fs/promises';
-import { ControlClient, EgressProxy, parseHostMap, type NetworkLogResult } from '../egress-proxy/index.ts';
-import { canonicalHost, sessionPackagePolicy, type CompiledPolicy } from '../policies/index.ts';
-import { registryHostsOf, type Config } from './config.ts';
+import { ControlClient, createPolicyEgressProxy, type EgressProxy, type NetworkLogResult } from '../egress-proxy/index.ts';
+import type { CompiledPolicy } from '../policies/index.ts';
+import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 
 export interface EgressSessionRequest {
@@ -100,15 +99,6 @@ export async function createEgressGateway(config: Config, logger: Logger): Promi
     if (!(await gateway.ready())) logger.warn({ url: config.EGRESS_CONTROL_URL }, 'egress proxy service is not answering yet');
     return gateway;
   }
-  const proxy = await EgressProxy.create<CompiledPolicy>({
-    // Registry hosts are governed by allowedPackages, learning each session's dependency closure.
-    ...sessionPackagePolicy(registryHostsOf(config)),
-    canonicalHost,
-    dataDir: config.DATA_DIR,
-    ...(config.EGRESS_HOST_MAP ? { hostMap: parseHostMap(config.EGRESS_HOST_MAP) } : {}),
-    ...(config.EGRESS_UPSTREAM_CA ? { upstreamCa: await readFile(config.EGRESS_UPSTREAM_CA, 'utf8') } : {}),
-    logCap: config.EGRESS_LOG_LIMIT,
-    logger,
-  });
+  const proxy = await createPolicyEgressProxy(config, logger);
   return new InProcessEgressGateway(proxy);
 }
