@@ -3,18 +3,17 @@
  * a locked-down container, one JSON header line on stdin, then the program's
  * stdin; the exit status is the program's.
  */
-import { once } from 'node:events';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL, STANDARD_TOOLS, TOOLS_DIR } from '../images/index.ts';
+import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL } from '../images/index.ts';
 import { parseDeb822, parseOneLine } from '../images/lib/apt-source.ts';
 import { dockerAvailable } from './support/docker.ts';
+import { runLocked, type LockedRun } from './support/locked-container.ts';
 
 describe('image inputs', () => {
   it('tags the node image with the first 12 hex digits of its inputs hash', async () => {
@@ -45,12 +44,6 @@ describe('image inputs', () => {
 
 const hasDocker = await dockerAvailable();
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 describe.skipIf(!hasDocker)('sandbox-node image', () => {
   const docker = new Docker();
   let tag: string;
@@ -60,47 +53,7 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
   });
 
   /** One execution with the executor's lockdown (every tool hidden); `input` is written to stdin verbatim. */
-  async function run(input: string, binds: string[] = []): Promise<Result> {
-    const container = await docker.createContainer({
-      Image: tag,
-      OpenStdin: true,
-      StdinOnce: true,
-      AttachStdin: true,
-      AttachStdout: true,
-      AttachStderr: true,
-      Labels: { 'sandbox.test': 'images' },
-      HostConfig: {
-        Init: true,
-        NetworkMode: 'none',
-        ReadonlyRootfs: true,
-        Tmpfs: {
-          '/tmp': 'rw,noexec,nosuid,size=64m',
-          ...Object.fromEntries(STANDARD_TOOLS.map((t) => [`${TOOLS_DIR}/${t.name}`, 'ro,noexec,size=4k'])),
-        },
-        CapDrop: ['ALL'],
-        SecurityOpt: ['no-new-privileges'],
-        Binds: binds,
-      },
-    });
-    try {
-      const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
-      const stdout = new PassThrough();
-      const stderr = new PassThrough();
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      stdout.on('data', (c: Buffer) => out.push(c));
-      stderr.on('data', (c: Buffer) => err.push(c));
-      docker.modem.demuxStream(stream, stdout, stderr);
-      const ended = once(stream, 'end');
-      await container.start();
-      stream.end(input);
-      const { StatusCode } = (await container.wait()) as { StatusCode: number };
-      await ended;
-      return { code: StatusCode, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-    } finally {
-      await container.remove({ force: true });
-    }
-  }
+  const run = (input: string, binds: string[] = []): Promise<LockedRun> => runLocked(docker, tag, input, binds);
 
   const job = (code: string, extra: Record<string, unknown> = {}) => `${JSON.stringify({ v: 1, code, ...extra })}\n`;
 
