@@ -169,7 +169,7 @@ function relayCaptured(ures: http.IncomingMessage, res: http.ServerResponse, cap
     if (failed) return;
     failed = true;
     ures.destroy();
-    const reason = `registry metadata exceeds ${capture.maxBytes} bytes`;
+    const reason = `response the policy must read (registry metadata or a wheel) exceeds ${capture.maxBytes} bytes`;
     failBeforeResponse(res, 502, reason);
     end({ statusCode: 502, error: reason });
   });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { buildZip } from '../test/support/zip.ts';
 import { compilePolicy } from './matcher.ts';
 import {
   PackageClosure,
@@ -217,6 +218,50 @@ describe('PackageClosure (PyPI)', () => {
     expect(closure.learned().pypi).toEqual(['charset-normalizer', 'idna', 'pysocks']);
     expect(closure.decide(get(PYPI, '/simple/charset-normalizer/'))?.allowed).toBe(true);
     expect(closure.decide(get(PYPI, '/simple/not-a-header/'))?.allowed).toBe(false);
+  });
+});
+
+describe('PackageClosure (wheels)', () => {
+  const wheelPath = '/packages/aa/bb/requests-2.31.0-py3-none-any.whl';
+  const wheelOf = (distInfo: string, metadata: string) =>
+    buildZip([
+      { name: 'requests/__init__.py', data: '' },
+      { name: `${distInfo}/METADATA`, data: metadata },
+    ]);
+  const binary = (data: Uint8Array) => ({ statusCode: 200, contentType: 'application/octet-stream', body: data });
+  const listed = () => {
+    const closure = new PackageClosure(packageRules(['requests']));
+    closure.learn(get(PYPI, '/simple/requests/'), ok({ name: 'requests', files: [{ filename: 'a.whl', url: `https://${FILES}${wheelPath}` }] }));
+    return closure;
+  };
+  const metadata = 'Metadata-Version: 2.1\nName: requests\nRequires-Dist: Charset_Normalizer (<4,>=2)\nRequires-Dist: PySocks>=1.5.6; extra == "socks"\n';
+
+  it('asks to read a listed wheel and its PEP 658 metadata, not an npm tarball', () => {
+    const closure = listed();
+    expect(closure.decide(get(FILES, wheelPath))).toMatchObject({ allowed: true, learn: true });
+    expect(closure.decide(get(FILES, `${wheelPath}.metadata`))).toMatchObject({ allowed: true, learn: true });
+    const npm = new PackageClosure(packageRules(['app']));
+    npm.learn(get(NPM, '/app'), ok(packument('app', { '1.0.0': {} })));
+    expect(npm.decide(get(NPM, '/app/-/app-1.0.0.tgz'))).toEqual(expect.not.objectContaining({ learn: true }));
+  });
+
+  it('learns every Requires-Dist of a listed wheel, extra-only ones included', () => {
+    const closure = listed();
+    closure.learn(get(FILES, wheelPath), binary(wheelOf('requests-2.31.0.dist-info', metadata)));
+    expect(closure.learned().pypi).toEqual(['charset-normalizer', 'pysocks']);
+    expect(closure.decide(get(PYPI, '/simple/charset-normalizer/'))?.allowed).toBe(true);
+  });
+
+  it.each<[string, EgressRequest, ReturnType<typeof binary>]>([
+    ['a wheel no allowed metadata listed', get(FILES, '/packages/cc/dd/requests-2.31.0-py3-none-any.whl'), binary(wheelOf('requests-2.31.0.dist-info', metadata))],
+    ['a listed wheel whose .dist-info names another package', get(FILES, wheelPath), binary(wheelOf('urllib3-2.0.dist-info', metadata))],
+    ['a listed wheel that is not a readable zip', get(FILES, wheelPath), binary(body(metadata))],
+    ['a listed wheel with two METADATA files', get(FILES, wheelPath), binary(buildZip([{ name: 'requests-2.31.0.dist-info/METADATA', data: metadata }, { name: 'requests-2.31.0.dist-info/METADATA', data: metadata }]))],
+    ['a partial answer to a range request', get(FILES, wheelPath), { ...binary(wheelOf('requests-2.31.0.dist-info', metadata)), statusCode: 206 }],
+  ])('learns nothing from %s', (_label, request, response) => {
+    const closure = listed();
+    closure.learn(request, response);
+    expect(closure.learned().pypi).toEqual([]);
   });
 });
 

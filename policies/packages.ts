@@ -9,12 +9,15 @@
  * paths do not name their package reliably (PyPI's `/packages/ab/cd/…`), so
  * they are never judged by their shape, only by having been seen.
  *
- * Nothing here does I/O: the proxy hands metadata responses to `learn`.
+ * Nothing here does I/O: the proxy hands metadata responses, and the wheels
+ * of packages in the closure (their own METADATA names their dependencies),
+ * to `learn`.
  */
 import { DEFAULT_PORTS, canonicalHost } from './host.ts';
 import { decide } from './matcher.ts';
 import type { CompiledPolicy } from './matcher.ts';
 import type { Decision, EgressRequest, RegistryResponse } from './types.ts';
+import { parseRequirement, readWheelMetadata, requiresDist } from './wheel.ts';
 
 export type Ecosystem = 'npm' | 'pypi';
 
@@ -213,12 +216,6 @@ function npmDependencyName(name: string, range: unknown): string | null {
   return NPM_NAME.test(name) ? name : null;
 }
 
-/** The name a PEP 508 requirement (`Requires-Dist` value) starts with. */
-function requirementName(requirement: string): string | null {
-  const match = /^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)/.exec(requirement);
-  return match?.[1] === undefined ? null : normalisePypiName(match[1]);
-}
-
 const blocked = (reason: string, host: string): Decision => ({ allowed: false, reason, rule: 'allowedPackages', host });
 
 /**
@@ -271,8 +268,11 @@ export class PackageClosure {
     const target = classify(ecosystem, path);
     if (target.kind === 'file') {
       const key = urlKey(request.scheme, host, request.port, path);
-      if (this.#files.has(key) || (key.endsWith('.metadata') && this.#files.has(key.slice(0, -'.metadata'.length)))) {
-        return { allowed: true, reason: `File listed in metadata of an allowed package`, rule: 'allowedPackages', host };
+      const owner = this.#files.get(key) ?? (key.endsWith('.metadata') ? this.#files.get(key.slice(0, -'.metadata'.length)) : undefined);
+      if (owner !== undefined) {
+        // A wheel's dependencies are in the wheel itself (pip may never ask for PEP 658 metadata): both are read.
+        const learn = owner.ecosystem === 'pypi' && (key.endsWith('.whl') || key.endsWith('.metadata'));
+        return { allowed: true, reason: `File listed in metadata of an allowed package`, rule: 'allowedPackages', host, ...(learn ? { learn } : {}) };
       }
       return blocked(`${path} on ${host} is not a file of an allowed package`, host);
     }
@@ -294,8 +294,10 @@ export class PackageClosure {
     const base = urlKey(request.scheme, host, request.port, path);
     const target = classify(ecosystem, path);
     if (target.kind === 'file') {
-      const owner = this.#files.get(base.endsWith('.metadata') ? base.slice(0, -'.metadata'.length) : base);
-      if (owner?.ecosystem === 'pypi' && base.endsWith('.metadata')) this.#learnCoreMetadata(textOf(response.body));
+      const owner = this.#files.get(base) ?? (base.endsWith('.metadata') ? this.#files.get(base.slice(0, -'.metadata'.length)) : undefined);
+      if (owner?.ecosystem !== 'pypi') return;
+      if (base.endsWith('.metadata')) this.#learnCoreMetadata(textOf(response.body));
+      else if (base.endsWith('.whl')) this.#learnWheel(owner.name, response.body);
       return;
     }
     if (!this.has(ecosystem, target.name)) return;
@@ -364,15 +366,24 @@ export class PackageClosure {
 
   /** PEP 658 core metadata: RFC 822 headers, one `Requires-Dist` per dependency. */
   #learnCoreMetadata(text: string): void {
-    const head = text.split(/\r?\n\r?\n/, 1)[0] ?? '';
-    this.#learnRequirements([...head.matchAll(/^Requires-Dist:\s*(.+)$/gim)].map((m): string => m[1] ?? ''));
+    for (const requirement of requiresDist(text)) this.#pypi.add(requirement.name);
+  }
+
+  /**
+   * A wheel of a package in the closure: its own METADATA, provided the
+   * wheel is readable without doubt and its `.dist-info` names that package
+   * (a file listed for one package does not speak for another).
+   */
+  #learnWheel(owner: string, body: Uint8Array): void {
+    const read = readWheelMetadata(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    if (read.ok && read.value.name === owner) this.#learnCoreMetadata(read.value.metadata);
   }
 
   #learnRequirements(requirements: readonly unknown[]): void {
     for (const requirement of requirements) {
       if (typeof requirement !== 'string') continue;
-      const dep = requirementName(requirement);
-      if (dep !== null) this.#pypi.add(dep);
+      const dep = parseRequirement(requirement);
+      if (dep !== null) this.#pypi.add(dep.name);
     }
   }
 }
