@@ -17,7 +17,7 @@ import { startTestService, type TestService } from './support/service.ts';
 const hasDocker = await dockerAvailable();
 
 const USER = 'package-user';
-const POLICY = { allowedDomains: [], allowedPackages: ['tiny-app', '@tiny', 'Tiny_Py'] };
+const POLICY = { allowedDomains: [], allowedPackages: ['tiny-app', '@tiny', 'Tiny_Py', 'tiny-pyapp'] };
 
 const fetchStatus = (url: string) => `require("https").get(${JSON.stringify(url)}, (r) => { r.resume(); console.log(r.statusCode); });`;
 
@@ -43,6 +43,7 @@ describe.skipIf(!hasDocker)('package installs gated by allowedPackages', () => {
     ], [
       { name: 'tiny-py', version: '1.0', module: 'tiny_py', init: 'VALUE = "py-ok"\n' },
       { name: 'tiny-pydep', version: '1.0', module: 'tiny_pydep', init: 'VALUE = "dep-ok"\n' },
+      { name: 'tiny-pyapp', version: '1.0', module: 'tiny_pyapp', init: 'from tiny_pydep import VALUE as DEP\nVALUE = "app:" + DEP\n', requires: ['Tiny_PyDep (>=1.0)'] },
       { name: 'tiny-pyother', version: '1.0', module: 'tiny_pyother', init: 'VALUE = "other"\n' },
     ]);
     dir = await mkdtemp(join(tmpdir(), 'packages-world-'));
@@ -154,6 +155,25 @@ describe.skipIf(!hasDocker)('package installs gated by allowedPackages', () => {
         ['GET', registry.wheelUrl('tiny-py'), 200, false],
       ]),
     );
+  });
+
+  it('installs an allowed pip package and the dependency its wheel names, and the program imports both', async () => {
+    const data = await run({ language: 'python', code: 'import tiny_pyapp, tiny_pydep\nprint(tiny_pyapp.VALUE)\nprint(tiny_pydep.VALUE)', packages: ['tiny-pyapp'] });
+    expect(data.stderr).toBe('');
+    expect(data.stdout).toBe('app:dep-ok\ndep-ok\n');
+    const fetched = data.networkLog.map((e: any) => [e.method, e.url, e.statusCode, e.blocked]);
+    expect(fetched).toEqual(
+      expect.arrayContaining([
+        ['GET', `https://${PYPI_HOST}/simple/tiny-pyapp/`, 200, false],
+        ['GET', registry.wheelUrl('tiny-pyapp'), 200, false],
+        ['GET', `https://${PYPI_HOST}/simple/tiny-pydep/`, 200, false],
+        ['GET', registry.wheelUrl('tiny-pydep'), 200, false],
+      ]),
+    );
+    expect(data.networkLog.every((e: any) => !e.blocked)).toBe(true);
+    const alone = await post({ language: 'python', code: 'print(1)', packages: ['tiny-pydep'] });
+    expect(alone.status).toBe(400);
+    expect(alone.json).toMatchObject({ code: 'PACKAGE_NOT_ALLOWED', details: [{ package: 'tiny-pydep' }] });
   });
 
   it('refuses a pip package outside allowedPackages, and blocks its files and its dependency fetched directly', async () => {
