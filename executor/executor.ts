@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { ContainerClient, ContainerSpec, SandboxContainer } from './docker.ts';
 import { SANDBOX_EGRESS_DIR } from './egress.ts';
+import { AgentRecordFilter, newRecordToken, type ProgramExit } from './agent-records.ts';
 import { ImageMissingError } from './errors.ts';
 import { CappedSink, DockerStreamDemuxer } from './output.ts';
 import { exposedTools, toolMasks, toolsFromLabels, type ImageTools } from './tools.ts';
@@ -98,6 +99,8 @@ export const LABEL_POOL = 'sandbox-egress.pool';
 const SANDBOX_USER = '1000:1000';
 /** After the container stops, how long to wait for the last output bytes to arrive. */
 const OUTPUT_DRAIN_MS = 2000;
+/** After the agent reported a SIGKILL, how long the container gets to stop before it is killed. */
+const EXIT_GRACE_MS = 2000;
 
 const SIGNAL_NAMES = new Map<number, string>(
   Object.entries(osConstants.signals).map(([name, num]) => [num, name]),
@@ -136,6 +139,9 @@ export class ReadySandbox {
   readonly stderr: CappedSink;
   /** Resolves when the attach stream ends: all output has arrived. */
   readonly outputDone: Promise<void>;
+  readonly #stdoutRecords: AgentRecordFilter;
+  readonly #stderrRecords: AgentRecordFilter;
+  #streamOpen = true;
   /** The image's tools this sandbox shows; every other one is hidden (set by prepare). */
   exposedTools: readonly string[] = [];
   #exited: Promise<void> = Promise.resolve();
@@ -152,22 +158,56 @@ export class ReadySandbox {
   ) {
     this.stdout = new CappedSink(outputLimitBytes);
     this.stderr = new CappedSink(outputLimitBytes);
-    const demuxer = new DockerStreamDemuxer(this.stdout, this.stderr);
+    // A write to a stream the engine closed fails there; the exit path reports it.
+    stream.on('error', () => undefined);
+    this.#stdoutRecords = new AgentRecordFilter(this.stdout);
+    this.#stderrRecords = new AgentRecordFilter(this.stderr);
+    const demuxer = new DockerStreamDemuxer(this.#stdoutRecords, this.#stderrRecords);
     stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
     this.outputDone = new Promise<void>((resolve) => {
       stream.once('end', resolve);
       stream.once('close', resolve);
       stream.once('error', () => resolve());
+    }).then(() => {
+      this.#streamOpen = false;
+      this.#stdoutRecords.end();
+      this.#stderrRecords.end();
     });
+  }
+
+  /**
+   * Asks the agent for in-band records under `token` (see agent-records.ts);
+   * resolves with the program's exit once both streams have reported it,
+   * that is once both have delivered everything the program wrote.
+   */
+  expectRecords(token: string): Promise<ProgramExit> {
+    this.#stdoutRecords.expect(token);
+    this.#stderrRecords.expect(token);
+    return Promise.all([this.#stdoutRecords.exited, this.#stderrRecords.exited]).then(([, exit]) => exit);
+  }
+
+  /** True once the agent has reported that it holds the job. */
+  get jobStarted(): boolean {
+    return this.#stderrRecords.started;
+  }
+
+  /** The program's exit as the agent reported it on both streams, if it has. */
+  get reportedExit(): ProgramExit | undefined {
+    return this.#stdoutRecords.exit && this.#stderrRecords.exit;
+  }
+
+  /** Resolves when the sandbox can no longer take a job: its container stopped or its stream closed. */
+  get lost(): Promise<void> {
+    return Promise.race([this.#exited, this.outputDone]);
   }
 
   get containerId(): string {
     return this.container.id;
   }
 
-  /** False once the container has stopped. */
+  /** False once the container has stopped or its attach stream closed. */
   get alive(): boolean {
-    return this.#alive;
+    return this.#alive && this.#streamOpen && !this.stream.destroyed;
   }
 
   /** Resolves when the container stops (an engine error counts as stopped). */
@@ -280,53 +320,85 @@ export class Executor {
     }
   }
 
+  /** The image's tools a container made for `allowedBinaries` shows; a pooled one shows none. */
+  async exposedToolsFor(runtime: Runtime, allowedBinaries: readonly string[]): Promise<string[]> {
+    return exposedTools(await this.#toolsOf(runtime), allowedBinaries);
+  }
+
   /**
    * Runs one job in a ready sandbox: opens its egress session, hands the
    * agent the job, waits with the wall-clock limit (counted from here, not
    * from when the sandbox was made), collects the outcome. The sandbox is
    * then removed whatever happened; removal finishes after the answer
-   * (see settle()).
+   * (see settle()). A sandbox that died before its agent got the job (an
+   * engine restart, a kill from outside) never ran the program, so the job
+   * runs again on the cold path.
    */
   async runIn(sandbox: ReadySandbox, job: ExecutionJob): Promise<ExecutionResult> {
-    const wanted = exposedTools(await this.#toolsOf(sandbox.runtime), job.allowedBinaries ?? []);
+    const wanted = await this.exposedToolsFor(sandbox.runtime, job.allowedBinaries ?? []);
     if (wanted.join() !== sandbox.exposedTools.join()) {
       // Tools are hidden when the container is made, so a sandbox made for
       // another policy (a pooled one hides them all) cannot serve this job.
       this.discard(sandbox);
       return this.run(job);
     }
+    const assignedAt = performance.now();
+    const outcome = await this.#runOnce(sandbox, job, true);
+    if (outcome !== 'not-started') return outcome;
+    this.options.logger.warn({ executionId: job.executionId, sandboxId: sandbox.id, containerId: sandbox.containerId }, 'sandbox died before its job; running it cold');
+    return this.run({ ...job, timeoutMs: Math.max(1, job.timeoutMs - Math.round(performance.now() - assignedAt)) });
+  }
+
+  /** Cold path: a sandbox made for this job alone. */
+  async run(job: ExecutionJob): Promise<ExecutionResult> {
+    const sandbox = await this.prepare(job.runtime, { [LABEL_EXECUTION]: job.executionId }, job.allowedBinaries ?? []);
+    return this.#runOnce(sandbox, job, false);
+  }
+
+  /**
+   * The answer comes as soon as the agent has reported the program's exit
+   * on both streams (agent-records.ts), without waiting for the engine to
+   * see the container stop; the container is killed and removed after the
+   * answer. The engine decides when there is no report (the agent died, the
+   * timeout) and for a SIGKILL, which may be the kernel's OOM killer: only
+   * the engine can tell.
+   */
+  #runOnce(sandbox: ReadySandbox, job: ExecutionJob, retryable: false): Promise<ExecutionResult>;
+  #runOnce(sandbox: ReadySandbox, job: ExecutionJob, retryable: true): Promise<ExecutionResult | 'not-started'>;
+  async #runOnce(sandbox: ReadySandbox, job: ExecutionJob, retryable: boolean): Promise<ExecutionResult | 'not-started'> {
     sandbox.claim();
     const { logger } = this.options;
     logger.info({ executionId: job.executionId, sandboxId: sandbox.id, containerId: sandbox.containerId }, 'sandbox assigned');
     let lease: EgressLease | undefined;
     try {
+      if (retryable && !sandbox.alive) return 'not-started';
       if (job.openEgress) lease = await job.openEgress(sandbox.egressDir);
+      const token = newRecordToken();
+      const reported = sandbox.expectRecords(token);
       const startedAt = performance.now();
-      const header = JSON.stringify({ v: 1, code: job.code, args: job.args, env: job.env, ...(job.packages?.length ? { packages: job.packages, registry: job.packageRegistry } : {}) });
+      const header = JSON.stringify({ v: 1, token, code: job.code, args: job.args, env: job.env, ...(job.packages?.length ? { packages: job.packages, registry: job.packageRegistry } : {}) });
       sandbox.stream.write(`${header}\n`);
       if (job.stdin) sandbox.stream.write(job.stdin);
       sandbox.stream.end();
 
-      let timedOut = false;
-      if ((await raceTimer(sandbox.exited, job.timeoutMs)) === 'timeout') {
-        timedOut = true;
+      const first = await raceTimer(Promise.race([reported, sandbox.exited.then(() => undefined)]), job.timeoutMs);
+      const timedOut = first === 'timeout';
+      let exit = timedOut ? undefined : first;
+      if (exit !== undefined && exit.signal !== 'SIGKILL') {
+        return { ...this.#output(sandbox), ...exit, timedOut: false, oomKilled: false, durationMs: Math.round(performance.now() - startedAt) };
+      }
+      const stopped = exit === undefined && !timedOut;
+      if (!stopped && (timedOut || (await raceTimer(sandbox.exited, EXIT_GRACE_MS)) === 'timeout')) {
         await sandbox.container.kill();
         await sandbox.exited;
       }
       const durationMs = Math.round(performance.now() - startedAt);
       await raceTimer(sandbox.outputDone, OUTPUT_DRAIN_MS);
-      const exit = await sandbox.container.inspectExit();
-      const status = timedOut ? { code: null, signal: 'SIGKILL' } : splitStatus(exit.statusCode);
-
-      return {
-        stdout: sandbox.stdout.text(),
-        stderr: sandbox.stderr.text(),
-        ...status,
-        timedOut,
-        oomKilled: exit.oomKilled,
-        truncated: { stdout: sandbox.stdout.truncated, stderr: sandbox.stderr.truncated },
-        durationMs,
-      };
+      if (retryable && stopped && !sandbox.jobStarted) return 'not-started';
+      exit ??= sandbox.reportedExit;
+      const engine = await sandbox.container.inspectExit();
+      const status = timedOut ? { code: null, signal: 'SIGKILL' } : (exit ?? splitStatus(engine.statusCode));
+      return { ...this.#output(sandbox), ...status, timedOut, oomKilled: engine.oomKilled, durationMs };
     } finally {
       sandbox.stream.destroy();
       // The lease hands back the network log, so it closes before the answer.
@@ -337,10 +409,12 @@ export class Executor {
     }
   }
 
-  /** Cold path: a sandbox made for this job alone. */
-  async run(job: ExecutionJob): Promise<ExecutionResult> {
-    const sandbox = await this.prepare(job.runtime, { [LABEL_EXECUTION]: job.executionId }, job.allowedBinaries ?? []);
-    return this.runIn(sandbox, job);
+  #output(sandbox: ReadySandbox): Pick<ExecutionResult, 'stdout' | 'stderr' | 'truncated'> {
+    return {
+      stdout: sandbox.stdout.text(),
+      stderr: sandbox.stderr.text(),
+      truncated: { stdout: sandbox.stdout.truncated, stderr: sandbox.stderr.truncated },
+    };
   }
 
   /**

@@ -8,7 +8,12 @@
  * so a program writing 200 MB costs the server at most the cap.
  */
 
-export class CappedSink {
+/** Where the demuxer hands each stream's bytes. */
+export interface OutputSink {
+  write(chunk: Buffer): void;
+}
+
+export class CappedSink implements OutputSink {
   private readonly chunks: Buffer[] = [];
   private kept = 0;
   /** Total bytes the program wrote, including those dropped past the cap. */
@@ -44,11 +49,11 @@ export class DockerStreamDemuxer {
   private header = Buffer.alloc(HEADER_BYTES);
   private headerFill = 0;
   private remaining = 0;
-  private target: CappedSink | null = null;
+  private target: OutputSink | null = null;
 
   constructor(
-    private readonly stdout: CappedSink,
-    private readonly stderr: CappedSink,
+    private readonly stdout: OutputSink,
+    private readonly stderr: OutputSink,
   ) {}
 
   push(chunk: Buffer): void {

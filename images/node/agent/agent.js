@@ -2,17 +2,27 @@
 // In-sandbox agent: PID 2 under docker's init, uid 1000, read-only root, no
 // network but loopback. It turns one job header on stdin into one program run.
 //
-// Protocol (the executor depends on it exactly):
-//   stdin  = one JSON line {"v":1,"code":"…","args":[…],"env":{…},"packages":[…]}
+// Protocol (the executor depends on it exactly; images/python/agent/agent.py
+// speaks the same one, keep the two in step):
+//   stdin  = one JSON line {"v":1,"token":"…","code":"…","args":[…],"env":{…},"packages":[…]}
 //            then the program's own stdin, streamed through until EOF;
 //            `packages` (optional, npm specs the server has checked against
 //            the policy) are installed from `registry` (a host, default
 //            registry.npmjs.org) before the program starts;
-//   stdout = the program's stdout, untouched (the agent never writes there);
-//   stderr = the program's stderr, plus at most one `sandbox-agent: …` line
-//            when the agent itself fails (exit status 125); a failed package
+//   stdout = the program's stdout, untouched, then the exit record;
+//   stderr = the started record, the program's stderr, then the exit record;
+//            or at most one `sandbox-agent: …` line when the agent itself
+//            fails (exit status 125, no exit record); a failed package
 //            install is such a failure, with npm's last output lines after it;
 //   status = the program's exit code, or 128 + signal number.
+// Records exist only when the header has a `token` (32 hex digits, fresh per
+// job; the program never sees it, it is read before the program exists):
+//   \0sandbox:<token>:started\n               once the header is read;
+//   \0sandbox:<token>:exit:<code>:<signal>\n  after the program exits, on both
+//            streams (the engine copies them over separate pipes, so each says
+//            "everything before me has arrived"); code or signal is empty.
+// With them the executor answers without waiting for the engine to see the
+// container stop (executor/agent-records.ts strips them).
 //
 // It is on the hot path of every execution: built-in modules only, and as
 // little work as possible before the program is spawned.
@@ -60,8 +70,24 @@ const AGENT_FAILURE = 125;
 // The server caps code at 1 MiB; JSON escaping can grow it several times over
 // (\u00XX is six bytes per byte), so allow headroom but never unbounded memory.
 const MAX_HEADER_BYTES = 8 * 1024 * 1024;
+const TOKEN = /^[0-9a-f]{32}$/;
 
 let child = null;
+
+// Blocking, whole writes: a record must not interleave with or be cut by
+// anything else on the stream.
+function writeRecord(fd, text) {
+  const bytes = Buffer.from(text, 'latin1');
+  let written = 0;
+  while (written < bytes.length) {
+    try {
+      written += fs.writeSync(fd, bytes, written);
+    } catch (err) {
+      if (err.code !== 'EAGAIN') return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  }
+}
 
 function fail(message) {
   process.stderr.write(`sandbox-agent: ${message}\n`);
@@ -91,7 +117,9 @@ function parseHeader(line) {
   }
   const registry = job.registry ?? DEFAULT_NPM_REGISTRY_HOST;
   if (typeof registry !== 'string' || !/^[a-z0-9.-]+(?::[0-9]+)?$/.test(registry)) fail('job header: "registry" must be a host name');
-  return { code: job.code, args, env, packages, registry };
+  const token = job.token ?? null;
+  if (token !== null && (typeof token !== 'string' || !TOKEN.test(token))) fail('job header: "token" must be 32 hex digits');
+  return { code: job.code, args, env, packages, registry, token };
 }
 
 // 127.0.0.1:3128 → the per-sandbox Unix socket. The socket is the sandbox's
@@ -151,6 +179,7 @@ function exitLike(code, signal) {
 }
 
 async function run(job, rest) {
+  if (job.token !== null) writeRecord(2, `\0sandbox:${job.token}:started\n`);
   await startForwarder();
   try {
     fs.mkdirSync(JOB_DIR, { recursive: true, mode: 0o700 });
@@ -174,7 +203,14 @@ async function run(job, rest) {
     stdio: ['pipe', 'inherit', 'inherit'],
   });
   child.on('error', (err) => fail(`cannot start the program (${err.message})`));
-  child.on('exit', exitLike);
+  child.on('exit', (code, signal) => {
+    if (job.token !== null) {
+      const record = `\0sandbox:${job.token}:exit:${code ?? ''}:${signal ?? ''}\n`;
+      writeRecord(1, record);
+      writeRecord(2, record);
+    }
+    exitLike(code, signal);
+  });
   // A program that never reads stdin may exit before we finish writing it;
   // that EPIPE is the program's business, not an agent failure.
   child.stdin.on('error', () => {});

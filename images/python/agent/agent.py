@@ -2,18 +2,28 @@
 # read-only root, no network but loopback. It turns one job header on stdin
 # into one program run, exactly as images/node/agent/agent.js does.
 #
-# Protocol (the executor depends on it exactly):
-#   stdin  = one JSON line {"v":1,"code":"…","args":[…],"env":{…}} then the
-#            program's own stdin, streamed through until EOF; fields the
-#            agent does not know are ignored, so the header can grow;
+# Protocol (the executor depends on it exactly; keep it in step with the
+# Node agent's):
+#   stdin  = one JSON line {"v":1,"token":"…","code":"…","args":[…],"env":{…}}
+#            then the program's own stdin, streamed through until EOF; fields
+#            the agent does not know are ignored, so the header can grow;
 #            `packages` (optional, PyPI requirements the server has checked
 #            against the policy) are installed from the index on `registry`
 #            (a host, default pypi.org) before the program starts;
-#   stdout = the program's stdout, untouched (the agent never writes there);
-#   stderr = the program's stderr, plus at most one `sandbox-agent: …` line
-#            when the agent itself fails (exit status 125); a failed package
+#   stdout = the program's stdout, untouched, then the exit record;
+#   stderr = the started record, the program's stderr, then the exit record;
+#            or at most one `sandbox-agent: …` line when the agent itself
+#            fails (exit status 125, no exit record); a failed package
 #            install is such a failure, with pip's last output lines after it;
 #   status = the program's exit code, or 128 + signal number.
+# Records exist only when the header has a `token` (32 hex digits, fresh per
+# job; the program never sees it, it is read before the program exists):
+#   \0sandbox:<token>:started\n               once the header is read;
+#   \0sandbox:<token>:exit:<code>:<signal>\n  after the program exits, on both
+#            streams (the engine copies them over separate pipes, so each says
+#            "everything before me has arrived"); code or signal is empty.
+# With them the executor answers without waiting for the engine to see the
+# container stop (executor/agent-records.ts strips them).
 #
 # It is on the hot path of every execution: standard library only, and the
 # forwarder's event loop is imported while the program is already starting.
@@ -62,6 +72,7 @@ PACKAGE_SPEC = re.compile(
     rf'(?:{_OP}\s*{_REQ}(?:\s*,\s*{_OP}\s*{_REQ})*)?$'
 )
 HOST = re.compile(r'^[a-z0-9.-]+(?::[0-9]+)?$')
+TOKEN = re.compile(r'^[0-9a-f]{32}$')
 JOB_DIR = '/tmp/.job'
 JOB_FILE = JOB_DIR + '/main.py'
 AGENT_FAILURE = 125
@@ -127,7 +138,10 @@ def parse_header(raw):
     registry = job.get('registry') or DEFAULT_INDEX_HOST
     if not isinstance(registry, str) or not HOST.match(registry):
         fail('job header: "registry" must be a host name')
-    return code, args, env, packages, registry
+    token = job.get('token')
+    if token is not None and (not isinstance(token, str) or not TOKEN.match(token)):
+        fail('job header: "token" must be 32 hex digits')
+    return code, args, env, packages, registry, token
 
 
 def install_packages(packages, registry, base_env):
@@ -275,6 +289,22 @@ def write_all(fd, data):
         view = view[os.write(fd, view):]
 
 
+def signal_name(signum):
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f'SIG{signum}'
+
+
+def write_record(token, body, fds):
+    record = f'\0sandbox:{token}:{body}\n'.encode('ascii')
+    for fd in fds:
+        try:
+            write_all(fd, record)
+        except OSError:
+            pass
+
+
 def feed_stdin(first, ended):
     """The program's stdin: what came after the header, then the rest until EOF."""
     fd = child.stdin.fileno()
@@ -309,7 +339,9 @@ def main():
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, on_signal)
     raw, rest, ended = read_header()
-    code, args, job_env, packages, registry = parse_header(raw)
+    code, args, job_env, packages, registry, token = parse_header(raw)
+    if token is not None:
+        write_record(token, 'started', (2,))
     listener = listen_forwarder()
     threading.Thread(target=serve_forwarder, args=(listener,), daemon=True).start()
     try:
@@ -331,6 +363,9 @@ def main():
         fail(f'cannot start the program ({err.strerror or err})')
     threading.Thread(target=feed_stdin, args=(rest, ended), daemon=True).start()
     status = child.wait()
+    if token is not None:
+        exit_fields = f':{signal_name(-status)}' if status < 0 else f'{status}:'
+        write_record(token, f'exit:{exit_fields}', (1, 2))
     os._exit(128 - status if status < 0 else status)
 
 
