@@ -65,9 +65,15 @@ export class WarmPool {
     for (const runtime of this.#slots.keys()) this.#refill(runtime);
   }
 
-  /** Runs the job in a pooled sandbox if one is ready, else on the cold path. */
-  run(job: ExecutionJob): Promise<ExecutionResult> {
-    const sandbox = this.take(job.runtime);
+  /**
+   * Runs the job in a pooled sandbox if one is ready and fits it, else on
+   * the cold path. Pooled sandboxes hide every tool of the image, so a job
+   * whose policy allows one needs a container of its own: it leaves the
+   * pool alone rather than take a sandbox it would only throw away.
+   */
+  async run(job: ExecutionJob): Promise<ExecutionResult> {
+    const fits = (await this.options.executor.exposedToolsFor(job.runtime, job.allowedBinaries ?? [])).length === 0;
+    const sandbox = fits ? this.take(job.runtime) : undefined;
     if (sandbox === undefined) {
       this.#coldRuns += 1;
       return this.options.executor.run(job);
@@ -167,8 +173,10 @@ export class WarmPool {
     }
     slot.retryDelay = this.#retry.min;
     slot.ready.push(sandbox);
-    // A pooled sandbox that stops by itself can never take a job: replace it.
-    void sandbox.exited.then(() => {
+    // A pooled sandbox whose container stops or whose stream closes (an
+    // engine restart, a kill from outside) can never take a job: replace it
+    // now, not when a job finds it.
+    void sandbox.lost.then(() => {
       const at = slot.ready.indexOf(sandbox);
       if (at === -1) return;
       slot.ready.splice(at, 1);

@@ -5,6 +5,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, PROXY_SOCKET_FILE } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
@@ -142,5 +143,77 @@ describe.skipIf(!hasDocker)('closing a service with a full pool', () => {
     await run(service, { code: '1' });
     await service.close();
     expect(await docker.listLabelled(ours(service))).toEqual([]);
+  });
+});
+
+describe.skipIf(!hasDocker)('a pooled container that dies before its job', () => {
+  let service: TestService;
+  const engine = new Docker();
+
+  beforeAll(async () => {
+    service = await startTestService({ EXEC_POOL_SIZE: '2' });
+    await service.pool.whenFull();
+  });
+  afterAll(async () => {
+    await service?.close();
+  });
+
+  const dropped = (containerId: string) => {
+    const created = service.logLines.find((l) => l.msg === 'container created' && l.containerId === containerId);
+    return service.logLines.some((l) => l.msg === 'pooled sandbox stopped before its job' && l.sandboxId === created?.sandboxId);
+  };
+
+  it('is dropped and replaced as soon as it dies, and jobs run elsewhere', async () => {
+    const [victim] = await pooledIds(service);
+    await engine.getContainer(victim).kill();
+    await expect.poll(() => dropped(victim), { timeout: 10_000 }).toBe(true);
+
+    const data = await run(service, { code: 'console.log("still served")' });
+    expect(data).toMatchObject({ stdout: 'still served\n', code: 0, timedOut: false });
+    expect(containerOf(service, data.executionId)).not.toBe(victim);
+    await service.pool.whenFull();
+    await service.executor.settle();
+    expect(await docker.listLabelled(ours(service))).not.toContain(victim);
+  });
+
+  it('does not cost a job its run when every pooled container was killed just before it', async () => {
+    await service.pool.whenFull();
+    const victims = await pooledIds(service);
+    await Promise.all(victims.map((id) => engine.getContainer(id).kill()));
+
+    const data = await run(service, { code: 'console.log("ran once")' });
+    expect(data).toMatchObject({ stdout: 'ran once\n', code: 0, signal: null, timedOut: false });
+    await service.executor.settle();
+    const left = await docker.listLabelled(ours(service));
+    for (const id of victims) expect(left).not.toContain(id);
+  });
+});
+
+describe.skipIf(!hasDocker)('a job whose policy allows a tool', () => {
+  let world: SeedWorld;
+  let jqUser: string;
+
+  beforeAll(async () => {
+    world = await startSeedWorld({ EXEC_POOL_SIZE: '1' }, { users: () => ({ 'jq-user': { allowedDomains: [], allowedBinaries: ['jq'] } }) });
+    jqUser = await world.tokenFor('jq-user');
+    await world.service.pool.whenFull();
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('runs cold and leaves the pooled container (which hides every tool) for a job it fits', async () => {
+    const pooledBefore = await pooledIds(world.service);
+    expect(pooledBefore).toHaveLength(1);
+
+    const data = await world.run({ code: 'console.log(require("fs").existsSync("/opt/tools/jq/bin/jq"))' }, { token: jqUser });
+    expect(data.stdout).toBe('true\n');
+    expect(pooledBefore).not.toContain(containerOf(world.service, data.executionId));
+    expect(world.service.pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1 });
+    expect(await pooledIds(world.service)).toEqual(pooledBefore);
+
+    const fitting = await world.run({ code: 'console.log("pooled")' });
+    expect(fitting.stdout).toBe('pooled\n');
+    expect(containerOf(world.service, fitting.executionId)).toBe(pooledBefore[0]);
   });
 });
