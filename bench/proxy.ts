@@ -3,58 +3,134 @@
  * Unix socket exactly as the in-sandbox forwarder would, against the same
  * loopback upstream reached directly. Keep-alive on both sides: the figure
  * is the proxy's cost per request, not connection set-up.
+ *
+ * The proxy runs in a child process (bench/proxy-server.ts) while the client
+ * and the upstream stay here: in production the proxy shares the API
+ * server's process, but its clients are sandboxes and its upstreams remote,
+ * so neither competes with it for its event loop.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import tls from 'node:tls';
-import { Writable, type Duplex } from 'node:stream';
-import { EgressProxy, type EgressSession } from '../egress-proxy/index.ts';
-import { canonicalHost, createDecider, policyFromApi } from '../policies/index.ts';
-import { createLogger } from '../server/logger.ts';
+import { fileURLToPath } from 'node:url';
+import type { Duplex } from 'node:stream';
 import { startUpstream, type Upstream } from '../test/fixtures/upstream.ts';
+import type { ProxyServerConfig, ProxyServerReady } from './proxy-server.ts';
 import { closedLoop, type LoadResult } from './stats.ts';
 
 const HOST = 'bench.test';
 const PATH = '/v1/items/42';
+const PROXY_SERVER = fileURLToPath(new URL('./proxy-server.ts', import.meta.url));
+const READY_TIMEOUT_MS = 30_000;
+const EXIT_TIMEOUT_MS = 10_000;
+
+/** Said beside the proxy figures in the table and the JSON. */
+export const PROXY_TOPOLOGY =
+  "the proxy runs in its own process, as it does in the server's, apart from the bench's client and upstream; " +
+  'sharing their event loop would bill it for their TLS and HTTP work too';
 
 export interface ProxyWorld {
   upstream: Upstream;
-  proxy: EgressProxy<null>;
-  session: EgressSession<null>;
   socketPath: string;
+  /** The proxy's CA, which the tunnelled client trusts. */
+  caCertPem: string;
+  /** The proxy process's own CPU time so far (µs), from process.cpuUsage() there. */
+  proxyCpu(): Promise<NodeJS.CpuUsage>;
   close(): Promise<void>;
+}
+
+/**
+ * `BENCH_PROXY_CPU_PROF=<dir>` has the proxy process write a V8 CPU profile
+ * there when it exits.
+ */
+function profileFlags(): string[] {
+  const dir = process.env.BENCH_PROXY_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
 export async function startProxyWorld(): Promise<ProxyWorld> {
   const upstream = await startUpstream([HOST]);
   const dataDir = await mkdtemp(join(tmpdir(), 'bench-proxy-'));
-  // Path rules too, so every request goes through the glob matcher as a real policy's would.
-  const decide = createDecider(policyFromApi({ allowedDomains: [HOST], apiPathRules: { [HOST]: [{ path: '/v1/*', allow: true, method: 'GET' }] } }));
-  // The decision log line per request is part of the real cost; its output goes nowhere.
-  const logger = createLogger('info', new Writable({ write: (_chunk, _enc, done) => done() }));
-  const proxy = await EgressProxy.create<null>({
-    decide: (request) => decide(request),
-    canonicalHost,
+  const config: ProxyServerConfig = {
     dataDir,
-    hostMap: upstream.hostMap([HOST]),
+    socketPath: join(dataDir, 'proxy.sock'),
+    host: HOST,
+    hostMap: Object.fromEntries(upstream.hostMap([HOST])),
     upstreamCa: upstream.caPem,
-    logger,
+  };
+  // The same tsx loader this bench runs under; stdin stays open for as long as the proxy should live.
+  const child = spawn(process.execPath, [...process.execArgv, ...profileFlags(), PROXY_SERVER, JSON.stringify(config)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
-  const socketPath = join(dataDir, 'proxy.sock');
-  // The network log stops growing at its cap (1000), as in production.
-  const session = await proxy.openSession({ executionId: 'bench', socketPath, context: null });
+  // A proxy that died is reported by the next question put to it, not by a write error here.
+  child.stdin.on('error', () => undefined);
+  // Whatever ends this process (a thrown error included) ends the proxy with it.
+  const killChild = () => child.kill('SIGKILL');
+  process.once('exit', killChild);
+  const stop = async () => {
+    child.stdin.end();
+    const timer = setTimeout(killChild, EXIT_TIMEOUT_MS);
+    await exited(child);
+    clearTimeout(timer);
+    process.off('exit', killChild);
+  };
+
+  const lines = createInterface({ input: child.stdout });
+  const waiting: Array<(line: string) => void> = [];
+  lines.on('line', (line) => waiting.shift()?.(line));
+  const nextLine = (timeoutMs: number) =>
+    new Promise<string>((resolve, reject) => {
+      const fail = (message: string) => {
+        // A late answer must not be taken as the reply to a later question.
+        const at = waiting.indexOf(take);
+        if (at >= 0) waiting.splice(at, 1);
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        reject(new Error(message));
+      };
+      const onExit = () => fail(`bench proxy exited (code ${child.exitCode}, signal ${child.signalCode})`);
+      const timer = setTimeout(() => fail(`bench proxy did not answer within ${timeoutMs} ms`), timeoutMs);
+      const take = (line: string) => {
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        resolve(line);
+      };
+      if (child.exitCode !== null || child.signalCode !== null) return onExit();
+      child.once('exit', onExit);
+      waiting.push(take);
+    });
+
+  let ready: ProxyServerReady;
+  try {
+    ready = JSON.parse(await nextLine(READY_TIMEOUT_MS)) as ProxyServerReady;
+  } catch (err) {
+    await stop();
+    await upstream.close();
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     upstream,
-    proxy,
-    session,
-    socketPath,
+    socketPath: ready.socketPath,
+    caCertPem: ready.caCertPem,
+    async proxyCpu() {
+      const answer = nextLine(5_000);
+      child.stdin.write('cpu\n');
+      return JSON.parse(await answer) as NodeJS.CpuUsage;
+    },
     async close() {
-      await session.close();
-      await proxy.close();
+      await stop();
       await upstream.close();
       await rm(dataDir, { recursive: true, force: true });
     },
@@ -116,6 +192,8 @@ export interface ProxyCase {
   concurrency: number;
   direct: LoadResult;
   proxied: LoadResult;
+  /** The proxy process's CPU time over the proxied run: per request, and as a share of one core. */
+  proxyCpu: { userMs: number; systemMs: number; perRequestUs: number; coreShare: number };
 }
 
 function senders(world: ProxyWorld, scheme: 'http' | 'https', concurrency: number): { direct: Send; proxied: Send; destroy: () => void } {
@@ -134,7 +212,7 @@ function senders(world: ProxyWorld, scheme: 'http' | 'https', concurrency: numbe
     };
   }
   const directAgent = new https.Agent({ ...agentOptions, ca: world.upstream.caPem });
-  const tunnelAgent = new TunnelAgent(world.socketPath, world.proxy.caCertPem, agentOptions);
+  const tunnelAgent = new TunnelAgent(world.socketPath, world.caCertPem, agentOptions);
   return {
     direct: send(() => https.request({ host: '127.0.0.1', port: world.upstream.httpsPort, servername: HOST, path: PATH, headers, agent: directAgent })),
     proxied: send(() => https.request({ host: HOST, port: 443, path: PATH, headers, agent: tunnelAgent })),
@@ -154,9 +232,19 @@ export async function proxyCase(world: ProxyWorld, scheme: 'http' | 'https', con
     const direct = await closedLoop(concurrency, durationMs, s.direct);
     await closedLoop(concurrency, 300, s.proxied);
     world.upstream.reset();
+    const before = await world.proxyCpu();
     const proxied = await closedLoop(concurrency, durationMs, s.proxied);
+    const after = await world.proxyCpu();
     world.upstream.reset();
-    return { scheme, concurrency, direct, proxied };
+    const user = after.user - before.user;
+    const system = after.system - before.system;
+    const proxyCpu = {
+      userMs: Math.round(user / 100) / 10,
+      systemMs: Math.round(system / 100) / 10,
+      perRequestUs: proxied.completed > 0 ? Math.round((user + system) / proxied.completed) : 0,
+      coreShare: Math.round(((user + system) / 1000 / Math.max(1, proxied.durationMs)) * 100) / 100,
+    };
+    return { scheme, concurrency, direct, proxied, proxyCpu };
   } finally {
     s.destroy();
   }

@@ -10,7 +10,7 @@ import Docker from 'dockerode';
 import { imageTag } from '../images/index.ts';
 import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchService, throughput, warmLatency, type ThroughputResult } from './execute.ts';
 import { policyCache } from './policy-cache.ts';
-import { proxyCase, startProxyWorld, type ProxyCase } from './proxy.ts';
+import { PROXY_TOPOLOGY, proxyCase, startProxyWorld, type ProxyCase } from './proxy.ts';
 import { coldDockerRun, nodeStartup, sandboxNodeBinary } from './startup.ts';
 import { summarise, type Summary } from './stats.ts';
 
@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     await coldService.stop();
   }
 
-  log('egress proxy vs direct');
+  log(`egress proxy vs direct (${PROXY_TOPOLOGY})`);
   const world = await startProxyWorld();
   const proxy: ProxyCase[] = [];
   try {
@@ -103,6 +103,7 @@ async function main(): Promise<void> {
     image,
     baselines: { hostNodeStartup: hostNode, sandboxNodeStartup, sandboxNodeVersion: sandboxNode?.version, coldDockerRun: dockerRun },
     execute: { warm: warm.latency, warmHits: warm.warmHits, cold, throughput: load },
+    proxyTopology: PROXY_TOPOLOGY,
     proxy,
     policyCache: cache,
     memory: { serverRssAtRestBytes: rssAtRest, serverRssPeakUnderLoadBytes: Math.max(...load.map((l) => l.peakRssBytes)), idlePooledContainerBytes: containerMemory },
@@ -120,17 +121,18 @@ async function main(): Promise<void> {
   }
   for (const p of proxy) {
     rows.push([
-      `${p.scheme.toUpperCase()} via proxy, c=${p.concurrency}: req/s`,
+      `${p.scheme.toUpperCase()} via proxy (own process), c=${p.concurrency}: req/s`,
       `${p.proxied.perSecond}/s`,
       `direct ${p.direct.perSecond}/s`,
       `${Math.round((p.proxied.perSecond / p.direct.perSecond) * 100)}%`,
     ]);
     rows.push([
-      `${p.scheme.toUpperCase()} via proxy, c=${p.concurrency}: p50 / p99`,
+      `${p.scheme.toUpperCase()} via proxy (own process), c=${p.concurrency}: p50 / p99`,
       `${p.proxied.latency.p50} / ${p.proxied.latency.p99}`,
       `direct ${p.direct.latency.p50} / ${p.direct.latency.p99}`,
       `+${(p.proxied.latency.p50 - p.direct.latency.p50).toFixed(2)} ms p50`,
     ]);
+    rows.push([`${p.scheme.toUpperCase()} via proxy (own process), c=${p.concurrency}: proxy CPU`, `${p.proxyCpu.perRequestUs} µs/request`, `${Math.round(p.proxyCpu.coreShare * 100)}% of a core`, '']);
   }
   rows.push(['policy cache hit', `${cache.hitNs} ns`, `miss (loopback fetch) ${cache.miss.p50} ms`, '']);
   rows.push([`policy: ${cache.concurrentMisses} concurrent misses, one token`, `${cache.fetchesForThem} fetch(es)`, '', '']);
