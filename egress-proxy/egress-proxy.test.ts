@@ -9,6 +9,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -265,6 +266,50 @@ describe('plain HTTP through the proxy', () => {
     expect((await request({ socketPath: s.socketPath }, { path: 'https://api.stripe.com/v1/x', headers: { host: 'api.stripe.com' } })).statusCode).toBe(400);
     expect((await request({ socketPath: s.socketPath }, { path: 'http://user@api.stripe.com/v1/x', headers: { host: 'api.stripe.com' } })).statusCode).toBe(400);
     expect(up.requests).toHaveLength(0);
+  });
+});
+
+describe('upstream connections', () => {
+  const WIDTH = 32;
+
+  async function waitFor(done: () => boolean, ms: number): Promise<void> {
+    for (const until = Date.now() + ms; !done() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  /**
+   * WIDTH POSTs on client connections of their own, all held in flight (the
+   * upstream answers only once a body has arrived) until `ready`, then
+   * released together; returns the status codes.
+   */
+  async function wave(s: EgressSession<Mode>, scheme: 'http' | 'https', ready: () => Promise<void>): Promise<number[]> {
+    const open = (): Promise<Duplex> =>
+      scheme === 'http'
+        ? new Promise((resolve, reject) => {
+            const c = net.connect({ path: s.socketPath }, () => resolve(c));
+            c.once('error', reject);
+          })
+        : connectTunnel(s.socketPath, 'api.stripe.com:443').then((t) => tlsOverTunnel(t.socket, 'api.stripe.com', proxy.caCertPem));
+    const streams = await Promise.all(Array.from({ length: WIDTH }, open));
+    const target = (i: number) => (scheme === 'http' ? `http://api.stripe.com/v1/w${i}` : `/v1/w${i}`);
+    streams.forEach((c, i) => c.write(`POST ${target(i)} HTTP/1.1\r\nHost: api.stripe.com\r\nContent-Length: 1\r\n\r\n`));
+    await ready();
+    const answers = await Promise.all(streams.map((c) => rawExchange(c, 'x', 100)));
+    for (const c of streams) c.destroy();
+    return answers.map((a) => a[0]?.statusCode ?? 0);
+  }
+
+  // With fewer idle connections kept than were in flight, the surplus is closed after each answer and redialled
+  // (for HTTPS, a TLS handshake) for the next request.
+  it.each(['http', 'https'] as const)('keeps every %s upstream connection a burst opened for the next burst', async (scheme) => {
+    const s = await open();
+    const before = up.connections[scheme];
+    const dialled = () => up.connections[scheme] - before;
+    const ok = Array.from({ length: WIDTH }, () => 200);
+    expect(await wave(s, scheme, () => waitFor(() => dialled() >= WIDTH, 5_000))).toEqual(ok);
+    expect(dialled()).toBe(WIDTH);
+    // Time for the proxy to take up the second burst; a redial would show at once.
+    expect(await wave(s, scheme, () => waitFor(() => dialled() > WIDTH, 300))).toEqual(ok);
+    expect(dialled()).toBe(WIDTH);
   });
 });
 

@@ -101,6 +101,8 @@ const SERVER_OPTIONS: http.ServerOptions = {
  * connection.
  */
 const TUNNEL_IDLE_MS = 250;
+/** Upstream connections per session and scheme, open and kept idle alike. */
+const UPSTREAM_SOCKETS = 64;
 
 /** A refused route names the destination when it is known (a tunnel's target), so the log shows its host. */
 type Route = { kind: 'refused'; refusal: Refusal; dest?: Destination } | { kind: 'route'; dest: Destination; path: string };
@@ -122,8 +124,10 @@ export class EgressSession<TContext = unknown> {
   readonly #sockets = new Set<Duplex>();
   readonly #upstreams = new Set<http.ClientRequest>();
   readonly #open = new Set<Exchange>();
-  readonly #httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, timeout: 60_000 });
-  readonly #httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, timeout: 60_000 });
+  // As many idle upstream connections may be kept as may be open: with fewer, a sandbox keeping more requests
+  // in flight than that has the surplus closed after each answer and redialled (a TLS handshake) for the next.
+  readonly #httpAgent = new http.Agent({ keepAlive: true, maxSockets: UPSTREAM_SOCKETS, maxFreeSockets: UPSTREAM_SOCKETS, timeout: 60_000 });
+  readonly #httpsAgent = new https.Agent({ keepAlive: true, maxSockets: UPSTREAM_SOCKETS, maxFreeSockets: UPSTREAM_SOCKETS, timeout: 60_000 });
   #closing: Promise<NetworkLogResult> | undefined;
   readonly #onClosed: () => void;
 
