@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerAvailable } from './support/docker.ts';
 import { closedPort, mintToken, TEST_HS_SECRET } from './support/jwt.ts';
 import { startTestService, type TestService } from './support/service.ts';
+import { SEED_POLICY_INFO } from './support/seed-expectations.ts';
 
 const hasDocker = await dockerAvailable();
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
-const SEED_POLICY_INFO = { source: 'jwt', name: 'User Policy', allowedDomains: 2, allowedPackages: 1 };
 
 interface ExecuteData {
   stdout: string;

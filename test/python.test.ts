@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { dockerAvailable } from './support/docker.ts';
+import { expectSeedScenario } from './support/seed-expectations.ts';
 import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 
 const hasDocker = await dockerAvailable();
@@ -107,13 +108,7 @@ print(os.getuid(), attempt(lambda: open('/etc/evil', 'w')), attempt(lambda: subp
   describe('the seed scenarios with urllib.request', () => {
     it('Test 2: an allowed HTTPS GET reaches api.stripe.com', async () => {
       const data = await py('import urllib.request\nprint(urllib.request.urlopen("https://api.stripe.com/v1/products").status)');
-      expect(data.stderr).toBe('');
-      expect(data.stdout).toBe('200\n');
-      expect(data.networkLog).toEqual([
-        expect.objectContaining({ method: 'GET', url: 'https://api.stripe.com/v1/products', hostname: 'api.stripe.com', statusCode: 200, blocked: false }),
-      ]);
-      expect(world.upstream.requests).toHaveLength(1);
-      expect(world.upstream.requests[0]).toMatchObject({ scheme: 'https', method: 'GET', path: '/v1/products' });
+      expectSeedScenario('stripeGet', data, world.upstream);
     });
 
     it('Test 3: DELETE on *.okta.com is blocked with a readable 403', async () => {
@@ -123,18 +118,7 @@ try:
     urllib.request.urlopen(urllib.request.Request("https://dev-123.okta.com/api/v1/users/123", method="DELETE"))
 except urllib.error.HTTPError as e:
     print(e.code)`);
-      expect(data.stdout).toBe('403\n');
-      expect(data.networkLog).toEqual([
-        expect.objectContaining({
-          method: 'DELETE',
-          url: 'https://dev-123.okta.com/api/v1/users/123',
-          hostname: 'dev-123.okta.com',
-          statusCode: 403,
-          blocked: true,
-          reason: 'Method DELETE not allowed for *.okta.com',
-        }),
-      ]);
-      expect(world.upstream.requests).toEqual([]);
+      expectSeedScenario('oktaDelete', data, world.upstream);
     });
 
     it('Test 4: a domain outside allowedDomains is blocked', async () => {
@@ -144,18 +128,7 @@ try:
     urllib.request.urlopen("https://api.github.com/users/github")
 except urllib.error.HTTPError as e:
     print(e.code)`);
-      expect(data.stdout).toBe('403\n');
-      expect(data.networkLog).toEqual([
-        expect.objectContaining({
-          method: 'GET',
-          url: 'https://api.github.com/users/github',
-          hostname: 'api.github.com',
-          statusCode: 403,
-          blocked: true,
-          reason: 'Domain api.github.com is not in allowed list',
-        }),
-      ]);
-      expect(world.upstream.requests).toEqual([]);
+      expectSeedScenario('githubGet', data, world.upstream);
     });
   });
 

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, PROXY_SOCKET_FILE } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
 import { dockerAvailable } from './support/docker.ts';
+import { expectSeedScenario } from './support/seed-expectations.ts';
 import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
@@ -105,11 +106,7 @@ describe.skipIf(!hasDocker)('the warm pool with egress', () => {
     const data = await world.run({
       code: 'const https = require("https"); https.get("https://api.stripe.com/v1/products", r => console.log(r.statusCode));',
     });
-    expect(data.stderr).toBe('');
-    expect(data.stdout).toBe('200\n');
-    expect(data.networkLog).toHaveLength(1);
-    expect(data.networkLog[0]).toMatchObject({ method: 'GET', url: 'https://api.stripe.com/v1/products', statusCode: 200, blocked: false });
-    expect(world.upstream.requests).toHaveLength(1);
+    expectSeedScenario('stripeGet', data, world.upstream);
     expect(world.service.pool.stats()).toMatchObject({ warmRuns: 1, coldRuns: 0 });
   });
 });
