@@ -10,7 +10,6 @@ import { ContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../../executor/i
 import { instanceIdFor } from '../../server/service.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TSX = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
 
 export interface ChildServer {
   url: string;
@@ -26,7 +25,10 @@ export interface ChildServer {
 
 /** Starts `server/main.ts` with `env` (DATA_DIR required) and resolves once it listens. */
 export async function startChildServer(env: Record<string, string> & { DATA_DIR: string }, startTimeoutMs = 60_000): Promise<ChildServer> {
-  const child = spawn(TSX, ['server/main.ts'], {
+  // One process, the server itself, with tsx as a loader: the tsx command
+  // would run the server in a child of its own, which a SIGKILL to the
+  // command leaves running.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', RATE_LIMIT_IP_MAX: '10000', RATE_LIMIT_SUBJECT_MAX: '10000', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
