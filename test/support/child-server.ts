@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../../executor/index.ts';
 import { instanceIdFor } from '../../server/service.ts';
+import { postJson, type JsonResponse } from './http.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -18,7 +19,7 @@ export interface ChildServer {
   logLines: Array<Record<string, unknown>>;
   /** Resolves with the exit code (or signal name) once the process has ended. */
   exited: Promise<number | string>;
-  post(path: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; json: any; text: string }>;
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<JsonResponse>;
   /** SIGKILL if still running, and wait for the end. */
   kill(): Promise<void>;
 }
@@ -64,21 +65,7 @@ export async function startChildServer(env: Record<string, string> & { DATA_DIR:
     process: child,
     logLines,
     exited,
-    async post(path, body, headers = {}) {
-      const response = await fetch(`${url}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...headers },
-        body: JSON.stringify(body),
-      });
-      const text = await response.text();
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-      return { status: response.status, headers: response.headers, json, text };
-    },
+    post: (path, body, headers = {}) => postJson(`${url}${path}`, body, headers),
     async kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;

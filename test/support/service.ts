@@ -7,12 +7,13 @@ import { imageTag } from '../../images/index.ts';
 import { loadConfig } from '../../server/config.ts';
 import { createLogger } from '../../server/logger.ts';
 import { startService, type RunningService } from '../../server/service.ts';
+import { postJson, type JsonResponse } from './http.ts';
 
 export interface TestService extends RunningService {
   dataDir: string;
   /** Every log line the service wrote, parsed. */
   logLines: Array<Record<string, unknown>>;
-  post(path: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; json: any; text: string }>;
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<JsonResponse>;
 }
 
 export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
@@ -31,21 +32,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     ...service,
     dataDir,
     logLines,
-    async post(path, body, headers = {}) {
-      const response = await fetch(`${service.url}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...headers },
-        body: typeof body === 'string' ? body : JSON.stringify(body),
-      });
-      const text = await response.text();
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-      return { status: response.status, headers: response.headers, json, text };
-    },
+    post: (path, body, headers = {}) => postJson(`${service.url}${path}`, body, headers),
     async close() {
       await service.close();
       await rm(dataDir, { recursive: true, force: true });
