@@ -163,7 +163,7 @@ export class ContainerClient {
     } catch (error) {
       throw translate(error);
     }
-    await Promise.all(found.map((info) => removeQuietly(this.docker.getContainer(info.Id))));
+    await Promise.all(found.map((info) => removeContainer(this.docker.getContainer(info.Id))));
     return found.length;
   }
 
@@ -176,13 +176,33 @@ export class ContainerClient {
   }
 }
 
-async function removeQuietly(container: Docker.Container): Promise<void> {
-  try {
-    await container.remove({ force: true, v: true });
-  } catch (error) {
-    // 404: already gone; 409: removal already in progress. Both mean "done".
-    const status = statusOf(error);
-    if (status !== 404 && status !== 409) throw translate(error);
+/** How long removal keeps retrying a container the engine calls busy. */
+const REMOVE_RETRY_MS = 10_000;
+
+interface RemovableContainer {
+  remove(options: { force: boolean; v: boolean }): Promise<unknown>;
+}
+
+/**
+ * Force-removes a container and returns once the engine no longer has it.
+ * A 409 is not "done": the engine also answers 409 when the container was
+ * exiting as the forced kill arrived ("Could not kill running container
+ * ..., cannot remove - Container ... is not running"), and then leaves it
+ * in place; and "removal already in progress" can still end in a failed
+ * removal. Either way, asking again settles it: success or 404 means gone.
+ */
+export async function removeContainer(container: RemovableContainer, retryMs = REMOVE_RETRY_MS): Promise<void> {
+  const deadline = performance.now() + retryMs;
+  for (let pauseMs = 25; ; pauseMs = Math.min(pauseMs * 2, 500)) {
+    try {
+      await container.remove({ force: true, v: true });
+      return;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404) return;
+      if (status !== 409 || performance.now() + pauseMs > deadline) throw translate(error);
+    }
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
   }
 }
 
@@ -238,6 +258,6 @@ class DockerSandboxContainer implements SandboxContainer {
   }
 
   remove(): Promise<void> {
-    return removeQuietly(this.container);
+    return removeContainer(this.container);
   }
 }
