@@ -164,8 +164,13 @@ export class EgressSession<TContext = unknown> {
   async listen(): Promise<void> {
     const dir = path.dirname(this.socketPath);
     await fs.mkdir(dir, { recursive: true, mode: 0o755 });
-    await fs.writeFile(this.caCertPath, this.#rt.caCertPem, { mode: 0o644 });
-    await fs.chmod(this.caCertPath, 0o644);
+    // Written aside and renamed into place: the sandbox may already be
+    // reading a copy placed there before it started, and must never see a
+    // half-written one.
+    const staged = `${this.caCertPath}.${process.pid}.tmp`;
+    await fs.writeFile(staged, this.#rt.caCertPem, { mode: 0o644 });
+    await fs.chmod(staged, 0o644);
+    await fs.rename(staged, this.caCertPath);
     await new Promise<void>((resolve, reject) => {
       this.#outer.once('error', reject);
       this.#outer.listen({ path: this.socketPath, readableAll: true, writableAll: true }, () => {

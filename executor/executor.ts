@@ -4,12 +4,12 @@
  * limit, collected, removed (in `finally`).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { ContainerClient, ContainerSpec, SandboxContainer } from './docker.ts';
-import { SANDBOX_EGRESS_DIR } from './egress.ts';
+import { CA_CERT_FILE, SANDBOX_EGRESS_DIR } from './egress.ts';
 import { AgentRecordFilter, newRecordToken, type ProgramExit } from './agent-records.ts';
 import { ImageMissingError } from './errors.ts';
 import { CappedSink, DockerStreamDemuxer } from './output.ts';
@@ -88,6 +88,14 @@ export interface ExecutorOptions {
   instanceId: string;
   limits: SandboxLimits;
   logger: Logger;
+  /**
+   * The CA certificate (PEM) the egress proxy's interception chains to. It
+   * is put in the sandbox's egress directory before the sandbox starts, so a
+   * runtime the agent starts ahead of its job trusts it from the outset; the
+   * egress session, once open, writes the same file. Public, and the same
+   * for every sandbox: it gives a pooled sandbox no route out.
+   */
+  egressCaCert?: () => Promise<string>;
 }
 
 export const LABEL_MANAGED = 'sandbox-egress.managed';
@@ -292,6 +300,7 @@ export class Executor {
     const sandboxId = randomUUID().replace(/-/g, '').slice(0, 16);
     const egressDir = join(this.options.sandboxesDir, sandboxId);
     await mkdir(egressDir, { recursive: true, mode: 0o755 });
+    await this.#placeCaCert(egressDir);
 
     let container: SandboxContainer | undefined;
     let stream: Duplex | undefined;
@@ -317,6 +326,16 @@ export class Executor {
       await container?.remove().catch(() => undefined);
       await rm(egressDir, { recursive: true, force: true });
       throw error;
+    }
+  }
+
+  /** Without it (the proxy not answering yet) the agent starts the program's runtime once the session is open. */
+  async #placeCaCert(egressDir: string): Promise<void> {
+    if (!this.options.egressCaCert) return;
+    try {
+      await writeFile(join(egressDir, CA_CERT_FILE), await this.options.egressCaCert(), { mode: 0o644 });
+    } catch (error) {
+      this.options.logger.warn({ err: String(error) }, 'no CA certificate for the sandbox before its start');
     }
   }
 

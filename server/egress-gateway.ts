@@ -27,6 +27,8 @@ export interface EgressGateway {
   readonly mode: 'inprocess' | 'remote';
   /** Listens on `socketPath` (with `ca.pem` beside it) before it resolves. */
   openSession(request: EgressSessionRequest): Promise<EgressSessionHandle>;
+  /** The CA certificate (PEM) the proxy's interception certificates chain to. */
+  caCertificate(): Promise<string>;
   /** Whether the proxy can take sessions right now (for /readyz). */
   ready(): Promise<boolean>;
   close(): Promise<void>;
@@ -45,6 +47,10 @@ export class InProcessEgressGateway implements EgressGateway {
       context: request.policy,
     });
     return { close: () => session.close() };
+  }
+
+  caCertificate(): Promise<string> {
+    return Promise.resolve(this.proxy.caCertPem);
   }
 
   ready(): Promise<boolean> {
@@ -66,6 +72,7 @@ export class InProcessEgressGateway implements EgressGateway {
  */
 export class RemoteEgressGateway implements EgressGateway {
   readonly mode = 'remote';
+  #caCert: Promise<string> | undefined;
 
   constructor(private readonly client: ControlClient) {}
 
@@ -76,6 +83,15 @@ export class RemoteEgressGateway implements EgressGateway {
       policy: request.policy.policy,
     });
     return { close: () => session.close() };
+  }
+
+  /** Fetched once it is there; a failed fetch is asked again next time. */
+  caCertificate(): Promise<string> {
+    this.#caCert ??= this.client.caCertPem().catch((error: unknown) => {
+      this.#caCert = undefined;
+      throw error;
+    });
+    return this.#caCert;
   }
 
   ready(): Promise<boolean> {

@@ -57,9 +57,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const sandboxesDir = join(config.DATA_DIR, 'sandboxes');
   await mkdir(sandboxesDir, { recursive: true, mode: 0o755 });
 
+  const drain = new Drain();
+  // The capacity figures are read at scrape time, from whatever exists by then.
+  const capacity: { queueDepth?: () => number; poolSize?: () => number; inFlight: () => number } = { inFlight: () => drain.inFlight };
+  const metrics = new ServiceMetrics({ policyStats: () => policies.stats(), capacity });
+  const egress = await createEgressGateway(config, metrics.countingEgressLogger(logger.child({ component: 'egress' })));
+
   const docker = new ContainerClient();
   const executor = new Executor({
     client: docker,
+    egressCaCert: () => egress.caCertificate(),
     images: options.images,
     sandboxesDir,
     instanceId: instanceIdFor(config.DATA_DIR),
@@ -79,12 +86,6 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     // Docker may come up later; /readyz reports it and /execute answers 503 meanwhile.
     logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not reap orphaned containers');
   }
-
-  const drain = new Drain();
-  // The capacity figures are read at scrape time, from whatever exists by then.
-  const capacity: { queueDepth?: () => number; poolSize?: () => number; inFlight: () => number } = { inFlight: () => drain.inFlight };
-  const metrics = new ServiceMetrics({ policyStats: () => policies.stats(), capacity });
-  const egress = await createEgressGateway(config, metrics.countingEgressLogger(logger.child({ component: 'egress' })));
 
   // After the reaping above, so the pool's fresh sandboxes are not taken for orphans.
   const pool = new WarmPool({
