@@ -53,7 +53,7 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
   });
 
   /** One execution with the executor's lockdown (every tool hidden); `input` is written to stdin verbatim. */
-  const run = (input: string, binds: string[] = []): Promise<LockedRun> => runLocked(docker, tag, input, binds);
+  const run = (input: string, binds: string[] = [], inputDelayMs = 0): Promise<LockedRun> => runLocked(docker, tag, input, binds, inputDelayMs);
 
   const job = (code: string, extra: Record<string, unknown> = {}) => `${JSON.stringify({ v: 1, code, ...extra })}\n`;
 
@@ -79,6 +79,41 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
     expect(env).toMatchObject({ PATH: '/usr/local/bin', HOME: '/tmp', LANG: 'C', EXTRA: '1', HTTPS_PROXY: 'http://127.0.0.1:3128', NODE_USE_ENV_PROXY: '1' });
     // No egress session mounted, so no CA file: Node must not be told to load one.
     expect(env.NODE_EXTRA_CA_CERTS).toBeUndefined();
+  });
+
+  it("starts the program's node before its job arrives", async () => {
+    const result = await run(job('console.log(process.uptime())'), [], 1500);
+    // The process was already up while the job was still on its way.
+    expect(Number(result.stdout)).toBeGreaterThan(1.2);
+  });
+
+  it('gives a program in the node started ahead what a fresh `node main.js args` would give it', async () => {
+    const code = `
+      const { fork } = require('node:child_process');
+      if (process.argv[2] === 'child') {
+        console.log(JSON.stringify({ child: process.execArgv }));
+      } else {
+        console.log(JSON.stringify({ argv: process.argv.slice(1), execArgv: process.execArgv, main: require.main === module, file: __filename, foo: process.env.FOO }));
+        fork(__filename, ['child']);
+      }`;
+    const result = await run(job(code, { args: ['a', 'b'], env: { FOO: 'bar' } }), [], 500);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim().split('\n').map((line) => JSON.parse(line) as unknown)).toEqual([
+      { argv: ['/tmp/.job/main.js', 'a', 'b'], execArgv: [], main: true, file: '/tmp/.job/main.js', foo: 'bar' },
+      { child: [] },
+    ]);
+  });
+
+  it('runs ES module code in the node started ahead', async () => {
+    const result = await run(job('import os from "node:os"; console.log(typeof os.cpus, import.meta.url)'), [], 500);
+    expect(result).toEqual({ code: 0, stdout: 'function file:///tmp/.job/main.js\n', stderr: '' });
+  });
+
+  it('starts a fresh node for a job whose env node reads only at start-up', async () => {
+    // Node takes its default locale from LANG as it starts; set later, it would be too late.
+    const result = await run(job('console.log((1234.5).toLocaleString(), process.uptime() < 1)', { env: { LANG: 'de_DE.UTF-8' } }), [], 1500);
+    expect(result).toEqual({ code: 0, stdout: '1.234,5 true\n', stderr: '' });
   });
 
   it('exits with the program status, or 128 + signal', async () => {

@@ -31,7 +31,7 @@ const NPM_PATH = '/usr/local/lib/node_modules/npm';
 export const NPM_CLI = `${NPM_PATH}/bin/npm-cli.js`;
 
 const AGENT_DIR = fileURLToPath(new URL('./agent/', import.meta.url));
-const AGENT_FILES = ['agent.js', 'package.json'];
+const AGENT_FILES = ['agent.js', 'package.json', 'prelude.js'];
 const NODE_PATH = '/usr/local/bin/node';
 const AGENT_PATH = '/opt/agent';
 

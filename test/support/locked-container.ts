@@ -14,7 +14,8 @@ export interface LockedRun {
   stderr: string;
 }
 
-export async function runLocked(docker: Docker, image: string, input: string, binds: string[] = []): Promise<LockedRun> {
+/** `inputDelayMs`: how long the agent waits for its input after the container starts (as in a pooled sandbox). */
+export async function runLocked(docker: Docker, image: string, input: string, binds: string[] = [], inputDelayMs = 0): Promise<LockedRun> {
   const container = await docker.createContainer({
     Image: image,
     OpenStdin: true,
@@ -47,6 +48,7 @@ export async function runLocked(docker: Docker, image: string, input: string, bi
     docker.modem.demuxStream(stream, stdout, stderr);
     const ended = once(stream, 'end');
     await container.start();
+    if (inputDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, inputDelayMs));
     stream.end(input);
     const { StatusCode } = (await container.wait()) as { StatusCode: number };
     await ended;

@@ -25,7 +25,10 @@
 // container stop (executor/agent-records.ts strips them).
 //
 // It is on the hot path of every execution: built-in modules only, and as
-// little work as possible before the program is spawned.
+// little work as possible between the header and the program. The program's
+// node process is started while the agent waits for its job (prelude.js
+// holds it before the main module loads), so node's own start-up is not on
+// that path either.
 
 const net = require('node:net');
 const fs = require('node:fs');
@@ -66,6 +69,10 @@ const INSTALL_OUTPUT_TAIL = 4096;
 const PACKAGE_SPEC = /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[A-Za-z0-9][A-Za-z0-9._~-]*(?:@[A-Za-z0-9.^~<>=|*+ -]*)?$/;
 const JOB_DIR = '/tmp/.job';
 const JOB_FILE = `${JOB_DIR}/main.js`;
+const PRELUDE = `${__dirname}/prelude.js`;
+// What node reads only while it starts: a job setting any of these gets a
+// process started for it, not the one waiting in the prelude.
+const STARTUP_ENV = /^(?:NODE_|UV_|OPENSSL_|SSL_|LC_)|^(?:LANG|LANGUAGE|ICU_DATA)$/;
 const AGENT_FAILURE = 125;
 // The server caps code at 1 MiB; JSON escaping can grow it several times over
 // (\u00XX is six bytes per byte), so allow headroom but never unbounded memory.
@@ -73,6 +80,8 @@ const MAX_HEADER_BYTES = 8 * 1024 * 1024;
 const TOKEN = /^[0-9a-f]{32}$/;
 
 let child = null;
+// The program's process, started ahead of its job: { process, env }.
+let waiting = null;
 
 // Blocking, whole writes: a record must not interleave with or be cut by
 // anything else on the stream.
@@ -178,6 +187,54 @@ function exitLike(code, signal) {
   process.exit(code ?? AGENT_FAILURE);
 }
 
+function programEnv() {
+  const env = { PATH: '/usr/local/bin', HOME: '/tmp', LANG: 'C.UTF-8', ...PROXY_ENV };
+  // Node warns on stderr about a missing NODE_EXTRA_CA_CERTS file on every
+  // start; without an egress session there is no CA (and no route out), so
+  // leave the variable out rather than pollute the program's stderr.
+  if (!fs.existsSync(CA_CERT)) delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
+function startWaitingProgram() {
+  const env = programEnv();
+  const program = spawn(process.execPath, ['--require', PRELUDE, JOB_FILE], {
+    cwd: '/tmp',
+    env,
+    stdio: ['pipe', 'inherit', 'inherit', 'pipe'],
+  });
+  waiting = { process: program, env };
+  const forget = () => {
+    if (waiting?.process === program) waiting = null;
+  };
+  program.on('error', forget);
+  program.on('exit', forget);
+  program.stdio[3].on('error', () => {});
+}
+
+// The waiting process serves the job when it is still there and was started
+// with what the job needs (the CA may have arrived since); otherwise a fresh one.
+function programFor(job, env) {
+  const ready = waiting;
+  waiting = null;
+  const fits =
+    ready !== null &&
+    ready.process.exitCode === null &&
+    ready.process.signalCode === null &&
+    ready.env.NODE_EXTRA_CA_CERTS === env.NODE_EXTRA_CA_CERTS &&
+    !Object.keys(job.env).some((name) => STARTUP_ENV.test(name));
+  if (fits) {
+    ready.process.stdio[3].end(`${JSON.stringify({ env: job.env, args: job.args })}\n`);
+    return ready.process;
+  }
+  ready?.process.kill('SIGKILL');
+  return spawn(process.execPath, [JOB_FILE, ...job.args], {
+    cwd: '/tmp',
+    env: { ...env, ...job.env },
+    stdio: ['pipe', 'inherit', 'inherit'],
+  });
+}
+
 async function run(job, rest) {
   if (job.token !== null) writeRecord(2, `\0sandbox:${job.token}:started\n`);
   await startForwarder();
@@ -187,21 +244,12 @@ async function run(job, rest) {
   } catch (err) {
     fail(`cannot write the program to ${JOB_FILE} (${err.code ?? err.message})`);
   }
-  const env = { PATH: '/usr/local/bin', HOME: '/tmp', LANG: 'C.UTF-8', ...PROXY_ENV };
-  // Node warns on stderr about a missing NODE_EXTRA_CA_CERTS file on every
-  // start; without an egress session there is no CA (and no route out), so
-  // leave the variable out rather than pollute the program's stderr.
-  if (!fs.existsSync(CA_CERT)) delete env.NODE_EXTRA_CA_CERTS;
+  const env = programEnv();
   if (job.packages.length > 0) {
     const installed = await installPackages(job.packages, job.registry, { ...env });
     if (!installed.ok) fail(`package install failed: ${installed.detail}`);
   }
-  Object.assign(env, job.env);
-  child = spawn(process.execPath, [JOB_FILE, ...job.args], {
-    cwd: '/tmp',
-    env,
-    stdio: ['pipe', 'inherit', 'inherit'],
-  });
+  child = programFor(job, env);
   child.on('error', (err) => fail(`cannot start the program (${err.message})`));
   child.on('exit', (code, signal) => {
     if (job.token !== null) {
@@ -261,4 +309,5 @@ function readHeader() {
   process.stdin.on('end', onEnd);
 }
 
+startWaitingProgram();
 readHeader();
