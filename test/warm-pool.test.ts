@@ -3,11 +3,11 @@
  * one job each and are gone afterwards, the pool refills, egress is attached
  * only at assignment, size 0 means the cold path, and nothing outlives close.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, PROXY_SOCKET_FILE } from '../executor/index.ts';
+import { CA_CERT_FILE, ContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, PROXY_SOCKET_FILE } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { expectSeedScenario } from './support/seed-expectations.ts';
@@ -108,6 +108,29 @@ describe.skipIf(!hasDocker)('the warm pool with egress', () => {
     });
     expectSeedScenario('stripeGet', data, world.upstream);
     expect(world.service.pool.stats()).toMatchObject({ warmRuns: 1, coldRuns: 0 });
+  });
+
+  it('hands a pooled sandbox the CA before its job, so the node started ahead of the job makes HTTPS calls', async () => {
+    await world.service.pool.whenFull();
+    await world.service.executor.settle();
+    const pooled = await new Docker().listContainers({
+      filters: { label: Object.entries({ ...ours(world.service), [LABEL_POOL]: 'node' }).map(([k, v]) => `${k}=${v}`) },
+    });
+    expect(pooled).toHaveLength(1);
+    // Containers are named after their sandbox, whose egress directory has the same name.
+    const sandboxId = pooled[0].Names[0].replace(/^\/sandbox-/, '');
+    const egressDir = join(world.service.dataDir, 'sandboxes', sandboxId);
+    expect(await readdir(egressDir)).toEqual([CA_CERT_FILE]);
+    const ca = await readFile(join(world.service.dataDir, 'ca', 'ca.pem'), 'utf8');
+    expect((await readFile(join(egressDir, CA_CERT_FILE), 'utf8')).trim()).toBe(ca.trim());
+
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const { warmRuns } = world.service.pool.stats();
+    const data = await world.run({
+      code: 'const https = require("https"); const startedAhead = process.uptime() > 1.2; https.get("https://api.stripe.com/v1/products", r => console.log(r.statusCode, startedAhead));',
+    });
+    expect(data.stdout).toBe('200 true\n');
+    expect(world.service.pool.stats()).toMatchObject({ warmRuns: warmRuns + 1, coldRuns: 0 });
   });
 });
 
