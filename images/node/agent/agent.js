@@ -235,9 +235,9 @@ function programFor(job, env) {
   });
 }
 
-async function run(job, rest) {
+async function run(job, rest, forwarding) {
   if (job.token !== null) writeRecord(2, `\0sandbox:${job.token}:started\n`);
-  await startForwarder();
+  await forwarding;
   try {
     fs.mkdirSync(JOB_DIR, { recursive: true, mode: 0o700 });
     fs.writeFileSync(JOB_FILE, job.code);
@@ -278,7 +278,7 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT']) {
   });
 }
 
-function readHeader() {
+function readHeader(forwarding) {
   const chunks = [];
   let size = 0;
   const onData = (chunk) => {
@@ -292,14 +292,14 @@ function readHeader() {
     chunks.push(chunk.subarray(0, newline));
     stop();
     process.stdin.pause();
-    run(parseHeader(Buffer.concat(chunks).toString('utf8')), chunk.subarray(newline + 1)).catch((err) => fail(err.message));
+    run(parseHeader(Buffer.concat(chunks).toString('utf8')), chunk.subarray(newline + 1), forwarding).catch((err) => fail(err.message));
   };
   // Tolerate a header without its newline when stdin ends right after it:
   // the program then simply gets an empty stdin.
   const onEnd = () => {
     stop();
     if (size === 0) fail('no job header on stdin');
-    run(parseHeader(Buffer.concat(chunks).toString('utf8')), Buffer.alloc(0)).catch((err) => fail(err.message));
+    run(parseHeader(Buffer.concat(chunks).toString('utf8')), Buffer.alloc(0), forwarding).catch((err) => fail(err.message));
   };
   const stop = () => {
     process.stdin.off('data', onData);
@@ -309,5 +309,8 @@ function readHeader() {
   process.stdin.on('end', onEnd);
 }
 
+// Both ahead of the job: the forwarder only dials the socket per connection,
+// so it may listen before the egress session exists.
+const forwarding = startForwarder();
 startWaitingProgram();
-readHeader();
+readHeader(forwarding);

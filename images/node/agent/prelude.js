@@ -13,6 +13,14 @@
 const fs = require('node:fs');
 
 const JOB_FD = 3;
+
+// Node sets up NODE_USE_ENV_PROXY's fetch dispatcher after the preloads, and
+// loading the undici bundle for it is most of a start-up's cost; touching a
+// global that undici provides loads it here, ahead of the job. http and https
+// are what a program reaching the network loads first.
+void globalThis.Headers;
+require('node:http');
+require('node:https');
 const MAX_LINE_BYTES = 1024 * 1024;
 
 function readLine() {
