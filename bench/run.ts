@@ -11,12 +11,14 @@ import { imageTag } from '../images/index.ts';
 import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchService, throughput, warmLatency, type ThroughputResult } from './execute.ts';
 import { policyCache } from './policy-cache.ts';
 import { PROXY_TOPOLOGY, proxyCase, startProxyWorld, type ProxyCase } from './proxy.ts';
-import { coldDockerRun, nodeStartup, sandboxNodeBinary } from './startup.ts';
-import { summarise, type Summary } from './stats.ts';
+import { coldDockerRun, dockerRunRate, nodeStartup, sandboxNodeBinary } from './startup.ts';
+import { summarise, type LoadResult, type Summary } from './stats.ts';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const N = { nodeStartup: 20, dockerRun: 10, warm: 30, cold: 15 };
 const THROUGHPUT_MS = 8_000;
+const ENGINE_RATE_MS = 5_000;
+const LOAD_CONCURRENCY = [1, 4, 16] as const;
 const PROXY_MS = 3_000;
 
 const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
@@ -48,12 +50,14 @@ async function main(): Promise<void> {
   const image = await imageTag('node');
   log(`machine: ${facts.cpus} × ${facts.cpuModel}, ${mb(facts.memoryBytes)} MiB, node ${facts.node}, docker ${facts.docker.server}`);
 
-  log('baselines: node -e start-up and a cold docker run');
+  log('baselines: node -e start-up, a cold docker run, and docker runs per second');
   const hostNode = summarise(await nodeStartup(process.execPath, N.nodeStartup));
   const sandboxNode = await sandboxNodeBinary();
   const sandboxNodeStartup = sandboxNode ? summarise(await nodeStartup(sandboxNode.path, N.nodeStartup)) : undefined;
   await sandboxNode?.cleanup();
   const dockerRun = summarise(await coldDockerRun(image, N.dockerRun));
+  const engineRate: LoadResult[] = [];
+  for (const concurrency of LOAD_CONCURRENCY) engineRate.push(await dockerRunRate(image, concurrency, ENGINE_RATE_MS));
 
   log('/execute with the warm pool');
   const pooled = await startBenchService({ EXEC_POOL_SIZE: '2' });
@@ -66,7 +70,7 @@ async function main(): Promise<void> {
     rssAtRest = await settleAndMeasureRss();
     containerMemory = await pooledContainerMemory(pooled);
     warm = await warmLatency(pooled, N.warm);
-    for (const concurrency of [1, 4, 16]) {
+    for (const concurrency of LOAD_CONCURRENCY) {
       log(`executions per second at concurrency ${concurrency}`);
       load.push(await throughput(pooled, concurrency, THROUGHPUT_MS));
     }
@@ -101,7 +105,7 @@ async function main(): Promise<void> {
     startedAt: startedAt.toISOString(),
     machine: facts,
     image,
-    baselines: { hostNodeStartup: hostNode, sandboxNodeStartup, sandboxNodeVersion: sandboxNode?.version, coldDockerRun: dockerRun },
+    baselines: { hostNodeStartup: hostNode, sandboxNodeStartup, sandboxNodeVersion: sandboxNode?.version, coldDockerRun: dockerRun, dockerRunRate: engineRate },
     execute: { warm: warm.latency, warmHits: warm.warmHits, cold, throughput: load },
     proxyTopology: PROXY_TOPOLOGY,
     proxy,
@@ -117,7 +121,13 @@ async function main(): Promise<void> {
   rows.push([`/execute hello, warm pool (${warm.warmHits}/${N.warm} warm)`, ms(warm.latency), `node -e ${nodeBase.p50}`, ratio(warm.latency.p50, nodeBase.p50)]);
   rows.push(['/execute hello, cold (pool off)', ms(cold), `docker run ${dockerRun.p50}`, ratio(cold.p50, dockerRun.p50)]);
   for (const l of load) {
-    rows.push([`executions/s, concurrency ${l.concurrency} (${Math.round(l.warmShare * 100)}% warm)`, `${l.perSecond}/s (p50 ${l.latency.p50})`, `${l.failed} failed`, '']);
+    const engine = engineRate.find((e) => e.concurrency === l.concurrency);
+    rows.push([
+      `executions/s, concurrency ${l.concurrency} (${Math.round(l.warmShare * 100)}% warm, ${l.failed} failed)`,
+      `${l.perSecond}/s (p50 ${l.latency.p50})`,
+      engine ? `docker runs alone ${engine.perSecond}/s` : '',
+      engine ? `${Math.round((l.perSecond / engine.perSecond) * 100)}%` : '',
+    ]);
   }
   for (const p of proxy) {
     rows.push([

@@ -2,7 +2,9 @@
  * Baselines for /execute: how long the runtime itself takes to start and
  * print, on the host and with the sandbox's own Node binary, and a cold
  * `docker run` of the sandbox image (create, start, wait, remove) with no
- * agent, no egress and no server in between.
+ * agent, no egress and no server in between, alone and as many at once as
+ * the engine will do (every execution costs one such container lifecycle,
+ * so the engine's own rate bounds executions per second).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -12,7 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { DEFAULT_CACHE_DIR } from '../images/index.ts';
-import { timeSequential } from './stats.ts';
+import { closedLoop, timeSequential, type LoadResult } from './stats.ts';
 
 const run = promisify(execFile);
 export const HELLO = 'console.log("Hello")';
@@ -38,24 +40,36 @@ export async function sandboxNodeBinary(): Promise<{ path: string; version: stri
   return { path, version: stdout.trim(), cleanup: () => rm(out, { recursive: true, force: true }) };
 }
 
-/** Cold `docker run --network none IMAGE node -e HELLO` through the engine API, n times. */
+/** One `docker run --network none IMAGE node -e HELLO` through the engine API. */
+async function dockerRunOnce(docker: Docker, image: string): Promise<void> {
+  const container = await docker.createContainer({
+    Image: image,
+    Entrypoint: ['/usr/local/bin/node'],
+    Cmd: ['-e', HELLO],
+    User: '1000:1000',
+    NetworkDisabled: true,
+    Labels: { 'sandbox-egress.bench': 'true' },
+    HostConfig: { NetworkMode: 'none', LogConfig: { Type: 'none', Config: {} } },
+  });
+  try {
+    await container.start();
+    await container.wait();
+  } finally {
+    await container.remove({ force: true });
+  }
+}
+
+/** Cold `docker run`, n times in a row. */
 export async function coldDockerRun(image: string, n: number): Promise<number[]> {
   const docker = new Docker();
-  return timeSequential(n, async () => {
-    const container = await docker.createContainer({
-      Image: image,
-      Entrypoint: ['/usr/local/bin/node'],
-      Cmd: ['-e', HELLO],
-      User: '1000:1000',
-      NetworkDisabled: true,
-      Labels: { 'sandbox-egress.bench': 'true' },
-      HostConfig: { NetworkMode: 'none', LogConfig: { Type: 'none', Config: {} } },
-    });
-    try {
-      await container.start();
-      await container.wait();
-    } finally {
-      await container.remove({ force: true });
-    }
+  return timeSequential(n, () => dockerRunOnce(docker, image));
+}
+
+/** Cold `docker run`s back to back from `concurrency` clients for `durationMs`: the engine's own ceiling. */
+export async function dockerRunRate(image: string, concurrency: number, durationMs: number): Promise<LoadResult> {
+  const docker = new Docker();
+  return closedLoop(concurrency, durationMs, async () => {
+    await dockerRunOnce(docker, image);
+    return true;
   });
 }
