@@ -124,10 +124,10 @@ describe.skipIf(!hasDocker)('the warm pool with egress', () => {
     const ca = await readFile(join(world.service.dataDir, 'ca', 'ca.pem'), 'utf8');
     expect((await readFile(join(egressDir, CA_CERT_FILE), 'utf8')).trim()).toBe(ca.trim());
 
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
     const { warmRuns } = world.service.pool.stats();
     const data = await world.run({
-      code: 'const https = require("https"); const startedAhead = process.uptime() > 1.2; https.get("https://api.stripe.com/v1/products", r => console.log(r.statusCode, startedAhead));',
+      code: 'const https = require("https"); const startedAhead = process.uptime() > 1.5; https.get("https://api.stripe.com/v1/products", r => console.log(r.statusCode, startedAhead));',
     });
     expect(data.stdout).toBe('200 true\n');
     expect(world.service.pool.stats()).toMatchObject({ warmRuns: warmRuns + 1, coldRuns: 0 });
