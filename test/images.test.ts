@@ -12,6 +12,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL } from '../images/index.ts';
 import { parseDeb822, parseOneLine } from '../images/lib/apt-source.ts';
+import { pruneSuperseded } from '../images/lib/build-image.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { runLocked, type LockedRun } from './support/locked-container.ts';
 
@@ -56,6 +57,22 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
   const run = (input: string, binds: string[] = [], inputDelayMs = 0): Promise<LockedRun> => runLocked(docker, tag, input, binds, inputDelayMs);
 
   const job = (code: string, extra: Record<string, unknown> = {}) => `${JSON.stringify({ v: 1, code, ...extra })}\n`;
+
+  it('removes superseded tags of a repository after a build, keeping the newest few and the current one', async () => {
+    const repo = 'sandbox-prune-test';
+    const tags = ['aaa', 'bbb', 'ccc', 'current'];
+    for (const t of tags) await docker.getImage(tag).tag({ repo, tag: t });
+    try {
+      const removed = await pruneSuperseded(docker, repo, `${repo}:current`, 1, () => {});
+      expect(removed.sort()).toEqual([`${repo}:aaa`, `${repo}:bbb`]);
+      const left = await docker.listImages({ filters: { reference: [repo] } });
+      expect(left.flatMap((image) => image.RepoTags ?? []).sort()).toEqual([`${repo}:ccc`, `${repo}:current`]);
+      // The image itself is untouched: it still has its own tag.
+      expect((await docker.getImage(tag).inspect()).RepoTags).toContain(tag);
+    } finally {
+      for (const t of tags) await docker.getImage(`${repo}:${t}`).remove().catch(() => undefined);
+    }
+  });
 
   it('is configured to run the agent as uid 1000 with nothing on PATH but node', async () => {
     const info = await docker.getImage(tag).inspect();

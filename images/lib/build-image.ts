@@ -15,6 +15,8 @@ import { freshDir } from './rootfs.ts';
 /** Label carrying the full inputs hash, so a tag can be traced to what made it. */
 export const INPUTS_LABEL = 'sandbox.image.inputs';
 const TAG_HASH_LENGTH = 12;
+/** Superseded images of a repository kept after a build (another checkout may still run one). */
+export const SUPERSEDED_KEPT = 2;
 
 export async function recipeTag(recipe: ImageRecipe): Promise<string> {
   return `${recipe.repository}:${(await inputsHash(recipe)).slice(0, TAG_HASH_LENGTH)}`;
@@ -77,5 +79,32 @@ async function build(recipe: ImageRecipe, { docker, log, cacheDir }: BuildOption
     await rmdir(dirname(stage)).catch(() => {}); // only when no other build is staging
   }
   log(`[images] ${tag}: built in ${total()}`);
+  await pruneSuperseded(docker, recipe.repository, tag, SUPERSEDED_KEPT, log);
   return { tag, built: true };
+}
+
+/**
+ * Every change of inputs makes a new tag, so without this each one would
+ * leave a 100 MB image behind. Removes all but the `keep` newest other tags
+ * of `repository` that this build system made (they carry INPUTS_LABEL).
+ * One a container still uses stays: the engine refuses, and that is fine.
+ */
+export async function pruneSuperseded(docker: Docker, repository: string, current: string, keep: number, log: BuildLog): Promise<string[]> {
+  const images = await docker.listImages({ filters: { reference: [repository], label: [INPUTS_LABEL] } });
+  const superseded = images
+    .flatMap((image) => (image.RepoTags ?? []).map((tag) => ({ tag, created: image.Created })))
+    .filter(({ tag }) => tag !== current && tag.startsWith(`${repository}:`))
+    .sort((a, b) => b.created - a.created || b.tag.localeCompare(a.tag))
+    .slice(keep);
+  const removed: string[] = [];
+  for (const { tag } of superseded) {
+    try {
+      await docker.getImage(tag).remove();
+      removed.push(tag);
+      log(`[images] removed superseded ${tag}`);
+    } catch (err) {
+      log(`[images] kept superseded ${tag} (${(err as Error).message})`);
+    }
+  }
+  return removed;
 }
