@@ -122,6 +122,13 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
     ]);
   });
 
+  it('hands the node started ahead args of any size the server accepts', async () => {
+    // 20 × 64 KiB: more than a pipe buffer many times over, as one line on fd 3.
+    const args = Array.from({ length: 20 }, (_, i) => String.fromCharCode(97 + i).repeat(64 * 1024));
+    const result = await run(job('console.log(process.argv.slice(2).map((a) => a.length + a[0]).join())', { args }), [], 500);
+    expect(result).toEqual({ code: 0, stdout: `${args.map((a) => `${a.length}${a[0]}`).join()}\n`, stderr: '' });
+  });
+
   it('runs ES module code in the node started ahead', async () => {
     const result = await run(job('import os from "node:os"; console.log(typeof os.cpus, import.meta.url)'), [], 500);
     expect(result).toEqual({ code: 0, stdout: 'function file:///tmp/.job/main.js\n', stderr: '' });
