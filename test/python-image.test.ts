@@ -29,7 +29,7 @@ describe.skipIf(!hasDocker)('sandbox-python image', () => {
     ({ tag } = await ensureImage('python', { docker, log: (line) => console.error(line) }));
   });
 
-  const run = (input: string, binds: string[] = []) => runLocked(docker, tag, input, binds);
+  const run = (input: string, binds: string[] = [], inputDelayMs = 0) => runLocked(docker, tag, input, binds, inputDelayMs);
   const job = (code: string, extra: Record<string, unknown> = {}) => `${JSON.stringify({ v: 1, code, ...extra })}\n`;
 
   it('is configured to run the agent isolated, as uid 1000, with the tools named in a label', async () => {
@@ -60,6 +60,48 @@ describe.skipIf(!hasDocker)('sandbox-python image', () => {
       REQUESTS_CA_BUNDLE: '/run/egress/ca.pem',
       PIP_CERT: '/run/egress/ca.pem',
     });
+  });
+
+  // How long this process has existed, from the kernel's own account.
+  const UPTIME = [
+    'import os',
+    "start = int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19]) / os.sysconf('SC_CLK_TCK')",
+    "uptime = float(open('/proc/uptime').read().split()[0]) - start",
+  ].join('\n');
+
+  it("starts the program's interpreter before its job arrives", async () => {
+    const result = await run(job(`${UPTIME}\nprint(uptime > 1.5)`), [], 3000);
+    expect(result).toEqual({ code: 0, stdout: 'True\n', stderr: '' });
+  });
+
+  it('runs the program in the interpreter started ahead as `python3 main.py args` would', async () => {
+    const code = 'import sys, pickle\nclass A: pass\nprint(__name__, __file__, sys.argv, sys.path[0], len(pickle.dumps(A())) > 0)';
+    const result = await run(job(code, { args: ['a', 'b'] }), [], 500);
+    expect(result).toEqual({ code: 0, stdout: "__main__ /tmp/.job/main.py ['/tmp/.job/main.py', 'a', 'b'] /tmp/.job True\n", stderr: '' });
+  });
+
+  it('reports an uncaught exception with only the program\'s frames, as the interpreter does', async () => {
+    const raised = await run(job('def f():\n    raise ValueError("boom")\nf()'), [], 500);
+    expect(raised).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: [
+        'Traceback (most recent call last):',
+        '  File "/tmp/.job/main.py", line 3, in <module>',
+        '    f()',
+        '  File "/tmp/.job/main.py", line 2, in f',
+        '    raise ValueError("boom")',
+        'ValueError: boom',
+        '',
+      ].join('\n'),
+    });
+    const syntax = await run(job('def (:'), [], 500);
+    expect(syntax).toEqual({ code: 1, stdout: '', stderr: '  File "/tmp/.job/main.py", line 1\n    def (:\n        ^\nSyntaxError: invalid syntax\n' });
+  });
+
+  it('starts a fresh interpreter for a job whose env Python reads only at start-up', async () => {
+    const result = await run(job(`import sys\n${UPTIME}\nprint(sys.flags.dont_write_bytecode, uptime < 1.5)`, { env: { PYTHONDONTWRITEBYTECODE: '1' } }), [], 3000);
+    expect(result).toEqual({ code: 0, stdout: '1 True\n', stderr: '' });
   });
 
   it('exits with the program status, or 128 + signal', async () => {

@@ -7,7 +7,7 @@ import { copyDirFromTree, copyFromTree, makeDirs, placeLink, sharedLibraries } f
 import { STANDARD_TOOL_PACKAGES, STANDARD_TOOLS, stageTools, toolsLabel } from '../lib/tools.ts';
 
 const AGENT_DIR = fileURLToPath(new URL('./agent/', import.meta.url));
-const AGENT_FILES = ['agent.py'];
+const AGENT_FILES = ['agent.py', 'prelude.py'];
 const AGENT_PATH = '/opt/agent';
 
 const PYTHON = '/usr/bin/python3.11';

@@ -25,8 +25,10 @@
 # With them the executor answers without waiting for the engine to see the
 # container stop (executor/agent-records.ts strips them).
 #
-# It is on the hot path of every execution: standard library only, and the
-# forwarder's event loop is imported while the program is already starting.
+# It is on the hot path of every execution: standard library only. The
+# program's interpreter is started while the agent waits for its job
+# (prelude.py holds it until the job's env and args arrive), and the
+# forwarder listens from the start, so neither is on the job's path.
 
 import json
 import os
@@ -75,6 +77,10 @@ HOST = re.compile(r'^[a-z0-9.-]+(?::[0-9]+)?$')
 TOKEN = re.compile(r'^[0-9a-f]{32}$')
 JOB_DIR = '/tmp/.job'
 JOB_FILE = JOB_DIR + '/main.py'
+PRELUDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'prelude.py')
+# What Python reads only while it starts: a job setting any of these gets an
+# interpreter started for it, not the one waiting in the prelude.
+STARTUP_ENV = re.compile(r'^(?:PYTHON|LC_)|^(?:LANG|LANGUAGE)$')
 AGENT_FAILURE = 125
 # The server caps code at 1 MiB; JSON escaping can grow it several times over.
 MAX_HEADER_BYTES = 8 * 1024 * 1024
@@ -82,6 +88,8 @@ CHUNK = 65536
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 child = None
+# The program's interpreter, started ahead of its job, and the pipe it waits on.
+waiting = None
 
 
 def fail(message):
@@ -334,33 +342,77 @@ def on_signal(signum, _frame):
         os._exit(128 + signum)
 
 
+def program_env():
+    return {'PATH': '/usr/local/bin', 'HOME': '/tmp', 'LANG': 'C.UTF-8', 'PYTHONUNBUFFERED': '1', **PROXY_ENV}
+
+
+def start_waiting_program():
+    global waiting
+    job_read, job_write = os.pipe()
+    try:
+        program = subprocess.Popen(
+            [sys.executable, PRELUDE, str(job_read), JOB_FILE],
+            cwd='/tmp', env=program_env(), stdin=subprocess.PIPE, pass_fds=(job_read,),
+        )
+    except OSError:
+        os.close(job_write)
+        return
+    finally:
+        os.close(job_read)
+    waiting = (program, job_write)
+
+
+def program_for(args, job_env, packages):
+    """The waiting interpreter when it is still there and the job needs
+    nothing it reads at start-up; otherwise a fresh one."""
+    ready = waiting
+    fits = ready is not None and ready[0].poll() is None and not packages and not any(STARTUP_ENV.match(name) for name in job_env)
+    if fits:
+        program, job_write = ready
+        try:
+            write_all(job_write, json.dumps({'env': job_env, 'args': args}).encode('ascii') + b'\n')
+            os.close(job_write)
+            return program
+        except OSError:
+            pass
+    if ready is not None:
+        ready[0].kill()
+        os.close(ready[1])
+    env = program_env()
+    env.update(job_env)
+    if packages:
+        env['PYTHONPATH'] = os.pathsep.join(p for p in (job_env.get('PYTHONPATH'), PACKAGES_DIR) if p)
+    try:
+        return subprocess.Popen([sys.executable, JOB_FILE, *args], cwd='/tmp', env=env, stdin=subprocess.PIPE)
+    except OSError as err:
+        fail(f'cannot start the program ({err.strerror or err})')
+
+
 def main():
     global child
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, on_signal)
+    # Before anything runs in the sandbox: the filter is inherited by every
+    # process started from here on, the waiting interpreter included.
+    forbid_memfd()
+    # The forwarder only dials the proxy socket per connection, so it may
+    # listen before the egress session exists.
+    listener = listen_forwarder()
+    threading.Thread(target=serve_forwarder, args=(listener,), daemon=True).start()
+    start_waiting_program()
     raw, rest, ended = read_header()
     code, args, job_env, packages, registry, token = parse_header(raw)
     if token is not None:
         write_record(token, 'started', (2,))
-    listener = listen_forwarder()
-    threading.Thread(target=serve_forwarder, args=(listener,), daemon=True).start()
     try:
         os.makedirs(JOB_DIR, mode=0o700, exist_ok=True)
         with open(JOB_FILE, 'w', encoding='utf-8', errors='surrogatepass') as file:
             file.write(code)
     except OSError as err:
         fail(f'cannot write the program to {JOB_FILE} ({err.strerror or err})')
-    forbid_memfd()
-    env = {'PATH': '/usr/local/bin', 'HOME': '/tmp', 'LANG': 'C.UTF-8', 'PYTHONUNBUFFERED': '1', **PROXY_ENV}
     if packages:
-        install_packages(packages, registry, dict(env))
-    env.update(job_env)
-    if packages:
-        env['PYTHONPATH'] = os.pathsep.join(p for p in (job_env.get('PYTHONPATH'), PACKAGES_DIR) if p)
-    try:
-        child = subprocess.Popen([sys.executable, JOB_FILE, *args], cwd='/tmp', env=env, stdin=subprocess.PIPE)
-    except OSError as err:
-        fail(f'cannot start the program ({err.strerror or err})')
+        install_packages(packages, registry, program_env())
+    child = program_for(args, job_env, packages)
     threading.Thread(target=feed_stdin, args=(rest, ended), daemon=True).start()
     status = child.wait()
     if token is not None:
