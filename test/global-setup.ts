@@ -1,10 +1,15 @@
 /**
+ * Before the run: the sandbox images must be there (`npm test` builds them
+ * first); without one, tests that wait for a full warm pool would wait for
+ * good, so say what is missing at once instead.
+ *
  * After the whole run: no sandbox container this run made may be left on the
  * engine. Containers that were already there when the run began (another
  * run beside this one, or an earlier crash) are not this run's to answer
  * for. Under CI a leftover is a failure; locally it is a warning.
  */
 import { ContainerClient, LABEL_MANAGED } from '../executor/index.ts';
+import { imagePresent, imageTag, RUNTIMES } from '../images/index.ts';
 
 async function managedContainers(): Promise<string[] | null> {
   try {
@@ -14,8 +19,21 @@ async function managedContainers(): Promise<string[] | null> {
   }
 }
 
+async function missingImages(): Promise<string[]> {
+  const missing: string[] = [];
+  for (const runtime of RUNTIMES) {
+    if (!(await imagePresent(runtime))) missing.push(await imageTag(runtime));
+  }
+  return missing;
+}
+
 export default async function setup(): Promise<() => Promise<void>> {
-  const before = new Set((await managedContainers()) ?? []);
+  const found = await managedContainers();
+  if (found !== null) {
+    const missing = await missingImages();
+    if (missing.length > 0) throw new Error(`sandbox image(s) ${missing.join(', ')} missing: \`npm test\` builds them first, or run \`npm run setup\``);
+  }
+  const before = new Set(found ?? []);
   return async () => {
     const left = ((await managedContainers()) ?? []).filter((id) => !before.has(id));
     if (left.length === 0) return;
