@@ -13,12 +13,15 @@ import { imageTag } from '../images/index.ts';
 import { loadConfig } from '../server/config.ts';
 import { createLogger } from '../server/logger.ts';
 import { instanceIdFor, startService, type RunningService } from '../server/service.ts';
-import { HELLO } from './startup.ts';
+import { HELLO, HELLO_PYTHON } from './startup.ts';
 import { closedLoop, sleep, summarise, type LoadResult, type Summary } from './stats.ts';
+
+export type BenchLanguage = 'javascript' | 'python';
+const HELLO_IN: Record<BenchLanguage, string> = { javascript: HELLO, python: HELLO_PYTHON };
 
 export interface BenchService extends RunningService {
   dataDir: string;
-  execute(code?: string): Promise<{ status: number; data?: { stdout: string; queuedMs: number } }>;
+  execute(code?: string, language?: BenchLanguage): Promise<{ status: number; data?: { stdout: string; queuedMs: number } }>;
   stop(): Promise<void>;
 }
 
@@ -36,11 +39,11 @@ export async function startBenchService(env: Record<string, string>): Promise<Be
   return {
     ...service,
     dataDir,
-    async execute(code = HELLO) {
+    async execute(code = HELLO, language: BenchLanguage = 'javascript') {
       const response = await fetch(`${service.url}/execute`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ code }),
+        body: JSON.stringify({ code, language }),
       });
       const body = (await response.json()) as { data?: { stdout: string; queuedMs: number } };
       return { status: response.status, ...(body.data ? { data: body.data } : {}) };
@@ -52,22 +55,22 @@ export async function startBenchService(env: Record<string, string>): Promise<Be
   };
 }
 
-async function helloOnce(service: BenchService): Promise<number> {
+async function helloOnce(service: BenchService, language: BenchLanguage = 'javascript'): Promise<number> {
   const start = performance.now();
-  const { status, data } = await service.execute();
+  const { status, data } = await service.execute(HELLO_IN[language], language);
   const elapsed = performance.now() - start;
   if (status !== 200 || data?.stdout !== 'Hello\n') throw new Error(`hello world failed: ${status} ${JSON.stringify(data)}`);
   return elapsed;
 }
 
 /** Sequential hello worlds, each given a full pool first, so every one is a warm hit. */
-export async function warmLatency(service: BenchService, n: number): Promise<{ latency: Summary; warmHits: number }> {
+export async function warmLatency(service: BenchService, n: number, language: BenchLanguage = 'javascript'): Promise<{ latency: Summary; warmHits: number }> {
   const before = service.pool.stats().warmRuns;
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     await service.pool.whenFull();
     await service.executor.settle();
-    samples.push(await helloOnce(service));
+    samples.push(await helloOnce(service, language));
   }
   return { latency: summarise(samples), warmHits: service.pool.stats().warmRuns - before };
 }

@@ -11,7 +11,7 @@ import { imageTag } from '../images/index.ts';
 import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchService, throughput, warmLatency, type ThroughputResult } from './execute.ts';
 import { policyCache } from './policy-cache.ts';
 import { PROXY_TOPOLOGY, proxyCase, startProxyWorld, type ProxyCase } from './proxy.ts';
-import { coldDockerRun, dockerRunRate, nodeStartup, sandboxNodeBinary } from './startup.ts';
+import { coldDockerRun, dockerRunRate, nodeStartup, pythonStartup, sandboxNodeBinary } from './startup.ts';
 import { summarise, type LoadResult, type Summary } from './stats.ts';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -55,6 +55,7 @@ async function main(): Promise<void> {
   const sandboxNode = await sandboxNodeBinary();
   const sandboxNodeStartup = sandboxNode ? summarise(await nodeStartup(sandboxNode.path, N.nodeStartup)) : undefined;
   await sandboxNode?.cleanup();
+  const hostPython = summarise(await pythonStartup(N.nodeStartup));
   const dockerRun = summarise(await coldDockerRun(image, N.dockerRun));
   const engineRate: LoadResult[] = [];
   for (const concurrency of LOAD_CONCURRENCY) engineRate.push(await dockerRunRate(image, concurrency, ENGINE_RATE_MS));
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
   log('/execute with the warm pool');
   const pooled = await startBenchService({ EXEC_POOL_SIZE: '2' });
   let warm: Awaited<ReturnType<typeof warmLatency>>;
+  let warmPython: Awaited<ReturnType<typeof warmLatency>>;
   const load: ThroughputResult[] = [];
   let rssAtRest: number;
   let containerMemory: number[];
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
     rssAtRest = await settleAndMeasureRss();
     containerMemory = await pooledContainerMemory(pooled);
     warm = await warmLatency(pooled, N.warm);
+    warmPython = await warmLatency(pooled, N.warm, 'python');
     for (const concurrency of LOAD_CONCURRENCY) {
       log(`executions per second at concurrency ${concurrency}`);
       load.push(await throughput(pooled, concurrency, THROUGHPUT_MS));
@@ -105,8 +108,8 @@ async function main(): Promise<void> {
     startedAt: startedAt.toISOString(),
     machine: facts,
     image,
-    baselines: { hostNodeStartup: hostNode, sandboxNodeStartup, sandboxNodeVersion: sandboxNode?.version, coldDockerRun: dockerRun, dockerRunRate: engineRate },
-    execute: { warm: warm.latency, warmHits: warm.warmHits, cold, throughput: load },
+    baselines: { hostNodeStartup: hostNode, sandboxNodeStartup, sandboxNodeVersion: sandboxNode?.version, coldDockerRun: dockerRun, dockerRunRate: engineRate, hostPythonStartup: hostPython },
+    execute: { warm: warm.latency, warmHits: warm.warmHits, warmPython: warmPython.latency, warmPythonHits: warmPython.warmHits, cold, throughput: load },
     proxyTopology: PROXY_TOPOLOGY,
     proxy,
     policyCache: cache,
@@ -119,6 +122,8 @@ async function main(): Promise<void> {
   if (sandboxNodeStartup) rows.push([`node -e start-up, sandbox node ${sandboxNode?.version ?? ''}`, ms(sandboxNodeStartup), '', '']);
   rows.push(['cold docker run (create+start+wait+remove)', ms(dockerRun), `node -e ${nodeBase.p50}`, ratio(dockerRun.p50, nodeBase.p50)]);
   rows.push([`/execute hello, warm pool (${warm.warmHits}/${N.warm} warm)`, ms(warm.latency), `node -e ${nodeBase.p50}`, ratio(warm.latency.p50, nodeBase.p50)]);
+  rows.push(['python3 -c start-up, host', ms(hostPython), '', '']);
+  rows.push([`/execute python hello, warm pool (${warmPython.warmHits}/${N.warm} warm)`, ms(warmPython.latency), `python3 -c ${hostPython.p50}`, ratio(warmPython.latency.p50, hostPython.p50)]);
   rows.push(['/execute hello, cold (pool off)', ms(cold), `docker run ${dockerRun.p50}`, ratio(cold.p50, dockerRun.p50)]);
   for (const l of load) {
     const engine = engineRate.find((e) => e.concurrency === l.concurrency);

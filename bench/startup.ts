@@ -18,10 +18,16 @@ import { closedLoop, timeSequential, type LoadResult } from './stats.ts';
 
 const run = promisify(execFile);
 export const HELLO = 'console.log("Hello")';
+export const HELLO_PYTHON = 'print("Hello")';
 
 /** Wall time of `node -e HELLO` with the given binary, n times. */
 export function nodeStartup(binary: string, n: number): Promise<number[]> {
   return timeSequential(n, () => run(binary, ['-e', HELLO]));
+}
+
+/** Wall time of the host's `python3 -c HELLO_PYTHON`, n times (the sandbox's Python is Debian's, like the host's). */
+export function pythonStartup(n: number): Promise<number[]> {
+  return timeSequential(n, () => run('python3', ['-c', HELLO_PYTHON]));
 }
 
 /**
