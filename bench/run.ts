@@ -11,7 +11,7 @@ import { imageTag } from '../images/index.ts';
 import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchService, throughput, warmLatency, type ThroughputResult } from './execute.ts';
 import { policyCache } from './policy-cache.ts';
 import { PROXY_TOPOLOGY, proxyCase, startProxyWorld, type ProxyCase } from './proxy.ts';
-import { coldDockerRun, dockerRunRate, nodeStartup, pythonStartup, sandboxNodeBinary } from './startup.ts';
+import { coldDockerRun, dockerRunRate, HOST_PYTHON, nodeStartup, pythonStartup, sandboxNodeBinary } from './startup.ts';
 import { summarise, type LoadResult, type Summary } from './stats.ts';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   if (sandboxNodeStartup) rows.push([`node -e start-up, sandbox node ${sandboxNode?.version ?? ''}`, ms(sandboxNodeStartup), '', '']);
   rows.push(['cold docker run (create+start+wait+remove)', ms(dockerRun), `node -e ${nodeBase.p50}`, ratio(dockerRun.p50, nodeBase.p50)]);
   rows.push([`/execute hello, warm pool (${warm.warmHits}/${N.warm} warm)`, ms(warm.latency), `node -e ${nodeBase.p50}`, ratio(warm.latency.p50, nodeBase.p50)]);
-  rows.push(['python3 -c start-up, host', ms(hostPython), '', '']);
+  rows.push([`python3 -c start-up, host ${HOST_PYTHON}`, ms(hostPython), '', '']);
   rows.push([`/execute python hello, warm pool (${warmPython.warmHits}/${N.warm} warm)`, ms(warmPython.latency), `python3 -c ${hostPython.p50}`, ratio(warmPython.latency.p50, hostPython.p50)]);
   rows.push(['/execute hello, cold (pool off)', ms(cold), `docker run ${dockerRun.p50}`, ratio(cold.p50, dockerRun.p50)]);
   for (const l of load) {

@@ -25,9 +25,16 @@ export function nodeStartup(binary: string, n: number): Promise<number[]> {
   return timeSequential(n, () => run(binary, ['-e', HELLO]));
 }
 
-/** Wall time of the host's `python3 -c HELLO_PYTHON`, n times (the sandbox's Python is Debian's, like the host's). */
+/**
+ * The host's Debian python3 (what the sandbox image carries), not whatever
+ * `python3` is first on PATH: a version manager's shim there would add its
+ * own start-up to the baseline.
+ */
+export const HOST_PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+/** Wall time of the host's `python3 -c HELLO_PYTHON`, n times. */
 export function pythonStartup(n: number): Promise<number[]> {
-  return timeSequential(n, () => run('python3', ['-c', HELLO_PYTHON]));
+  return timeSequential(n, () => run(HOST_PYTHON, ['-c', HELLO_PYTHON]));
 }
 
 /**

@@ -10,7 +10,12 @@
 # that installs packages (they go on PYTHONPATH) never comes here: the agent
 # starts a fresh interpreter for it instead.
 
+# Imported while the sandbox waits, not once the job is here: json to read
+# it, runpy to run the program, and pkgutil, which run_path imports on first use.
+import json
 import os
+import pkgutil  # noqa: F401
+import runpy
 import sys
 
 
@@ -27,14 +32,10 @@ def _read_job(fd):
             break
         chunks.append(data)
     os.close(fd)
-    import json
-
     return json.loads(b''.join(chunks))
 
 
 def _run(script):
-    import runpy
-
     try:
         runpy.run_path(script, run_name='__main__')
     except SystemExit:
