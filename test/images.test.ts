@@ -110,14 +110,14 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
       if (process.argv[2] === 'child') {
         console.log(JSON.stringify({ child: process.execArgv }));
       } else {
-        console.log(JSON.stringify({ argv: process.argv.slice(1), execArgv: process.execArgv, main: require.main === module, file: __filename, foo: process.env.FOO }));
+        console.log(JSON.stringify({ argv: process.argv.slice(1), execArgv: process.execArgv, main: require.main === module, file: __filename, modules: Object.keys(require.cache), foo: process.env.FOO }));
         fork(__filename, ['child']);
       }`;
     const result = await run(job(code, { args: ['a', 'b'], env: { FOO: 'bar' } }), [], 500);
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
     expect(result.stdout.trim().split('\n').map((line) => JSON.parse(line) as unknown)).toEqual([
-      { argv: ['/tmp/.job/main.js', 'a', 'b'], execArgv: [], main: true, file: '/tmp/.job/main.js', foo: 'bar' },
+      { argv: ['/tmp/.job/main.js', 'a', 'b'], execArgv: [], main: true, file: '/tmp/.job/main.js', modules: ['/tmp/.job/main.js'], foo: 'bar' },
       { child: [] },
     ]);
   });

@@ -47,5 +47,7 @@ const job = JSON.parse(readLine());
 fs.closeSync(JOB_FD);
 // fork() starts children with process.execArgv: they must not load this file.
 process.execArgv.length = 0;
+// Nor should the program find it among its modules.
+delete require.cache[__filename];
 process.argv.push(...job.args);
 for (const [name, value] of Object.entries(job.env)) process.env[name] = value;
