@@ -7,6 +7,7 @@
  * arrived exactly as checked, and what the network log says.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { NetworkLogEntry } from '../egress-proxy/index.ts';
 import type { Upstream } from './fixtures/upstream.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { SEED_USER, startSeedWorld, type SeedWorld } from './support/seed-world.ts';
@@ -133,19 +134,9 @@ interface Answer {
   opened?: boolean;
 }
 
-interface LogEntry {
-  method: string;
-  url: string;
-  hostname: string;
-  statusCode: number;
-  blocked: boolean;
-  reason?: string;
-  durationMs: number;
-}
-
 interface Outcome {
   answers: Record<string, Answer>;
-  log: LogEntry[];
+  log: NetworkLogEntry[];
   executionId: string;
 }
 
@@ -170,7 +161,7 @@ describe.skipIf(!hasDocker)('attacks on the egress proxy from inside the sandbox
     expect(data.stderr).toBe('');
     const answers = JSON.parse(data.stdout) as Record<string, Answer>;
     expect(answers).not.toHaveProperty('crashed');
-    return { answers, log: data.networkLog as LogEntry[], executionId: data.executionId as string };
+    return { answers, log: data.networkLog as NetworkLogEntry[], executionId: data.executionId as string };
   }
 
   /** What reached the upstream, one `scheme METHOD path host` line per request. */
