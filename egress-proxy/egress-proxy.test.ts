@@ -622,6 +622,21 @@ describe('sessions, sockets and the CA', () => {
     expect(await s.close()).toEqual(result);
   });
 
+  it('leaves a ca.pem already placed with the right certificate alone, and replaces any other', async () => {
+    for (const [placed, kept] of [[proxy.caCertPem, true], ['-----BEGIN CERTIFICATE-----\nstale\n', false]] as const) {
+      const dir = path.join(dataDir, 'sandboxes', `placed-${String(kept)}`);
+      await fs.mkdir(dir, { recursive: true });
+      await fs.writeFile(path.join(dir, 'ca.pem'), placed);
+      const before = await fs.stat(path.join(dir, 'ca.pem'));
+      const s = await proxy.openSession({ executionId: `placed-${String(kept)}`, socketPath: path.join(dir, 'proxy.sock'), context: 'seed' });
+      sessions.push(s);
+      const after = await fs.stat(s.caCertPath);
+      expect(after.ino === before.ino, `inode kept for ${kept ? 'the right' : 'a stale'} certificate`).toBe(kept);
+      expect(await fs.readFile(s.caCertPath, 'utf8')).toBe(proxy.caCertPem);
+      expect(after.mode & 0o777).toBe(0o644);
+    }
+  });
+
   it('keeps sessions apart: each socket serves only its own session, a closed one serves nobody', async () => {
     const a = await open('seed');
     const b = await open('allow-all');

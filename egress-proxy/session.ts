@@ -164,13 +164,17 @@ export class EgressSession<TContext = unknown> {
   async listen(): Promise<void> {
     const dir = path.dirname(this.socketPath);
     await fs.mkdir(dir, { recursive: true, mode: 0o755 });
-    // Written aside and renamed into place: the sandbox may already be
-    // reading a copy placed there before it started, and must never see a
-    // half-written one.
-    const staged = `${this.caCertPath}.${process.pid}.tmp`;
-    await fs.writeFile(staged, this.#rt.caCertPem, { mode: 0o644 });
-    await fs.chmod(staged, 0o644);
-    await fs.rename(staged, this.caCertPath);
+    // The executor normally placed this very certificate before the sandbox
+    // started; then there is nothing to write. Otherwise it is written aside
+    // and renamed into place: the sandbox may be reading a copy already and
+    // must never see a half-written one.
+    const placed = await fs.readFile(this.caCertPath, 'utf8').catch(() => undefined);
+    if (placed !== this.#rt.caCertPem) {
+      const staged = `${this.caCertPath}.${process.pid}.tmp`;
+      await fs.writeFile(staged, this.#rt.caCertPem, { mode: 0o644 });
+      await fs.chmod(staged, 0o644);
+      await fs.rename(staged, this.caCertPath);
+    }
     await new Promise<void>((resolve, reject) => {
       this.#outer.once('error', reject);
       this.#outer.listen({ path: this.socketPath, readableAll: true, writableAll: true }, () => {
