@@ -7,7 +7,7 @@ import { PolicyValidationError } from './errors.ts';
 import { DEFAULT_PORTS, canonicalHost, hostMatches, parseDomainEntry, parseHostPattern } from './host.ts';
 import type { DomainEntry, HostPattern } from './host.ts';
 import { formatIssues } from './lint.ts';
-import { compilePathGlob, normalisePath } from './path.ts';
+import { MAX_RULED_PATH_LENGTH, READING_KINDS, compilePathGlob, lowerCaseReadings, normalisePath, pathWithoutQuery } from './path.ts';
 import type { PathGlob } from './path.ts';
 import { PolicySchema } from './schema.ts';
 import type { Policy } from './schema.ts';
@@ -46,6 +46,8 @@ export interface CompiledPolicy {
   readonly blocked: readonly CompiledBlockedEntry[];
   readonly allowed: readonly CompiledDomainEntry[];
   readonly ruleSets: readonly CompiledRuleSet[];
+  /** Hosts whose paths are compared with case: the rest are also read lower-cased. */
+  readonly caseSensitivePaths: readonly HostPattern[];
 }
 
 function unwrap<T>(result: { ok: true } & T | { ok: false; problem: string }, where: string, problems: string[]): T | null {
@@ -84,8 +86,12 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     });
     return parsedHost === null ? [] : [{ key: parsedHost.pattern.text, host: parsedHost.pattern, rules: compiledRules }];
   });
+  const caseSensitivePaths = (policy.caseSensitivePaths ?? []).flatMap((raw, index): HostPattern[] => {
+    const parsedHost = unwrap(parseHostPattern(raw), `caseSensitivePaths[${index}]`, problems);
+    return parsedHost === null ? [] : [parsedHost.pattern];
+  });
   if (problems.length > 0) throw new PolicyValidationError(problems);
-  return Object.freeze({ policy: Object.freeze(structuredClone(policy)), blocked, allowed, ruleSets });
+  return Object.freeze({ policy: Object.freeze(structuredClone(policy)), blocked, allowed, ruleSets, caseSensitivePaths });
 }
 
 /** Every method the request asks for: its own and any override header's. */
@@ -136,22 +142,36 @@ export function decide(compiled: CompiledPolicy, request: EgressRequest): Decisi
   const ruleSets = compiled.ruleSets.filter((set) => hostMatches(set.host, host));
   const [firstRuleSet] = ruleSets;
   if (firstRuleSet === undefined) return { allowed: true, reason: `Domain ${host} is allowed`, rule: portEntry.label, host };
-  return decidePath(ruleSets, firstRuleSet, request, host);
+  const caseSensitive = compiled.caseSensitivePaths.some((pattern) => hostMatches(pattern, host));
+  return decidePath(ruleSets, firstRuleSet, request, host, caseSensitive);
 }
+
+/** Deny rules for GET also stop HEAD: a server answers HEAD by running its GET handler. */
+const denyMethodsFor = (method: string): readonly string[] => (method === 'HEAD' ? ['HEAD', 'GET'] : [method]);
 
 function decidePath(
   ruleSets: readonly CompiledRuleSet[],
   firstRuleSet: CompiledRuleSet,
   request: EgressRequest,
   host: string,
+  caseSensitive: boolean,
 ): Decision {
   const setLabel = `apiPathRules[${JSON.stringify(firstRuleSet.key)}]`;
+  const pathLength = pathWithoutQuery(request.path).length;
+  if (pathLength > MAX_RULED_PATH_LENGTH) {
+    return blockedBy(
+      `Ambiguous path blocked for ${firstRuleSet.key}: ${pathLength} characters, longer than the ${MAX_RULED_PATH_LENGTH} judged on a host with path rules`,
+      setLabel,
+      host,
+    );
+  }
   const normalised = normalisePath(request.path);
   if (!normalised.ok) {
     return blockedBy(`Ambiguous path ${normalised.path} blocked for ${firstRuleSet.key}`, setLabel, host);
   }
-  // Both readings of `;params` must pass; see path.ts.
-  const views = normalised.path === normalised.strippedPath ? [normalised.path] : [normalised.path, normalised.strippedPath];
+  // A deny hits if any reading matches; an allow must match every reading (see path.ts).
+  const { readings } = normalised;
+  const lowerCased = caseSensitive ? null : lowerCaseReadings(readings);
   const rules = ruleSets.flatMap((set) => set.rules.map((rule) => ({ set, rule })));
   let lastAllow: string | null = null;
 
@@ -159,19 +179,24 @@ function decidePath(
     if (!METHOD_TOKEN.test(method)) {
       return blockedBy(`Method ${JSON.stringify(method)} is not a valid HTTP method`, setLabel, host);
     }
-    const forMethod = rules.filter(({ rule }) => rule.method === '*' || rule.method === method);
-    const deny = forMethod.find(({ rule }) => !rule.allow && views.some((view) => rule.glob.test(view)));
+    const denyMethods = denyMethodsFor(method);
+    const deny = rules.find(
+      ({ rule }) =>
+        !rule.allow && (rule.method === '*' || denyMethods.includes(rule.method)) && rule.glob.matchesAnyReading(readings, lowerCased),
+    );
     if (deny !== undefined) {
       return { ...blockedBy(`Method ${method} not allowed for ${deny.set.key}`, deny.rule.label, host), path: normalised.path };
     }
-    const allowsEveryView = views.map((view) => forMethod.find(({ rule }) => rule.allow && rule.glob.test(view)));
-    if (allowsEveryView.some((hit) => hit === undefined)) {
+    const forMethod = rules.filter(({ rule }) => rule.allow && (rule.method === '*' || rule.method === method));
+    const allows = READING_KINDS.map((kind) => forMethod.find(({ rule }) => rule.glob.matchesReading(kind, readings)));
+    const [allow] = allows;
+    if (allow === undefined || allows.some((hit) => hit === undefined)) {
       return {
         ...blockedBy(`No rule allows ${method} ${normalised.path} for ${firstRuleSet.key}`, setLabel, host),
         path: normalised.path,
       };
     }
-    lastAllow ??= allowsEveryView[0]?.rule.label ?? null;
+    lastAllow ??= allow.rule.label;
   }
   return {
     allowed: true,

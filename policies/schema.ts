@@ -89,6 +89,9 @@ export const PolicyApiSchema = z
     apiPathRules: hostPatternRecord(z.array(PolicyApiPathRuleSchema))
       .optional()
       .describe('Per-host method and path rules, keyed by host pattern; rules of every matching key apply together.'),
+    caseSensitivePaths: z.array(HostPatternSchema).optional().describe(
+      'Hosts (patterns as in apiPathRules keys) whose servers treat paths case-sensitively: their rules compare case exactly. On every other host a deny rule also catches a path in any case ("/User/repos" meets a deny on "/user/**"), while an allow still needs the case it names.',
+    ),
     allowedPackages: z
       .array(z.string().regex(PACKAGE_NAME, { message: 'not a package name or @scope' }))
       .optional()
@@ -117,6 +120,10 @@ export const PolicySchema = z
     apiPathRules: hostPatternRecord(z.array(PathRuleSchema)).describe(
       'Per-host method and path rules, keyed by host pattern.',
     ),
+    caseSensitivePaths: z
+      .array(HostPatternSchema)
+      .optional()
+      .describe('Hosts whose path rules compare case exactly; absent means none.'),
     allowedPackages: z.array(z.string()).describe('Installable packages and @scopes.'),
     allowedBinaries: z.array(z.string()).describe('Executables the sandbox may run, by name.'),
   })
@@ -137,6 +144,8 @@ export function policyFromApi(api: PolicyApi): Policy {
     allowedDomains: [...api.allowedDomains],
     blockedDomains: [...(api.blockedDomains ?? [])],
     apiPathRules,
+    // Only when given, so policies written before the option map exactly as they always did.
+    ...(api.caseSensitivePaths === undefined ? {} : { caseSensitivePaths: [...api.caseSensitivePaths] }),
     allowedPackages: [...(api.allowedPackages ?? [])],
     allowedBinaries: [...(api.allowedBinaries ?? [])],
   };
