@@ -7,6 +7,7 @@ import { main } from './cli.ts';
 
 const bin = fileURLToPath(new URL('../bin/sandbox-policy.mjs', import.meta.url));
 const seed = fileURLToPath(new URL('../examples/policies/seed.json', import.meta.url));
+const githubReadonly = fileURLToPath(new URL('../examples/policies/github-readonly.json', import.meta.url));
 const broken = (name: string) => fileURLToPath(new URL(`../test/fixtures/policies/broken/${name}`, import.meta.url));
 
 /** Runs the real bin from an unrelated directory, as an operator would. */
@@ -47,7 +48,16 @@ describe('sandbox-policy bin', () => {
   });
 
   it('lints a good policy with exit 0', async () => {
-    expect(await sandboxPolicy('lint', seed)).toMatchObject({ code: 0, stdout: 'ok\n' });
+    expect(await sandboxPolicy('lint', githubReadonly)).toMatchObject({ code: 0, stdout: 'ok\n' });
+  });
+
+  it('lints the seed with exit 0 and a warning about *.okta.com', async () => {
+    const result = await sandboxPolicy('lint', seed);
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim().split('\n')).toEqual([
+      'warning: allowedDomains[1]: "*.okta.com" covers every customer of okta.com, and anyone can sign up for a name under it; name your own tenant (e.g. "your-org.okta.com") instead',
+      'ok',
+    ]);
   });
 });
 

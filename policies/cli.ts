@@ -12,7 +12,9 @@ import type { EgressRequest } from './types.ts';
 export const USAGE = `Usage:
   sandbox-policy lint <policy.json>
       Validate a policy (policy API format). Prints "ok", or every problem
-      as "path: message".
+      as "path: message". A valid policy may also get "warning: path: message"
+      lines, such as a wildcard over names anyone can register; they do not
+      change the exit status.
   sandbox-policy explain <policy.json> <METHOD> <URL> [-H 'Name: value']...
       Show what the egress proxy would decide for one request: "allowed" or
       "blocked", the reason, and the rule that decided. URL is http:// or
@@ -79,6 +81,7 @@ function lintCommand(args: readonly string[], io: CliIo): number {
   const [file] = args;
   const result = lintPolicy(readPolicyFile(file));
   if (result.ok) {
+    for (const warning of result.warnings) io.out(`warning: ${warning}`);
     io.out('ok');
     return 0;
   }

@@ -90,6 +90,48 @@ describe('lintPolicy on good policies', () => {
   });
 });
 
+describe('lintPolicy warnings', () => {
+  const warningsFor = (allowedDomains: string[]): string[] => {
+    const result = lintPolicy({ allowedDomains });
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    return result.warnings;
+  };
+
+  // Wildcards over names other parties can own: public suffixes, and multi-tenant services.
+  it.each([
+    ['*.okta.com', 'covers every customer of okta.com'],
+    ['*.github.io', 'github.io is on the public-suffix list'],
+    ['*.s3.amazonaws.com', 's3.amazonaws.com is on the public-suffix list'],
+    ['*.s3.amazonaws.com:8443', 's3.amazonaws.com is on the public-suffix list'],
+    ['*.co.uk', 'co.uk is on the public-suffix list'],
+    ['*.compute.amazonaws.com', 'name.compute.amazonaws.com is on the public-suffix list'],
+    ['*.GitHub.IO.', 'github.io is on the public-suffix list'],
+  ])('warns on %s', (entry, fragment) => {
+    const warnings = warningsFor(['api.stripe.com', entry]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^allowedDomains\[1\]: /);
+    expect(warnings[0]).toContain(fragment);
+  });
+
+  it.each(['*.foo.github.io', 'foo.github.io', '*.stripe.com', '*.github.com', '*.dev-123.okta.com', 'dev-123.okta.com', '*.corp.internal', '*'])(
+    'does not warn on %s',
+    (entry) => {
+      expect(warningsFor([entry])).toEqual([]);
+    },
+  );
+
+  it('warns on the seed\'s *.okta.com without refusing the policy', () => {
+    const result = lintPolicy(readJson(new URL('../examples/policies/seed.json', import.meta.url)));
+    expect(result).toMatchObject({ ok: true, warnings: [expect.stringMatching(/^allowedDomains\[1\]: "\*\.okta\.com" covers every customer of okta\.com/)] });
+  });
+
+  it('has no warnings for the read-only GitHub example or deny-all', () => {
+    for (const file of ['github-readonly.json', 'deny-all.json']) {
+      expect(lintPolicy(readJson(new URL(`../examples/policies/${file}`, import.meta.url)))).toMatchObject({ ok: true, warnings: [] });
+    }
+  });
+});
+
 describe('DEFAULT_POLICY', () => {
   it('denies all network access', () => {
     const compiled = compilePolicy(DEFAULT_POLICY);

@@ -1,13 +1,36 @@
 /**
  * Validation entry point: turns any JSON value into a policy or into the full
  * list of problems, one `path: message` line each, so an operator fixes them in
- * one pass instead of one per reload.
+ * one pass instead of one per reload. A valid policy may still carry warnings:
+ * choices that are allowed but probably not meant.
  */
+import { parse as parseDomain } from 'tldts';
 import type { z } from 'zod';
+import { parseDomainEntry } from './host.ts';
 import { PolicyApiSchema, policyFromApi } from './schema.ts';
 import type { Policy, PolicyApi } from './schema.ts';
 
-export type LintResult = { ok: true; policy: Policy; api: PolicyApi } | { ok: false; problems: string[] };
+export type LintResult = { ok: true; policy: Policy; api: PolicyApi; warnings: string[] } | { ok: false; problems: string[] };
+
+/**
+ * Services that give every customer a name under their own domain
+ * (`dev-123.okta.com`) and that anyone can sign up for. The public-suffix list
+ * only holds domains whose owners asked to be listed, and these did not.
+ */
+export const MULTI_TENANT_DOMAINS: readonly string[] = [
+  'okta.com',
+  'oktapreview.com',
+  'okta-emea.com',
+  'auth0.com',
+  'onelogin.com',
+  'atlassian.net',
+  'my.salesforce.com',
+  'force.com',
+  'zendesk.com',
+  'slack.com',
+  'sharepoint.com',
+  'service-now.com',
+];
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
@@ -30,5 +53,34 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 export function lintPolicy(json: unknown): LintResult {
   const parsed = PolicyApiSchema.safeParse(json);
   if (!parsed.success) return { ok: false, problems: formatIssues(parsed.error.issues) };
-  return { ok: true, policy: policyFromApi(parsed.data), api: parsed.data };
+  const policy = policyFromApi(parsed.data);
+  return { ok: true, policy, api: parsed.data, warnings: policyWarnings(policy) };
+}
+
+/** Warnings for a valid policy, one `path: message` line each. */
+export function policyWarnings(policy: Policy): string[] {
+  return policy.allowedDomains.flatMap((raw, index) => {
+    const parsed = parseDomainEntry(raw);
+    if (!parsed.ok || parsed.entry.host.kind !== 'subdomains') return [];
+    const problem = sharedSuffixProblem(parsed.entry.host.text.slice(2));
+    return problem === null ? [] : [`allowedDomains[${index}]: "${raw}" ${problem}`];
+  });
+}
+
+/**
+ * Why `*.domain` reaches hosts other parties control, or null: `domain` is a
+ * public suffix (`github.io`, `s3.amazonaws.com`, `co.uk`) or sits above one
+ * (`compute.amazonaws.com`), or it is a multi-tenant service's domain.
+ */
+function sharedSuffixProblem(domain: string): string | null {
+  const probe = parseDomain(`name.${domain}`, { allowPrivateDomains: true });
+  const suffix = probe.publicSuffix;
+  const listed = probe.isIcann === true || probe.isPrivate === true;
+  if (listed && suffix !== null && (suffix === domain || suffix.endsWith(`.${domain}`))) {
+    return `covers names anyone can register: ${suffix} is on the public-suffix list; name the hosts you mean instead`;
+  }
+  if (MULTI_TENANT_DOMAINS.includes(domain)) {
+    return `covers every customer of ${domain}, and anyone can sign up for a name under it; name your own tenant (e.g. "your-org.${domain}") instead`;
+  }
+  return null;
 }
