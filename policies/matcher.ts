@@ -188,7 +188,8 @@ function decidePath(
       return { ...blockedBy(`Method ${method} not allowed for ${deny.set.key}`, deny.rule.label, host), path: normalised.path };
     }
     const forMethod = rules.filter(({ rule }) => rule.allow && (rule.method === '*' || rule.method === method));
-    const allows = READING_KINDS.map((kind) => forMethod.find(({ rule }) => rule.glob.matchesReading(kind, readings)));
+    const matched = forMethod.map((entry) => ({ entry, readings: entry.rule.glob.matchEachReading(readings) }));
+    const allows = READING_KINDS.map((kind) => matched.find((hit) => hit.readings[kind])?.entry);
     const [allow] = allows;
     if (allow === undefined || allows.some((hit) => hit === undefined)) {
       return {

@@ -109,7 +109,8 @@ function normaliseWith(rawTarget: string, isPattern: boolean): NormalisedPath {
     kept.push(decoded.read);
     stripped.push(name);
   }
-  const strippedSegments = withoutInnerEmpties(stripped);
+  // Readings that come out the same share one array, so the matcher checks them once.
+  const strippedSegments = stripped.every((name, index) => name === kept[index]) ? kept : withoutInnerEmpties(stripped);
   return {
     ok: true,
     path: `/${literal.join('/')}`,
@@ -139,6 +140,7 @@ type DecodedSegment = { ok: true; literal: string; read: string } | { ok: false;
  * form). `read`: every printable-ASCII escape decoded but `%2F %5C %25`.
  */
 function decodeSegment(segment: string, isPattern: boolean): DecodedSegment {
+  if (!segment.includes('%')) return { ok: true, literal: segment, read: segment };
   let literal = '';
   let read = '';
   for (let i = 0; i < segment.length; i += 1) {
@@ -185,8 +187,8 @@ export interface PathGlob {
    * covers the readings as written too.
    */
   readonly matchesAnyReading: (readings: PathReadings, lowerCased: PathReadings | null) => boolean;
-  /** For allow rules, which must cover every reading: does this one match, case included? */
-  readonly matchesReading: (kind: ReadingKind, readings: PathReadings) => boolean;
+  /** For allow rules, which must cover every reading: which readings match, case included? */
+  readonly matchEachReading: (readings: PathReadings) => Readonly<Record<ReadingKind, boolean>>;
 }
 
 export type PathGlobResult = { ok: true; glob: PathGlob } | { ok: false; problem: string };
@@ -218,21 +220,40 @@ export function compilePathGlob(pattern: string): PathGlobResult {
   const widened = normalised.path.endsWith('/*') && !normalised.path.endsWith('/**');
   const canonical = widened ? `${normalised.path}*` : normalised.path;
 
+  const byReading = new Map<Segments, CompiledReading>();
   const compiled = {} as Record<ReadingKind, CompiledReading>;
   for (const kind of READING_KINDS) {
-    const written = normalised.readings[kind].map(compileSegment);
-    const segments = widened ? widenTrailingStar(written) : written;
-    compiled[kind] = { exact: segments, lowerCase: segments.map(lowerCaseSegment) };
+    const source = normalised.readings[kind];
+    let reading = byReading.get(source);
+    if (reading === undefined) {
+      const written = source.map(compileSegment);
+      const exact = widened ? widenTrailingStar(written) : written;
+      reading = { exact, lowerCase: exact.map(lowerCaseSegment) };
+      byReading.set(source, reading);
+    }
+    compiled[kind] = reading;
   }
+  // Kinds whose pattern and path readings are the same arrays as an earlier kind's give its answer.
+  const eachReading = (readings: PathReadings, side: 'exact' | 'lowerCase'): Record<ReadingKind, boolean> => {
+    const answers = {} as Record<ReadingKind, boolean>;
+    const done: Array<{ pattern: SegmentsPattern; path: Segments; answer: boolean }> = [];
+    for (const kind of READING_KINDS) {
+      const pattern = compiled[kind][side];
+      const path = readings[kind];
+      const earlier = done.find((entry) => entry.pattern === pattern && entry.path === path);
+      const answer = earlier?.answer ?? matchSegments(pattern, path);
+      if (earlier === undefined) done.push({ pattern, path, answer });
+      answers[kind] = answer;
+    }
+    return answers;
+  };
   const glob: PathGlob = {
     pattern: canonical,
-    matchesAnyReading: (readings, lowerCased) =>
-      READING_KINDS.some((kind) =>
-        lowerCased === null
-          ? matchSegments(compiled[kind].exact, readings[kind])
-          : matchSegments(compiled[kind].lowerCase, lowerCased[kind]),
-      ),
-    matchesReading: (kind, readings) => matchSegments(compiled[kind].exact, readings[kind]),
+    matchesAnyReading: (readings, lowerCased) => {
+      const answers = lowerCased === null ? eachReading(readings, 'exact') : eachReading(lowerCased, 'lowerCase');
+      return READING_KINDS.some((kind) => answers[kind]);
+    },
+    matchEachReading: (readings) => eachReading(readings, 'exact'),
   };
   return { ok: true, glob };
 }
@@ -255,18 +276,33 @@ function lowerCaseSegment(segment: SegmentPattern): SegmentPattern {
 
 /** The readings of a host whose paths are not case-sensitive, lower-cased once per request. */
 export function lowerCaseReadings(readings: PathReadings): PathReadings {
+  const lowered = new Map<Segments, Segments>();
+  const lower = (segments: Segments): Segments => {
+    let out = lowered.get(segments);
+    if (out === undefined) {
+      out = segments.map(asciiLowerCase);
+      lowered.set(segments, out);
+    }
+    return out;
+  };
+  const kept = lower(readings.kept);
+  const stripped = lower(readings.stripped);
+  // A trimmed reading is its untrimmed one less the last segment (or the same array).
+  const trimmed = (untrimmed: Segments, source: Segments, sourceTrimmed: Segments) =>
+    sourceTrimmed === source ? untrimmed : untrimmed.slice(0, -1);
   return {
-    kept: readings.kept.map(asciiLowerCase),
-    keptTrimmed: readings.keptTrimmed.map(asciiLowerCase),
-    stripped: readings.stripped.map(asciiLowerCase),
-    strippedTrimmed: readings.strippedTrimmed.map(asciiLowerCase),
+    kept,
+    keptTrimmed: trimmed(kept, readings.kept, readings.keptTrimmed),
+    stripped,
+    strippedTrimmed: trimmed(stripped, readings.stripped, readings.strippedTrimmed),
   };
 }
 
 /** Lower-cases A-Z only, so lengths never change and `%C3%A9` stays one escape. */
 export function asciiLowerCase(text: string): string {
-  return text.replace(/[A-Z]+/gu, (run) => run.toLowerCase());
+  return ASCII_ONLY.test(text) ? text.toLowerCase() : text.replace(/[A-Z]+/gu, (run) => run.toLowerCase());
 }
+const ASCII_ONLY = /^[\u0000-\u007f]*$/u;
 
 /**
  * Runs the pattern as an automaton over segments: `states[j]` says the first
