@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { imageTag } from '../images/index.ts';
 import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchService, throughput, warmLatency, type ThroughputResult } from './execute.ts';
+import { pathMatch, pathMatchRows } from './path-match.ts';
 import { policyCache } from './policy-cache.ts';
 import { PROXY_TOPOLOGY, proxyCase, startProxyWorld, type ProxyCase } from './proxy.ts';
 import { coldDockerRun, dockerRunRate, HOST_PYTHON, nodeStartup, pythonStartup, sandboxNodeBinary } from './startup.ts';
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
     proxyTopology: PROXY_TOPOLOGY,
     proxy,
     policyCache: cache,
+    pathMatch: pathMatch(),
     memory: { serverRssAtRestBytes: rssAtRest, serverRssPeakUnderLoadBytes: Math.max(...load.map((l) => l.peakRssBytes)), idlePooledContainerBytes: containerMemory },
   };
 
@@ -151,6 +153,7 @@ async function main(): Promise<void> {
   }
   rows.push(['policy cache hit', `${cache.hitNs} ns`, `miss (loopback fetch) ${cache.miss.p50} ms`, '']);
   rows.push([`policy: ${cache.concurrentMisses} concurrent misses, one token`, `${cache.fetchesForThem} fetch(es)`, '', '']);
+  rows.push(...pathMatchRows(results.pathMatch));
   rows.push(['server RSS at rest / peak under load', `${mb(rssAtRest)} / ${mb(results.memory.serverRssPeakUnderLoadBytes)} MiB`, '', '']);
   rows.push(['idle pooled container memory', containerMemory.map((b) => `${mb(b)} MiB`).join(', '), '', '']);
 
