@@ -76,6 +76,20 @@ describe('lintPolicy on good policies', () => {
     ]);
   });
 
+  it('maps caseSensitivePaths when given, and leaves it out when not', () => {
+    const result = lintPolicy({ allowedDomains: ['x.com'], caseSensitivePaths: ['X.com', '*.y.com'] });
+    expect(result.ok && result.policy.caseSensitivePaths).toEqual(['X.com', '*.y.com']);
+    const without = lintPolicy({ allowedDomains: ['x.com'] });
+    expect(without.ok && 'caseSensitivePaths' in without.policy).toBe(false);
+  });
+
+  it('refuses a caseSensitivePaths entry that is not a host pattern, naming it', () => {
+    expect(lintPolicy({ allowedDomains: ['x.com'], caseSensitivePaths: ['api.*.com'] })).toEqual({
+      ok: false,
+      problems: [expect.stringMatching(/^caseSensitivePaths\[0\]: "api\.\*\.com" has a wildcard/)],
+    });
+  });
+
   it('refuses non-objects and wrong types with the field named', () => {
     expect(lintPolicy(null)).toMatchObject({ ok: false, problems: [expect.stringMatching(/^\(policy\): /)] });
     const result = lintPolicy({ allowedDomains: 'api.stripe.com', allowedPackages: ['ok', 'has space'], allowedBinaries: ['/bin/sh'] });
