@@ -68,9 +68,10 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
   // The body limit leaves room for JSON escaping of the largest code allowed;
   // the code size itself is checked after parsing so the answer can name it.
   const parseJson = express.json({ limit: config.EXEC_MAX_CODE_BYTES * 2 + 10 * 1024 * 1024, strict: true, type: () => true });
-  const readJson = (req: Request, res: Response): Promise<void> =>
-    new Promise((resolve, reject) => {
-      parseJson(req, res, (error?: unknown) => (error === undefined ? resolve() : reject(error)));
+  // Resolves true once the body is parsed, false when it cannot be read (its error is answered by readBody, not here).
+  const bodyReadable = (req: Request, res: Response): Promise<boolean> =>
+    new Promise((resolve) => {
+      parseJson(req, res, (error?: unknown) => resolve(error === undefined));
     });
   const seal = (req: Request, res: Response, sealer: ResponseEncryptor): void => {
     sealJsonResponses(res, sealer, (err) => req.log?.error({ err }, 'response encryption failed'));
@@ -86,8 +87,7 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
     try {
       res.locals.token = await deps.authenticate(req.get('authorization'));
     } catch (error) {
-      const readable = await readJson(req, res).then(() => true, () => false);
-      if (readable && encryptor !== undefined && asksForSealing(req.body)) seal(req, res, encryptor);
+      if ((await bodyReadable(req, res)) && encryptor !== undefined && asksForSealing(req.body)) seal(req, res, encryptor);
       throw error;
     }
     next();
