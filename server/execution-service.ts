@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { NetworkLogEntry, NetworkLogResult } from '../egress-proxy/index.ts';
+import { SANDBOX_RUNTIMES } from '../images/index.ts';
 import { PROXY_SOCKET_FILE, type ExecutionJob, type ExecutionResult } from '../executor/index.ts';
 import { checkRequestedPackages, packageRules, type Ecosystem, type PolicyInfo } from '../policies/index.ts';
 import type { EgressGateway } from './egress-gateway.ts';
@@ -42,15 +43,13 @@ export interface ExecutionServiceOptions {
   packageRegistries: Readonly<Record<Ecosystem, string>>;
 }
 
-const ECOSYSTEMS: Readonly<Record<string, Ecosystem>> = { node: 'npm', python: 'pypi' };
-
 /**
  * Refuses, before any sandbox exists, packages the caller's policy does not
  * cover: each by name, so the caller knows what to ask for.
  */
 function checkPackages(request: ExecuteRequest, caller: Caller): { ecosystem: Ecosystem; specs: string[] } | null {
   if (request.packages.length === 0) return null;
-  const ecosystem = ECOSYSTEMS[request.language];
+  const ecosystem: Ecosystem | undefined = SANDBOX_RUNTIMES[request.language].ecosystem;
   if (ecosystem === undefined) throw badRequest(`packages cannot be installed for ${request.language}`, [{ field: 'packages', message: 'not supported for this language' }]);
   const checked = checkRequestedPackages(request.packages, ecosystem, packageRules(caller.policy.policy.allowedPackages));
   if (checked.ok) return { ecosystem, specs: checked.specs.map((s) => s.spec) };

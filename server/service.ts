@@ -90,7 +90,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   // After the reaping above, so the pool's fresh sandboxes are not taken for orphans.
   const pool = new WarmPool({
     executor,
-    runtimes: Object.keys(options.images) as Runtime[],
+    runtimes: Object.keys(options.images),
     size: config.EXEC_POOL_SIZE,
     logger: logger.child({ component: 'pool' }),
   });
@@ -101,7 +101,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     queueTimeoutMs: config.EXEC_QUEUE_TIMEOUT_MS,
   });
   capacity.queueDepth = () => admission.queued;
-  capacity.poolSize = () => Object.values(pool.stats().ready).reduce((sum, n) => sum + n, 0);
+  capacity.poolSize = () => Object.values(pool.stats().ready).reduce<number>((sum, n) => sum + (n ?? 0), 0);
   const executions = new ExecutionService({
     executor: pool,
     admission,
