@@ -41,7 +41,7 @@ type Step = (req: Request, res: ExecuteResponse, next: NextFunction) => void | P
 export interface ExecuteRouteDependencies {
   config: Pick<Config, 'EXEC_MAX_CODE_BYTES' | 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_SUBJECT_MAX' | 'RATE_LIMIT_IP_MAX'>;
   logger: Logger;
-  executions: ExecutionService;
+  executions: Pick<ExecutionService, 'execute'>;
   metrics: ServiceMetrics;
   /** Refuses new executions once shutdown begins. */
   drain: Drain;
