@@ -20,7 +20,7 @@ export default tseslint.config(
     files: ['policies/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
-        { group: ['**/egress-proxy/**', '**/executor/**', '**/server/**', 'express', 'dockerode'], message: 'policies/ is pure: it imports nothing of ours.' },
+        { group: ['**/egress-proxy/**', '**/executor/**', '**/server/**', '**/service-kit/**', 'express', 'dockerode'], message: 'policies/ is pure: it imports nothing of ours.' },
       ] }],
     },
   },
@@ -28,7 +28,7 @@ export default tseslint.config(
     files: ['egress-proxy/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
-        { group: ['**/executor/**', '**/server/**', 'express', 'dockerode'], message: 'egress-proxy/ may import only policies/.' },
+        { group: ['**/executor/**', '**/server/**', 'express', 'dockerode'], message: 'egress-proxy/ may import only policies/ and service-kit/.' },
       ] }],
     },
   },
@@ -36,7 +36,17 @@ export default tseslint.config(
     files: ['executor/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
-        { group: ['**/egress-proxy/**', '**/server/**', 'express'], message: 'executor/ may import only policies/ types.' },
+        { group: ['**/egress-proxy/**', '**/server/**', '**/service-kit/**', 'express'], message: 'executor/ may import only policies/ types.' },
+      ] }],
+    },
+  },
+  {
+    // The bottom layer every service entry point stands on (the API and the proxy service): env loading and runMain.
+    files: ['service-kit/**/*.ts'],
+    ignores: ['service-kit/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['**/policies/**', '**/egress-proxy/**', '**/executor/**', '**/server/**', '**/images/**', 'express', 'dockerode'], message: 'service-kit/ imports nothing of ours.' },
       ] }],
     },
   },

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL } from '../executor/index.ts';
-import { imageTag } from '../images/index.ts';
+import { imageTags } from '../images/index.ts';
 import { loadConfig } from '../server/config.ts';
 import { createLogger } from '../server/logger.ts';
 import { instanceIdFor, startService, type RunningService } from '../server/service.ts';
@@ -32,7 +32,7 @@ export async function startBenchService(env: Record<string, string>): Promise<Be
   const discard = new Writable({ write: (_chunk, _enc, done) => done() });
   const service = await startService({
     config,
-    images: { node: await imageTag('node'), python: await imageTag('python') },
+    images: await imageTags(),
     logger: createLogger('info', discard),
     announce: () => undefined,
   });

@@ -4,20 +4,12 @@
  * cleanly on SIGTERM/SIGINT.
  */
 import { pino } from 'pino';
-import { EgressServiceConfigError, loadEgressServiceConfig } from './service-config.ts';
+import { runMain } from '../service-kit/index.ts';
+import { loadEgressServiceConfig } from './service-config.ts';
 import { startEgressService } from './service.ts';
 
-async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadEgressServiceConfig();
-  } catch (error) {
-    if (error instanceof EgressServiceConfigError) {
-      console.error(error.message);
-      process.exit(1);
-    }
-    throw error;
-  }
+await runMain(async () => {
+  const config = loadEgressServiceConfig();
   const logger = pino({
     level: config.LOG_LEVEL,
     base: { service: 'egress-proxy' },
@@ -25,25 +17,5 @@ async function main(): Promise<void> {
   });
   const service = await startEgressService(config, logger);
   logger.info({ url: service.url, sandboxesDir: config.EGRESS_SANDBOXES_DIR }, 'listening');
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    service.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-}
-
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
+  return { service, logger };
 });

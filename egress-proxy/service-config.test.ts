@@ -1,7 +1,8 @@
 /** The standalone proxy's environment: every bad variable named at once, and the shared directory's default. */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EgressServiceConfigError, loadEgressServiceConfig } from './service-config.ts';
+import { ConfigError } from '../service-kit/index.ts';
+import { loadEgressServiceConfig } from './service-config.ts';
 
 describe('loadEgressServiceConfig', () => {
   it('names every bad variable', () => {
@@ -11,8 +12,8 @@ describe('loadEgressServiceConfig', () => {
     } catch (caught) {
       error = caught;
     }
-    expect(error).toBeInstanceOf(EgressServiceConfigError);
-    expect((error as EgressServiceConfigError).problems.map((p) => p.split(':')[0]).sort()).toEqual(['EGRESS_CONTROL_PORT', 'EGRESS_CONTROL_SECRET', 'EGRESS_LOG_LIMIT']);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.split(':')[0]).sort()).toEqual(['EGRESS_CONTROL_PORT', 'EGRESS_CONTROL_SECRET', 'EGRESS_LOG_LIMIT']);
   });
 
   it('refuses a secret shorter than 32 characters', () => {

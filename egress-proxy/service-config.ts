@@ -6,18 +6,14 @@
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { loadEnv, logLevel, optionalText, port, positiveInt } from '../service-kit/index.ts';
 import { MIN_CONTROL_SECRET_LENGTH } from './control-protocol.ts';
 import { EGRESS_SETTINGS_SHAPE } from './settings.ts';
 
-const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
-const optionalText = z
-  .string()
-  .optional()
-  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
 export const EgressServiceConfigSchema = z
   .object({
-    EGRESS_CONTROL_PORT: z.coerce.number().int().min(0).max(65535).default(8080).describe('control API port'),
+    EGRESS_CONTROL_PORT: port(8080).describe('control API port'),
     EGRESS_CONTROL_HOST: z.string().min(1).default('127.0.0.1').describe('control API address (0.0.0.0 in a container)'),
     EGRESS_CONTROL_SECRET: z
       .string({ error: 'is required' })
@@ -27,7 +23,7 @@ export const EgressServiceConfigSchema = z
     EGRESS_SANDBOXES_DIR: optionalText.describe('the directory shared with the API where sandbox sockets live (default DATA_DIR/sandboxes)'),
     ...EGRESS_SETTINGS_SHAPE,
     EGRESS_SESSION_MAX_MS: positiveInt(15 * 60_000).describe('a session the API never closes is closed after this long'),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('log level'),
+    LOG_LEVEL: logLevel,
   })
   .transform((c) => {
     const dataDir = resolve(c.DATA_DIR);
@@ -36,17 +32,7 @@ export const EgressServiceConfigSchema = z
 
 export type EgressServiceConfig = z.infer<typeof EgressServiceConfigSchema>;
 
-export class EgressServiceConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
-    this.name = 'EgressServiceConfigError';
-  }
-}
-
+/** Throws the shared ConfigError, naming every bad variable. */
 export function loadEgressServiceConfig(env: NodeJS.ProcessEnv = process.env): EgressServiceConfig {
-  const parsed = EgressServiceConfigSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new EgressServiceConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
-  }
-  return parsed.data;
+  return loadEnv(EgressServiceConfigSchema, env);
 }

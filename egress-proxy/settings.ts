@@ -6,11 +6,8 @@
  */
 import { z } from 'zod';
 import { canonicalHost, DEFAULT_REGISTRY_HOSTS } from '../policies/index.ts';
+import { optionalText } from '../service-kit/index.ts';
 
-const optionalText = z
-  .string()
-  .optional()
-  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
 /** Comma-separated host names, each canonicalised; a bad one is named. */
 function hostList(fallback: readonly string[]) {

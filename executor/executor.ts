@@ -15,7 +15,8 @@ import { ImageMissingError } from './errors.ts';
 import { CappedSink, DockerStreamDemuxer } from './output.ts';
 import { exposedTools, toolMasks, toolsFromLabels, type ImageTools } from './tools.ts';
 
-export type Runtime = 'node' | 'python';
+/** A runtime's name as the runtime registry (images/) spells it: the executor only looks its image up by it. */
+export type Runtime = string;
 
 export interface SandboxLimits {
   memoryBytes: number;

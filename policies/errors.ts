@@ -8,6 +8,7 @@ export type PolicyErrorCode =
   | 'ERR_POLICY_UNREACHABLE'
   | 'ERR_POLICY_TIMEOUT'
   | 'ERR_POLICY_HTTP_STATUS'
+  | 'ERR_POLICY_NOT_FOUND'
   | 'ERR_POLICY_BAD_JSON';
 
 export class PolicyError extends Error {

@@ -1,26 +1,27 @@
 /**
- * Fetches a user's policy from the policy API with their bearer token, and
- * caches it. Any failure yields the default (deny-all) policy with a reason:
- * execution goes on, the network stays closed.
+ * The policy cache in front of a PolicySource (the policy API over HTTP, or
+ * the embedded folder): validates what the source returns, once per load,
+ * and keeps it. Any failure yields the default (deny-all) policy with a
+ * reason: execution goes on, the network stays closed.
  *
  * Failures are not cached. A cached failure would keep a user on the deny-all
- * policy after the API recovers; concurrent callers still share the one
- * failing fetch, and the short fetch timeout bounds what an outage costs.
+ * policy after the source recovers; concurrent callers still share the one
+ * failing load, and the short fetch timeout bounds what an outage costs.
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { request } from 'undici';
 import { PolicyError } from './errors.ts';
 import type { PolicyErrorCode } from './errors.ts';
+import { describeError, HttpPolicySource } from './http-source.ts';
+import type { HttpPolicySourceOptions } from './http-source.ts';
 import { lintPolicy } from './lint.ts';
 import { compilePolicy } from './matcher.ts';
 import type { CompiledPolicy } from './matcher.ts';
 import { DEFAULT_POLICY } from './schema.ts';
 import type { Policy } from './schema.ts';
+import type { PolicySource } from './source.ts';
 
 export const DEFAULT_POLICY_TTL_MS = 60_000;
-export const DEFAULT_POLICY_FETCH_TIMEOUT_MS = 5_000;
-const MAX_POLICY_BYTES = 1024 * 1024;
 
 /** What the response reports as `policyInfo` (DESIGN §3). */
 export interface PolicyInfo {
@@ -43,20 +44,21 @@ export interface PolicyResult {
   errorCode?: PolicyErrorCode;
 }
 
-export interface PolicyFetcherOptions {
-  /** The policy API endpoint (`POLICY_API_URL`). */
-  url: string | URL;
+export interface PolicyCacheOptions {
   /** Cache lifetime (`POLICY_CACHE_TTL_MS`), never past the token's `exp`. */
   ttlMs?: number;
-  /** Whole-request limit (`POLICY_FETCH_TIMEOUT_MS`). */
-  timeoutMs?: number;
   /** Most tokens kept at once. */
   maxEntries?: number;
 }
 
+/** A source, or the policy API's URL (and timeout) as shorthand for an HttpPolicySource. */
+export type PolicyFetcherOptions = PolicyCacheOptions & ({ source: PolicySource } | HttpPolicySourceOptions);
+
 export interface FetchPolicyOptions {
   /** The token's `exp` in seconds since the epoch; decoded from the token when omitted. */
   expiresAt?: number;
+  /** The token's verified subject, for sources that store policies per subject. */
+  subject?: string;
 }
 
 export interface PolicyCacheStats {
@@ -101,9 +103,8 @@ export function unverifiedExpiry(token: string): number | undefined {
 }
 
 export class PolicyFetcher {
-  readonly #url: URL;
+  readonly #source: PolicySource;
   readonly #ttlMs: number;
-  readonly #timeoutMs: number;
   readonly #cache: LRUCache<string, PolicyResult>;
   readonly #inFlight = new Map<string, Promise<PolicyResult>>();
   #hits = 0;
@@ -112,9 +113,8 @@ export class PolicyFetcher {
   #failures = 0;
 
   constructor(options: PolicyFetcherOptions) {
-    this.#url = new URL(options.url);
+    this.#source = 'source' in options ? options.source : new HttpPolicySource(options);
     this.#ttlMs = options.ttlMs ?? DEFAULT_POLICY_TTL_MS;
-    this.#timeoutMs = options.timeoutMs ?? DEFAULT_POLICY_FETCH_TIMEOUT_MS;
     this.#cache = new LRUCache({ max: options.maxEntries ?? 10_000, ttl: this.#ttlMs, ttlAutopurge: false });
   }
 
@@ -132,9 +132,14 @@ export class PolicyFetcher {
     if (pending !== undefined) return pending;
 
     const expiresAt = options.expiresAt ?? unverifiedExpiry(token);
-    const fetching: Promise<PolicyResult> = this.#fetchAndCache(key, token, expiresAt, () => this.#inFlight.get(key) === fetching);
+    const fetching: Promise<PolicyResult> = this.#fetchAndCache(key, token, options.subject, expiresAt, () => this.#inFlight.get(key) === fetching);
     this.#inFlight.set(key, fetching);
     return fetching;
+  }
+
+  /** Where policies come from, for the start-up log. */
+  get source(): PolicySource {
+    return this.#source;
   }
 
   stats(): PolicyCacheStats {
@@ -161,11 +166,12 @@ export class PolicyFetcher {
   async #fetchAndCache(
     key: string,
     token: string,
+    subject: string | undefined,
     expiresAt: number | undefined,
     isCurrent: () => boolean,
   ): Promise<PolicyResult> {
     try {
-      const result = await this.#fetch(token);
+      const result = await this.#fetch(token, subject);
       // A clear() during the fetch means this answer may already be stale: hand it out, don't keep it.
       if (result.source === 'jwt' && isCurrent()) {
         const ttl = expiresAt === undefined ? this.#ttlMs : Math.min(this.#ttlMs, expiresAt * 1000 - Date.now());
@@ -177,13 +183,13 @@ export class PolicyFetcher {
     }
   }
 
-  async #fetch(token: string): Promise<PolicyResult> {
+  async #fetch(token: string, subject: string | undefined): Promise<PolicyResult> {
     this.#fetches += 1;
     try {
-      const json = await this.#requestJson(token);
+      const json = await this.#source.load(subject === undefined ? { token } : { token, subject });
       const linted = lintPolicy(json);
       if (!linted.ok) {
-        throw new PolicyError('ERR_POLICY_INVALID', `Policy API returned an invalid policy: ${linted.problems.join('; ')}`);
+        throw new PolicyError('ERR_POLICY_INVALID', `${this.#source.name} returned an invalid policy: ${linted.problems.join('; ')}`);
       }
       const info: PolicyInfo = {
         source: 'jwt',
@@ -195,59 +201,7 @@ export class PolicyFetcher {
     } catch (error) {
       this.#failures += 1;
       if (error instanceof PolicyError) return defaultPolicyResult(error.message, error.code);
-      return defaultPolicyResult(`Policy fetch failed: ${describe(error)}`, 'ERR_POLICY_UNREACHABLE');
+      return defaultPolicyResult(`Policy fetch failed: ${describeError(error)}`, 'ERR_POLICY_UNREACHABLE');
     }
   }
-
-  async #requestJson(token: string): Promise<unknown> {
-    const signal = AbortSignal.timeout(this.#timeoutMs);
-    let response: Awaited<ReturnType<typeof request>>;
-    try {
-      response = await request(this.#url, {
-        method: 'GET',
-        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
-        signal,
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs,
-      });
-    } catch (error) {
-      throw this.#transportError(error, signal);
-    }
-    const { statusCode, body } = response;
-    if (statusCode < 200 || statusCode > 299) {
-      await body.dump();
-      throw new PolicyError('ERR_POLICY_HTTP_STATUS', `Policy API answered HTTP ${statusCode}`);
-    }
-    let text = '';
-    try {
-      for await (const chunk of body) {
-        text += (chunk as Buffer).toString('utf8');
-        if (text.length > MAX_POLICY_BYTES) {
-          body.destroy();
-          throw new PolicyError('ERR_POLICY_BAD_JSON', `Policy API response is larger than ${MAX_POLICY_BYTES} bytes`);
-        }
-      }
-    } catch (error) {
-      if (error instanceof PolicyError) throw error;
-      throw this.#transportError(error, signal);
-    }
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (error) {
-      throw new PolicyError('ERR_POLICY_BAD_JSON', `Policy API returned invalid JSON: ${describe(error)}`);
-    }
-  }
-
-  #transportError(error: unknown, signal: AbortSignal): PolicyError {
-    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
-    if (signal.aborted || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-      return new PolicyError('ERR_POLICY_TIMEOUT', `Policy API did not answer within ${this.#timeoutMs} ms`, { cause: error });
-    }
-    return new PolicyError('ERR_POLICY_UNREACHABLE', `Policy API unreachable: ${describe(error)}`, { cause: error });
-  }
-}
-
-function describe(error: unknown): string {
-  if (error instanceof AggregateError && error.errors.length > 0) return describe(error.errors[0]);
-  return error instanceof Error ? error.message : String(error);
 }

@@ -38,11 +38,15 @@ export type { Ecosystem, PackageRules, PackageSpec, PolicySession, RegistryHosts
 export { PolicyError, PolicyValidationError } from './errors.ts';
 export type { PolicyErrorCode } from './errors.ts';
 export {
-  DEFAULT_POLICY_FETCH_TIMEOUT_MS,
   DEFAULT_POLICY_TTL_MS,
   PolicyFetcher,
   defaultPolicyResult,
   tokenCacheKey,
   unverifiedExpiry,
 } from './fetcher.ts';
-export type { FetchPolicyOptions, PolicyCacheStats, PolicyFetcherOptions, PolicyInfo, PolicyResult } from './fetcher.ts';
+export type { FetchPolicyOptions, PolicyCacheOptions, PolicyCacheStats, PolicyFetcherOptions, PolicyInfo, PolicyResult } from './fetcher.ts';
+export type { PolicyRequest, PolicySource } from './source.ts';
+export { DEFAULT_POLICY_FETCH_TIMEOUT_MS, HttpPolicySource, MAX_POLICY_BYTES } from './http-source.ts';
+export type { HttpPolicySourceOptions, HttpRequest } from './http-source.ts';
+export { DirectoryPolicySource, policyFileFor } from './directory-source.ts';
+export type { DirectoryPolicySourceOptions } from './directory-source.ts';

@@ -7,14 +7,10 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { loadEnv, logLevel, optionalText, port, positiveInt } from '../service-kit/index.ts';
 import { EGRESS_SETTINGS_SHAPE } from '../egress-proxy/index.ts';
 import { decodeResponseKey, RESPONSE_KEY_FORMAT } from './encryption.ts';
 
-const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
-const optionalText = z
-  .string()
-  .optional()
-  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 /** The shipped example users (demo-user holds the seed policy), so a fresh checkout runs end to end. */
 const EXAMPLE_POLICY_DIR = fileURLToPath(new URL('../examples/policies/users/', import.meta.url));
 const MIN_ADMIN_TOKEN_LENGTH = 16;
@@ -23,7 +19,7 @@ const MIN_CONTROL_SECRET_LENGTH = 32;
 export const ConfigSchema = z
   .object({
     NODE_ENV: z.string().default('development').describe('`production` refuses to start without real JWT keys'),
-    PORT: z.coerce.number().int().min(0).max(65535).default(3000).describe('listen port'),
+    PORT: port(3000).describe('listen port'),
     HOST: z.string().min(1).default('127.0.0.1').describe('listen address'),
     DATA_DIR: z.string().min(1).default('./.data').describe('CA, development keys and other state'),
     JWT_JWKS_URL: optionalText.pipe(z.url().optional()).describe('JWKS URL for verifying tokens'),
@@ -73,7 +69,7 @@ export const ConfigSchema = z
       .describe('/execute requests per window per client address, for callers without a token; 0 turns the limit off'),
     SHUTDOWN_GRACE_MS: positiveInt(25_000)
       .describe('on SIGTERM/SIGINT, how long running executions get to finish before their sandboxes are removed'),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('log level'),
+    LOG_LEVEL: logLevel,
   })
   .superRefine((c, ctx) => {
     if (c.EGRESS_MODE !== 'remote') return;
@@ -89,17 +85,9 @@ export const ConfigSchema = z
 
 export type Config = z.infer<typeof ConfigSchema>;
 
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
+/** The one ConfigError of every service (key-source problems are reported with it too). */
+export { ConfigError } from '../service-kit/index.ts';
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = ConfigSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
-  }
-  return parsed.data;
+  return loadEnv(ConfigSchema, env);
 }

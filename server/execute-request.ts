@@ -3,6 +3,7 @@
  * every field is described so the OpenAPI document can be generated from it.
  */
 import { z } from 'zod';
+import { LANGUAGES, RUNTIMES, runtimeForLanguage, SANDBOX_RUNTIMES } from '../images/index.ts';
 
 /** Variables the sandbox sets itself: a request may not override the route out or the CA. */
 export const RESERVED_ENV_NAMES: ReadonlySet<string> = new Set([
@@ -14,7 +15,11 @@ export const RESERVED_ENV_NAMES: ReadonlySet<string> = new Set([
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const MAX_ENV_VALUE_BYTES = 32 * 1024;
 
-const LANGUAGE_ALIASES = { javascript: 'node', js: 'node', node: 'node', python: 'python', py: 'python' } as const;
+/** e.g. "javascript (aliases js, node) or python (alias py)". */
+const LANGUAGE_CHOICES = RUNTIMES.map((runtime) => {
+  const [name, ...aliases] = SANDBOX_RUNTIMES[runtime].languages;
+  return aliases.length === 0 ? name : `${name} (${aliases.length === 1 ? 'alias' : 'aliases'} ${aliases.join(', ')})`;
+}).join(' or ');
 
 export const ExecuteRequestSchema = z
   .object({
@@ -22,11 +27,15 @@ export const ExecuteRequestSchema = z
     language: z
       .string({ error: 'language must be a string' })
       .default('javascript')
-      .refine((l) => Object.hasOwn(LANGUAGE_ALIASES, l.toLowerCase()), {
-        message: `unknown language; supported: ${Object.keys(LANGUAGE_ALIASES).join(', ')}`,
+      .transform((language, ctx) => {
+        const runtime = runtimeForLanguage(language);
+        if (runtime === undefined) {
+          ctx.addIssue({ code: 'custom', message: `unknown language; supported: ${LANGUAGES.join(', ')}` });
+          return z.NEVER;
+        }
+        return runtime;
       })
-      .transform((l) => LANGUAGE_ALIASES[l.toLowerCase() as keyof typeof LANGUAGE_ALIASES])
-      .describe('runtime: javascript (aliases js, node) or python (alias py)'),
+      .describe(`runtime: ${LANGUAGE_CHOICES}`),
     stdin: z.string().max(8 * 1024 * 1024).default('').describe('fed to the program'),
     args: z.array(z.string().max(64 * 1024)).max(256).default([]).describe('program arguments'),
     env: z

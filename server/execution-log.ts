@@ -6,7 +6,8 @@
  */
 import type { ExecuteRequest } from './execute-request.ts';
 import { toApiError } from './errors.ts';
-import type { Caller, ExecuteResponseData } from './execution-service.ts';
+import type { ExecuteResponseData } from './execution-service.ts';
+import type { Caller } from './identity/index.ts';
 import type { Logger } from './logger.ts';
 import type { ExecutionOutcome, ServiceMetrics } from './metrics.ts';
 

@@ -5,28 +5,18 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { NetworkLogEntry, NetworkLogResult } from '../egress-proxy/index.ts';
+import { SANDBOX_RUNTIMES } from '../images/index.ts';
 import { PROXY_SOCKET_FILE, type ExecutionJob, type ExecutionResult } from '../executor/index.ts';
-import { checkRequestedPackages, defaultPolicyResult, packageRules, type CompiledPolicy, type Ecosystem, type PolicyInfo } from '../policies/index.ts';
+import { checkRequestedPackages, packageRules, type Ecosystem, type PolicyInfo } from '../policies/index.ts';
 import type { EgressGateway } from './egress-gateway.ts';
 import type { Admission } from './admission.ts';
 import { ApiError, badRequest } from './errors.ts';
 import type { ExecuteRequest } from './execute-request.ts';
+import type { Caller } from './identity/index.ts';
 
 export type { NetworkLogEntry };
 
 export type { PolicyInfo };
-
-/** The verified caller of one request and the policy that governs its sandbox. */
-export interface Caller {
-  /** JWT subject; absent for anonymous callers. */
-  subject?: string;
-  policyInfo: PolicyInfo;
-  /** What the egress proxy enforces for this caller's sandbox. The caller's JWT is deliberately not here. */
-  policy: CompiledPolicy;
-}
-
-const anonymous = defaultPolicyResult();
-export const ANONYMOUS_CALLER: Caller = { policyInfo: anonymous.info, policy: anonymous.compiled };
 
 export interface ExecuteResponseData extends ExecutionResult {
   executionId: string;
@@ -53,15 +43,13 @@ export interface ExecutionServiceOptions {
   packageRegistries: Readonly<Record<Ecosystem, string>>;
 }
 
-const ECOSYSTEMS: Readonly<Record<string, Ecosystem>> = { node: 'npm', python: 'pypi' };
-
 /**
  * Refuses, before any sandbox exists, packages the caller's policy does not
  * cover: each by name, so the caller knows what to ask for.
  */
 function checkPackages(request: ExecuteRequest, caller: Caller): { ecosystem: Ecosystem; specs: string[] } | null {
   if (request.packages.length === 0) return null;
-  const ecosystem = ECOSYSTEMS[request.language];
+  const ecosystem: Ecosystem | undefined = SANDBOX_RUNTIMES[request.language].ecosystem;
   if (ecosystem === undefined) throw badRequest(`packages cannot be installed for ${request.language}`, [{ field: 'packages', message: 'not supported for this language' }]);
   const checked = checkRequestedPackages(request.packages, ecosystem, packageRules(caller.policy.policy.allowedPackages));
   if (checked.ok) return { ecosystem, specs: checked.specs.map((s) => s.spec) };

@@ -1,14 +1,25 @@
 /**
- * The embedded policy service: `GET /api/user/policies` answers the caller's
- * policy from `POLICY_DIR/<encodeURIComponent(sub)>.json`, in the policy API
- * format, so the whole system runs on one machine with no external API. It
- * is the default POLICY_API_URL; the fetcher calls it over HTTP exactly as it
- * would call a remote one, with the caller's bearer token.
+ * Where the server's policies come from, and the embedded policy service.
+ *
+ * With POLICY_API_URL set, the policy cache loads from that API over HTTP.
+ * Without it (the default), the server reads POLICY_DIR itself through the
+ * same PolicySource interface, with the subject of the token it has already
+ * verified: no HTTP request to itself, one verification per request.
+ *
+ * `GET /api/user/policies` answers the caller's policy from the same folder,
+ * in the policy API format, for other consumers (another instance's
+ * POLICY_API_URL, an operator checking a file).
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Router } from 'express';
-import { lintPolicy, PolicyFetcher, type FetchPolicyOptions, type PolicyCacheStats, type PolicyResult } from '../policies/index.ts';
+import {
+  DirectoryPolicySource,
+  HttpPolicySource,
+  lintPolicy,
+  PolicyError,
+  PolicyFetcher,
+  type HttpRequest,
+  type PolicySource,
+} from '../policies/index.ts';
 import type { Config } from './config.ts';
 import { ApiError } from './errors.ts';
 import type { Identity } from './identity/index.ts';
@@ -16,37 +27,47 @@ import type { Identity } from './identity/index.ts';
 /** The seed's policy API path, kept so an external policy API and this one are interchangeable. */
 export const POLICY_API_PATH = '/api/user/policies';
 
+type PolicyConfig = Pick<Config, 'POLICY_API_URL' | 'POLICY_DIR' | 'POLICY_CACHE_TTL_MS' | 'POLICY_FETCH_TIMEOUT_MS'>;
+
+export interface PolicySourceDependencies {
+  /** The HTTP client for a remote policy API (default: undici's `request`). */
+  request?: HttpRequest;
+}
+
+/** The policy API when POLICY_API_URL is set; otherwise POLICY_DIR, read directly. */
+export function policySourceFor(config: PolicyConfig, deps: PolicySourceDependencies = {}): PolicySource {
+  if (config.POLICY_API_URL === undefined) return new DirectoryPolicySource({ directory: config.POLICY_DIR });
+  return new HttpPolicySource({
+    url: config.POLICY_API_URL,
+    timeoutMs: config.POLICY_FETCH_TIMEOUT_MS,
+    ...(deps.request === undefined ? {} : { request: deps.request }),
+  });
+}
+
+/** The policy cache the caller resolver and the administrator endpoints use. */
+export function createPolicyCache(config: PolicyConfig, deps: PolicySourceDependencies = {}): PolicyFetcher {
+  return new PolicyFetcher({ source: policySourceFor(config, deps), ttlMs: config.POLICY_CACHE_TTL_MS });
+}
+
 export interface PolicyServiceOptions {
   directory: string;
   requireToken: Identity['requireToken'];
 }
 
-/** The file holding a subject's policy; encoding keeps every subject inside the directory. */
-export function policyFileFor(directory: string, subject: string): string {
-  return join(directory, `${encodeURIComponent(subject)}.json`);
-}
-
-const NOT_FOUND_CODES = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'EISDIR']);
-
 export function policyServiceRouter({ directory, requireToken }: PolicyServiceOptions): Router {
+  const folder = new DirectoryPolicySource({ directory });
   const router = Router();
   router.get(POLICY_API_PATH, async (req, res) => {
-    const { subject } = await requireToken(req.get('authorization'));
-    let text: string;
-    try {
-      text = await readFile(policyFileFor(directory, subject), 'utf8');
-    } catch (error) {
-      // 404 lets the fetcher fall back to the default policy with a reason that says why.
-      if (NOT_FOUND_CODES.has((error as NodeJS.ErrnoException).code ?? '')) {
-        throw new ApiError(404, 'POLICY_NOT_FOUND', `No policy for subject ${JSON.stringify(subject)}`);
-      }
-      throw error;
-    }
+    const { subject, token } = await requireToken(req.get('authorization'));
     let json: unknown;
     try {
-      json = JSON.parse(text);
+      json = await folder.load({ token, subject });
     } catch (error) {
-      req.log?.error({ subject, err: (error as Error).message }, 'policy file is not JSON');
+      if (!(error instanceof PolicyError)) throw error;
+      // 404 lets a fetcher elsewhere fall back to the default policy with a reason that says why.
+      if (error.code === 'ERR_POLICY_NOT_FOUND') throw new ApiError(404, 'POLICY_NOT_FOUND', error.message);
+      if (error.code !== 'ERR_POLICY_BAD_JSON') throw error;
+      req.log?.error({ subject, err: error.message }, 'policy file is not JSON');
       throw new ApiError(500, 'POLICY_FILE_INVALID', 'The stored policy is invalid');
     }
     // Checked here too, so the operator finds the broken file named in this log, not only a fetch failure.
@@ -60,54 +81,5 @@ export function policyServiceRouter({ directory, requireToken }: PolicyServiceOp
   return router;
 }
 
-/** What the caller resolver and the administrator endpoints use of the fetcher. */
-export interface PolicyCache {
-  fetchPolicy(token: string, options?: FetchPolicyOptions): Promise<PolicyResult>;
-  stats(): PolicyCacheStats;
-  clear(token?: string): void;
-}
-
-/**
- * The policy fetcher, made on first use. The default POLICY_API_URL is this
- * service's own policy route, and the service knows its URL only once it
- * listens (PORT=0 picks the port then); requests, and so first uses, come
- * after that.
- */
-export class LazyPolicyFetcher implements PolicyCache {
-  #fetcher: PolicyFetcher | undefined;
-  #serviceUrl: string | undefined;
-
-  constructor(private readonly config: Pick<Config, 'POLICY_API_URL' | 'POLICY_CACHE_TTL_MS' | 'POLICY_FETCH_TIMEOUT_MS'>) {}
-
-  /** Records where the service listens: the default policy API lives there. */
-  listening(serviceUrl: string): void {
-    this.#serviceUrl = serviceUrl;
-  }
-
-  get url(): string {
-    if (this.config.POLICY_API_URL !== undefined) return this.config.POLICY_API_URL;
-    if (this.#serviceUrl === undefined) throw new Error('The policy API URL is not known before the service listens');
-    return `${this.#serviceUrl}${POLICY_API_PATH}`;
-  }
-
-  get fetcher(): PolicyFetcher {
-    this.#fetcher ??= new PolicyFetcher({
-      url: this.url,
-      ttlMs: this.config.POLICY_CACHE_TTL_MS,
-      timeoutMs: this.config.POLICY_FETCH_TIMEOUT_MS,
-    });
-    return this.#fetcher;
-  }
-
-  fetchPolicy(token: string, options?: FetchPolicyOptions): Promise<PolicyResult> {
-    return this.fetcher.fetchPolicy(token, options);
-  }
-
-  stats(): PolicyCacheStats {
-    return this.fetcher.stats();
-  }
-
-  clear(token?: string): void {
-    this.fetcher.clear(token);
-  }
-}
+/** What the caller resolver and the administrator endpoints use of the cache. */
+export type PolicyCache = Pick<PolicyFetcher, 'fetchPolicy' | 'stats' | 'clear'>;

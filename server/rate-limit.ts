@@ -6,7 +6,7 @@
  * `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and
  * `RateLimit-Policy` headers. Counters live in this process.
  */
-import type { Request, RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import { ApiError } from './errors.ts';
 
@@ -17,20 +17,20 @@ export interface RateLimitOptions {
   /** Requests per window per anonymous client address; 0 turns the limit off. */
   ipMax: number;
   /** The verified subject of the request, known by the time the limiter runs. */
-  subjectOf: (req: Request) => string | undefined;
+  subjectOf: (req: Request, res: Response) => string | undefined;
 }
 
 export const RATE_LIMITED = 'RATE_LIMITED';
 
 export function executeRateLimit(options: RateLimitOptions): RequestHandler {
-  const maxFor = (req: Request): number => (options.subjectOf(req) === undefined ? options.ipMax : options.subjectMax);
+  const maxFor = (req: Request, res: Response): number => (options.subjectOf(req, res) === undefined ? options.ipMax : options.subjectMax);
   return rateLimit({
     windowMs: options.windowMs,
     limit: maxFor,
-    skip: (req) => maxFor(req) === 0,
+    skip: (req, res) => maxFor(req, res) === 0,
     // Subjects and addresses are separate namespaces: a subject named like an address shares nothing with it.
-    keyGenerator: (req) => {
-      const subject = options.subjectOf(req);
+    keyGenerator: (req, res) => {
+      const subject = options.subjectOf(req, res);
       return subject === undefined ? `ip:${ipKeyGenerator(req.ip ?? 'unknown')}` : `sub:${subject}`;
     },
     standardHeaders: 'draft-6',
@@ -38,7 +38,7 @@ export function executeRateLimit(options: RateLimitOptions): RequestHandler {
     // The refusal goes through the one error handler, so it is logged, shaped and (when asked) encrypted like any other.
     handler: (req, res, next) => {
       const retryAfter = res.getHeader('Retry-After');
-      const who = options.subjectOf(req) === undefined ? 'this address' : 'this subject';
+      const who = options.subjectOf(req, res) === undefined ? 'this address' : 'this subject';
       next(new ApiError(429, RATE_LIMITED, `Too many executions for ${who}; retry after ${String(retryAfter)} s`, undefined, {
         'Retry-After': String(retryAfter ?? Math.ceil(options.windowMs / 1000)),
       }));

@@ -15,9 +15,9 @@ import { createApp } from './app.ts';
 import type { Config } from './config.ts';
 import { createEgressGateway } from './egress-gateway.ts';
 import { ExecutionService } from './execution-service.ts';
-import { createCallerResolver, developmentAnnouncement, developmentJwksRouter, loadIdentity } from './identity/index.ts';
+import { developmentAnnouncement, developmentJwksRouter, loadIdentity } from './identity/index.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { LazyPolicyFetcher, policyServiceRouter } from './policy-service.ts';
+import { createPolicyCache, policyServiceRouter } from './policy-service.ts';
 import { decodeResponseKey, ResponseEncryptor } from './encryption.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { openApiRouter } from './openapi.ts';
@@ -53,7 +53,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const logger = options.logger ?? createLogger(config.LOG_LEVEL);
   // Keys first: a service that cannot verify tokens must not start at all.
   const identity = await loadIdentity(config);
-  const policies = new LazyPolicyFetcher(config);
+  const policies = createPolicyCache(config);
   const sandboxesDir = join(config.DATA_DIR, 'sandboxes');
   await mkdir(sandboxesDir, { recursive: true, mode: 0o755 });
 
@@ -90,7 +90,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   // After the reaping above, so the pool's fresh sandboxes are not taken for orphans.
   const pool = new WarmPool({
     executor,
-    runtimes: Object.keys(options.images) as Runtime[],
+    runtimes: Object.keys(options.images),
     size: config.EXEC_POOL_SIZE,
     logger: logger.child({ component: 'pool' }),
   });
@@ -101,7 +101,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     queueTimeoutMs: config.EXEC_QUEUE_TIMEOUT_MS,
   });
   capacity.queueDepth = () => admission.queued;
-  capacity.poolSize = () => Object.values(pool.stats().ready).reduce((sum, n) => sum + n, 0);
+  capacity.poolSize = () => Object.values(pool.stats().ready).reduce<number>((sum, n) => sum + (n ?? 0), 0);
   const executions = new ExecutionService({
     executor: pool,
     admission,
@@ -120,7 +120,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     metrics,
     drain,
     ...(config.RESPONSE_ENCRYPTION_KEY !== undefined ? { encryptor: new ResponseEncryptor(decodeResponseKey(config.RESPONSE_ENCRYPTION_KEY)!) } : {}),
-    resolveCaller: createCallerResolver({ authenticate: identity.authenticate, policies }),
+    authenticate: identity.authenticate,
+    policies,
     routers: [
       metrics.router(),
       openApiRouter(),
@@ -139,8 +140,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
   const url = `http://${host}:${port}`;
   logger.info({ url }, 'listening');
-  policies.listening(url);
-  logger.info({ keys: identity.verifier.source.description, algorithms: identity.verifier.source.algorithms, policyApi: policies.url }, 'verifying tokens');
+  logger.info({ keys: identity.verifier.source.description, algorithms: identity.verifier.source.algorithms, policySource: policies.source.description }, 'verifying tokens');
   const announcement = await developmentAnnouncement(identity, url, config.DATA_DIR);
   if (announcement !== null) (options.announce ?? ((text) => process.stderr.write(text)))(announcement);
 

@@ -3,7 +3,8 @@
  * and new executions are refused with 503 + Retry-After (a load balancer
  * sends them elsewhere); running ones get until the deadline to finish.
  * Those still running then are stopped by removing their containers, and
- * their callers are told so with a 503 instead of a bare 500.
+ * their callers are told so with a 503 instead of a bare 500. Signals are
+ * handled by runMain (service-kit/).
  */
 import { ApiError } from './errors.ts';
 
@@ -76,46 +77,4 @@ export class Drain {
       this.#waiters.add(wake);
     });
   }
-}
-
-export interface Stoppable {
-  close(): Promise<void>;
-}
-
-export interface SignalLogger {
-  info(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-/**
- * SIGTERM/SIGINT close the service and exit. Should closing hang past the
- * grace period and `hardStopMs` more, the process exits anyway: a second
- * signal does not wait that long, it exits at once.
- */
-export function exitOnSignals(service: Stoppable, logger: SignalLogger, graceMs: number, hardStopMs = 15_000): void {
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.error({ signal }, 'second signal during shutdown: exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal, graceMs }, 'shutting down: draining running executions');
-    setTimeout(() => {
-      logger.error({ signal }, 'shutdown did not finish in time: exiting');
-      process.exit(1);
-    }, graceMs + hardStopMs).unref();
-    service.close().then(
-      () => {
-        logger.info({}, 'shut down');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
 }

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imageTag } from '../images/index.ts';
+import { imageTags } from '../images/index.ts';
 import { ConfigError, loadConfig } from '../server/config.ts';
 import { DEV_KEY_FILE, loadIdentity } from '../server/identity/index.ts';
 import { createLogger } from '../server/logger.ts';
@@ -229,7 +229,7 @@ describe('key configuration', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'sandbox-prod-'));
     try {
       const config = loadConfig({ NODE_ENV: 'production', PORT: '0', DATA_DIR: dataDir });
-      const error: unknown = await startService({ config, images: { node: await imageTag('node'), python: await imageTag('python') }, logger: createLogger('silent') }).catch((e: unknown) => e);
+      const error: unknown = await startService({ config, images: await imageTags(), logger: createLogger('silent') }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as Error).message).toMatch(/JWT_JWKS_URL.*JWT_PUBLIC_KEY.*JWT_SECRET/);
     } finally {
@@ -282,7 +282,7 @@ describe('development mode', () => {
     const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
     const service = await startService({
       config,
-      images: { node: await imageTag('node'), python: await imageTag('python') },
+      images: await imageTags(),
       logger: createLogger('info', sink),
       announce: (text) => banners.push(text),
     });

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { demoBanner } from './demo-banner.ts';
 import { mintDemoToken } from './dev-keys.ts';
-import type { Identity } from './index.ts';
+import type { Identity } from './identity.ts';
 
 export const DEMO_SUBJECT = 'demo-user';
 /** Beside the development key, so scripts and the README can use `$(cat .data/demo-token)`. */

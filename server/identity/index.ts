@@ -4,13 +4,13 @@
  */
 import type { Config } from '../config.ts';
 import { bearerToken } from './bearer.ts';
-import type { DevelopmentKeys } from './dev-keys.ts';
 import { loadKeySource } from './key-source.ts';
 import { TokenError } from './errors.ts';
+import type { Identity } from './identity.ts';
 import { TokenVerifier, type VerifiedToken } from './verifier.ts';
 
 export { bearerToken, MAX_TOKEN_BYTES } from './bearer.ts';
-export { createCallerResolver, type CallerResolverOptions, type PolicySource } from './caller.ts';
+export { ANONYMOUS_CALLER, resolveCaller, type Caller, type CallerLog, type PolicyLookup } from './caller.ts';
 export { DEV_KEY_ALGORITHM, DEV_KEY_FILE, mintDemoToken, type DemoTokenOptions, type DevelopmentKeys } from './dev-keys.ts';
 export { demoBanner, type DemoBannerOptions } from './demo-banner.ts';
 export { DEMO_SUBJECT, developmentAnnouncement } from './development.ts';
@@ -18,19 +18,7 @@ export { bearerChallenge, KeySourceUnavailableError, TokenError, type TokenError
 export { developmentJwksRouter, JWKS_PATH } from './jwks-route.ts';
 export { loadKeySource, MIN_SECRET_BYTES, NO_KEY_IN_PRODUCTION, type KeySource } from './key-source.ts';
 export { CLOCK_TOLERANCE_SECONDS, TokenVerifier, type VerifiedToken } from './verifier.ts';
-
-export interface Identity {
-  verifier: TokenVerifier;
-  /** Set only when no key is configured outside production. */
-  development?: DevelopmentKeys;
-  /** Expected `iss`/`aud`, so a demo token can be minted that passes them. */
-  issuer?: string;
-  audience?: string[];
-  /** The verified token of a request; null when it sent no credentials. */
-  authenticate: (authorization: string | undefined) => Promise<VerifiedToken | null>;
-  /** Like `authenticate`, but a request without credentials is refused too. */
-  requireToken: (authorization: string | undefined) => Promise<VerifiedToken>;
-}
+export type { Identity } from './identity.ts';
 
 const list = (value: string | undefined): string[] | undefined => {
   const items = value?.split(',').map((item) => item.trim()).filter((item) => item !== '');

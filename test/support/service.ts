@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { imageTag } from '../../images/index.ts';
+import { imageTags } from '../../images/index.ts';
 import { loadConfig } from '../../server/config.ts';
 import { createLogger } from '../../server/logger.ts';
 import { startService, type RunningService } from '../../server/service.ts';
@@ -27,7 +27,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
   });
   // Suites run many executions from one address; the rate-limit tests set their own limits.
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', RATE_LIMIT_IP_MAX: '10000', RATE_LIMIT_SUBJECT_MAX: '10000', ...env });
-  const service = await startService({ config, images: { node: await imageTag('node'), python: await imageTag('python') }, logger: createLogger('info', sink) });
+  const service = await startService({ config, images: await imageTags(), logger: createLogger('info', sink) });
   return {
     ...service,
     dataDir,

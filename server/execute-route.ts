@@ -1,0 +1,166 @@
+/**
+ * `POST /execute` as one pipeline, one named step per stage, in this order:
+ *
+ *   authenticate → read the body → seal? → rate-limit → validate
+ *     → resolve the policy → execute → answer
+ *
+ * What a step learns goes on `res.locals` (ExecuteLocals) for the steps
+ * after it. A step that fails throws, and the one error handler answers.
+ */
+import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import type { Config } from './config.ts';
+import { sealJsonResponses, type ResponseEncryptor } from './encryption.ts';
+import { ApiError, badRequest } from './errors.ts';
+import { describeIssues, ExecuteRequestSchema, type ExecuteRequest } from './execute-request.ts';
+import { trackExecution } from './execution-log.ts';
+import type { ExecuteResponseData, ExecutionService } from './execution-service.ts';
+import { envFromHeaders } from './header-env.ts';
+import { resolveCaller, type Caller, type Identity, type PolicyLookup, type VerifiedToken } from './identity/index.ts';
+import type { Logger } from './logger.ts';
+import type { ServiceMetrics } from './metrics.ts';
+import { executeRateLimit } from './rate-limit.ts';
+import type { Drain } from './shutdown.ts';
+
+export const EXECUTE_PATH = '/execute';
+
+/** The state of one /execute request, filled in by the steps in order. */
+export interface ExecuteLocals {
+  /** authenticate: the verified token; null for a caller without one. */
+  token?: VerifiedToken | null;
+  /** validate: the request as the schema reads it, header env merged in. */
+  request?: ExecuteRequest;
+  /** resolve the policy: who calls and under which policy. */
+  caller?: Caller;
+  /** execute: the response's `data`. */
+  data?: ExecuteResponseData;
+}
+
+type ExecuteResponse = Response<unknown, ExecuteLocals>;
+type Step = (req: Request, res: ExecuteResponse, next: NextFunction) => void | Promise<void>;
+
+export interface ExecuteRouteDependencies {
+  config: Pick<Config, 'EXEC_MAX_CODE_BYTES' | 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_SUBJECT_MAX' | 'RATE_LIMIT_IP_MAX'>;
+  logger: Logger;
+  executions: Pick<ExecutionService, 'execute'>;
+  metrics: ServiceMetrics;
+  /** Refuses new executions once shutdown begins. */
+  drain: Drain;
+  /** Verifies the bearer token (TokenError on a bad one; null without one). */
+  authenticate: Identity['authenticate'];
+  /** The caller's policy, by their verified token. */
+  policies: PolicyLookup;
+  /** Seals the answers of requests with `encrypt_messages`; unset, such requests get 400. */
+  encryptor?: ResponseEncryptor;
+}
+
+/** A step ran before the one that provides its input: a bug in this file, never the client's doing. */
+function stateOf<K extends keyof ExecuteLocals>(res: ExecuteResponse, key: K): Exclude<ExecuteLocals[K], undefined> {
+  const value = res.locals[key];
+  if (value === undefined) throw new Error(`/execute pipeline: ${key} is not set yet`);
+  return value as Exclude<ExecuteLocals[K], undefined>;
+}
+
+/** Read before validation, so that even the refusal of an invalid request is sealed. */
+const asksForSealing = (body: unknown): boolean => (body as { encrypt_messages?: unknown } | undefined)?.encrypt_messages === true;
+
+export function executeRouter(deps: ExecuteRouteDependencies): Router {
+  const { config, encryptor } = deps;
+  // The body limit leaves room for JSON escaping of the largest code allowed;
+  // the code size itself is checked after parsing so the answer can name it.
+  const parseJson = express.json({ limit: config.EXEC_MAX_CODE_BYTES * 2 + 10 * 1024 * 1024, strict: true, type: () => true });
+  // Resolves true once the body is parsed, false when it cannot be read (its error is answered by readBody, not here).
+  const bodyReadable = (req: Request, res: Response): Promise<boolean> =>
+    new Promise((resolve) => {
+      parseJson(req, res, (error?: unknown) => resolve(error === undefined));
+    });
+  const seal = (req: Request, res: Response, sealer: ResponseEncryptor): void => {
+    sealJsonResponses(res, sealer, (err) => req.log?.error({ err }, 'response encryption failed'));
+  };
+
+  /**
+   * Identity first: a bad token is the answer even when the body is broken
+   * too, and it is given at once. The body is read first only to learn
+   * whether that answer must be sealed; a body that cannot be read, or a
+   * server without a key, leaves it plain.
+   */
+  const authenticate: Step = async (req, res, next) => {
+    try {
+      res.locals.token = await deps.authenticate(req.get('authorization'));
+    } catch (error) {
+      if ((await bodyReadable(req, res)) && encryptor !== undefined && asksForSealing(req.body)) seal(req, res, encryptor);
+      throw error;
+    }
+    next();
+  };
+
+  const readBody: RequestHandler = parseJson;
+
+  const decideSealing: Step = (req, res, next) => {
+    if (asksForSealing(req.body)) {
+      if (encryptor === undefined) {
+        throw new ApiError(400, 'ENCRYPTION_UNAVAILABLE', 'encrypt_messages was requested but this server has no RESPONSE_ENCRYPTION_KEY configured', [
+          { field: 'encrypt_messages', message: 'not available on this server' },
+        ]);
+      }
+      seal(req, res, encryptor);
+    }
+    next();
+  };
+
+  const rateLimit = executeRateLimit({
+    windowMs: config.RATE_LIMIT_WINDOW_MS,
+    subjectMax: config.RATE_LIMIT_SUBJECT_MAX,
+    ipMax: config.RATE_LIMIT_IP_MAX,
+    subjectOf: (_req, res: ExecuteResponse) => stateOf(res, 'token')?.subject,
+  });
+
+  const validate: Step = (req, res, next) => {
+    if (req.body === undefined || typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
+      throw badRequest('Request body must be a JSON object', [{ field: '(body)', message: 'expected a JSON object' }]);
+    }
+    const parsed = ExecuteRequestSchema.safeParse(req.body);
+    if (!parsed.success) {
+      const details = describeIssues(parsed.error);
+      throw badRequest(`Invalid request: ${details.map((d) => `${d.field}: ${d.message}`).join('; ')}`, details);
+    }
+    const request = parsed.data;
+    const codeBytes = Buffer.byteLength(request.code);
+    if (codeBytes > config.EXEC_MAX_CODE_BYTES) {
+      throw new ApiError(413, 'CODE_TOO_LARGE', `code is ${codeBytes} bytes; the limit is ${config.EXEC_MAX_CODE_BYTES}`, [
+        { field: 'code', message: 'too large' },
+      ]);
+    }
+    const headerEnv = envFromHeaders(req.headersDistinct);
+    if (!headerEnv.ok) {
+      throw badRequest(`Invalid request: ${headerEnv.problems.map((d) => `${d.field}: ${d.message}`).join('; ')}`, headerEnv.problems);
+    }
+    // The body wins over a header of the same name.
+    res.locals.request = { ...request, env: { ...headerEnv.env, ...request.env } };
+    next();
+  };
+
+  const resolvePolicy: Step = async (req, res, next) => {
+    res.locals.caller = await resolveCaller(stateOf(res, 'token'), deps.policies, req.log);
+    next();
+  };
+
+  const execute: Step = async (req, res, next) => {
+    const request = stateOf(res, 'request');
+    const caller = stateOf(res, 'caller');
+    // A caller that goes away while queued gives its place up.
+    const gone = new AbortController();
+    res.once('close', () => gone.abort());
+    res.locals.data = await trackExecution(req.log ?? deps.logger, deps.metrics, request, caller, () =>
+      deps.drain.run(() => deps.executions.execute(request, caller, gone.signal)),
+    );
+    next();
+  };
+
+  const answer: Step = (_req, res) => {
+    res.json({ success: true, data: stateOf(res, 'data') });
+  };
+
+  const router = Router();
+  router.post(EXECUTE_PATH, authenticate, readBody, decideSealing, rateLimit, validate, resolvePolicy, execute, answer);
+  return router;
+}
