@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type Request, type RequestHandler, type Router } from 'express';
 import type { ContainerClient } from '../executor/index.ts';
 import type { Config } from './config.ts';
-import type { EgressGateway } from './egress-gateway.ts';
+import type { Egress } from './egress.ts';
 import { ApiError, badRequest, errorHandler } from './errors.ts';
 import { sealJsonResponses, type ResponseEncryptor } from './encryption.ts';
 import { describeIssues, ExecuteRequestSchema } from './execute-request.ts';
@@ -38,7 +38,7 @@ export interface AppDependencies {
   /** Refuses new executions, and fails /readyz, once shutdown begins. */
   drain: Drain;
   /** The egress route, for /readyz (a remote proxy service may be down while this server is up). */
-  egress?: Pick<EgressGateway, 'ready'>;
+  egress?: Pick<Egress, 'ready'>;
 }
 
 function requestContext(logger: Logger): RequestHandler {

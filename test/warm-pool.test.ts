@@ -7,7 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CA_CERT_FILE, ContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, PROXY_SOCKET_FILE } from '../executor/index.ts';
+import { CA_CERT_FILE, DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, PROXY_SOCKET_FILE } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { expectSeedScenario } from './support/seed-expectations.ts';
@@ -15,7 +15,7 @@ import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
 const hasDocker = await dockerAvailable();
-const docker = new ContainerClient();
+const docker = new DockerContainerClient();
 
 const ours = (service: TestService) => ({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(service.dataDir) });
 const pooledIds = (service: TestService) => docker.listLabelled({ ...ours(service), [LABEL_POOL]: 'node' });
