@@ -16,5 +16,6 @@ export { ReadySandbox } from './sandbox.ts';
 export { WarmPool } from './pool.ts';
 export type { WarmPoolOptions, WarmPoolStats } from './pool.ts';
 export { DockerStreamDemuxer } from './output.ts';
+export { toolMasks, toolsFromLabels } from './tools.ts';
 export type { OutputSink } from './output.ts';
 export * from './egress.ts';
