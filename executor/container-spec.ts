@@ -48,6 +48,8 @@ export interface ContainerSpec {
   readOnlyBinds: Array<{ host: string; container: string }>;
   /** Directories of the image hidden under an empty read-only tmpfs (tools the policy does not allow). */
   masks: readonly string[];
+  /** Replaces the image's entrypoint (the agent); sandboxes never set it, baselines measuring the bare runtime do. */
+  entrypoint?: readonly string[];
 }
 
 export interface SandboxSpecInput {

@@ -73,6 +73,10 @@ export interface ContainerClient {
   removeLabelled(labels: Record<string, string>): Promise<number>;
   /** SIGKILLs a container by id; one already stopped or gone is not an error. */
   kill(containerId: string): Promise<void>;
+  /** Memory charged to a running container's cgroup, page cache that can be dropped left out (as `docker stats` counts it). */
+  memoryUsage(containerId: string): Promise<number | undefined>;
+  /** The engine's version and API version, for reports. */
+  version(): Promise<{ server: string; api: string }>;
 }
 
 export interface DockerContainerClientOptions {
@@ -121,6 +125,7 @@ export class DockerContainerClient implements ContainerClient {
       container = await this.docker.createContainer({
         name: spec.name,
         Image: spec.image,
+        ...(spec.entrypoint === undefined ? {} : { Entrypoint: [...spec.entrypoint] }),
         User: spec.user,
         WorkingDir: '/tmp',
         Hostname: 'sandbox',
@@ -192,6 +197,27 @@ export class DockerContainerClient implements ContainerClient {
 
   kill(containerId: string): Promise<void> {
     return new DockerSandboxContainer(this.docker.getContainer(containerId)).kill();
+  }
+
+  async memoryUsage(containerId: string): Promise<number | undefined> {
+    let stats: { memory_stats: { usage?: number; stats?: Record<string, number> } };
+    try {
+      stats = await this.docker.getContainer(containerId).stats({ stream: false, 'one-shot': true } as { stream: false });
+    } catch (error) {
+      throw translate(error);
+    }
+    const m = stats.memory_stats;
+    if (m.usage === undefined) return undefined;
+    return m.usage - (m.stats?.total_inactive_file ?? m.stats?.inactive_file ?? 0);
+  }
+
+  async version(): Promise<{ server: string; api: string }> {
+    try {
+      const v = await this.docker.version();
+      return { server: v.Version, api: v.ApiVersion };
+    } catch (error) {
+      throw translate(error);
+    }
   }
 }
 

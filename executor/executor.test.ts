@@ -31,6 +31,8 @@ const noTools: ContainerClient = {
   listLabelled: () => Promise.resolve([]),
   removeLabelled: () => Promise.resolve(0),
   kill: () => Promise.resolve(),
+  memoryUsage: () => Promise.resolve(undefined),
+  version: () => Promise.resolve({ server: 'fake', api: 'fake' }),
 };
 
 /**
