@@ -330,3 +330,28 @@ describe('the egress port', () => {
     expect(ex.coldRuns).toBe(1);
   });
 });
+
+describe('which jobs a pooled sandbox fits', () => {
+  /** An image with one hideable tool, `jq`. */
+  class WithJq extends ScriptedExecutor {
+    override exposedToolsFor(_runtime: string, allowedBinaries: readonly string[]): Promise<string[]> {
+      return Promise.resolve(allowedBinaries.filter((name) => name === 'jq'));
+    }
+  }
+
+  it('is decided by the pool: a job whose policy shows a tool runs cold and leaves the pooled sandbox ready', async () => {
+    const ex = new WithJq();
+    const pool = new WarmPool({ executor: ex, runtimes: ['node'], size: 1, logger: silent });
+    pool.start();
+    await pool.whenFull();
+
+    const result = await pool.run({ ...job, allowedBinaries: ['jq'] });
+    expect(result.stdout).toBe('cold\n');
+    expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1, ready: { node: 1 } });
+    expect(ex.discarded).toEqual([]);
+
+    expect((await pool.run(job)).stdout).toBe('hello\n');
+    expect(pool.stats()).toMatchObject({ warmRuns: 1, coldRuns: 1 });
+    await pool.close();
+  });
+});
