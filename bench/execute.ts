@@ -7,8 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import Docker from 'dockerode';
-import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL } from '../executor/index.ts';
+import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL } from '../executor/index.ts';
 import { imageTags } from '../images/index.ts';
 import { loadConfig } from '../server/config.ts';
 import { createLogger } from '../server/logger.ts';
@@ -117,18 +116,12 @@ export async function throughput(service: BenchService, concurrency: number, dur
 export async function pooledContainerMemory(service: BenchService): Promise<number[]> {
   await service.pool.whenFull();
   await sleep(1_000);
-  const docker = new Docker();
-  const found = await docker.listContainers({
-    filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${instanceIdFor(service.dataDir)}`, `${LABEL_POOL}=node`] },
-  });
+  const engine = new DockerContainerClient();
+  const found = await engine.listLabelled({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(service.dataDir), [LABEL_POOL]: 'node' });
   const usage: number[] = [];
-  for (const info of found) {
-    const stats = (await docker.getContainer(info.Id).stats({ stream: false, 'one-shot': true } as { stream: false })) as {
-      memory_stats: { usage?: number; stats?: Record<string, number> };
-    };
-    const m = stats.memory_stats;
-    const inactive = m.stats?.total_inactive_file ?? m.stats?.inactive_file ?? 0;
-    if (m.usage !== undefined) usage.push(m.usage - inactive);
+  for (const id of found) {
+    const bytes = await engine.memoryUsage(id);
+    if (bytes !== undefined) usage.push(bytes);
   }
   return usage;
 }

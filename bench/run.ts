@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import Docker from 'dockerode';
+import { DockerContainerClient } from '../executor/index.ts';
 import { imageTag } from '../images/index.ts';
 import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchService, throughput, warmLatency, type ThroughputResult } from './execute.ts';
 import { pathMatch, pathMatchRows } from './path-match.ts';
@@ -31,8 +31,7 @@ function log(message: string): void {
 }
 
 async function machine() {
-  const docker = new Docker();
-  const version = await docker.version();
+  const version = await new DockerContainerClient().version();
   const cpus = os.cpus();
   return {
     cpus: cpus.length,
@@ -40,7 +39,7 @@ async function machine() {
     memoryBytes: os.totalmem(),
     os: `${os.type()} ${os.release()}`,
     node: process.version,
-    docker: { server: version.Version, api: version.ApiVersion },
+    docker: version,
     loadAverage: os.loadavg(),
   };
 }

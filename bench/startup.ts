@@ -1,18 +1,20 @@
 /**
  * Baselines for /execute: how long the runtime itself takes to start and
  * print, on the host and with the sandbox's own Node binary, and a cold
- * `docker run` of the sandbox image (create, start, wait, remove) with no
- * agent, no egress and no server in between, alone and as many at once as
+ * `docker run` of the sandbox image under the executor's own container spec
+ * (create, start, wait, remove) with `node -e` in place of the agent, no
+ * egress and no server in between, alone and as many at once as
  * the engine will do (every execution costs one such container lifecycle,
  * so the engine's own rate bounds executions per second).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import Docker from 'dockerode';
+import { DEFAULT_LIMITS, DockerContainerClient, sandboxContainerSpec, type ContainerClient } from '../executor/index.ts';
 import { DEFAULT_CACHE_DIR } from '../images/index.ts';
 import { closedLoop, timeSequential, type LoadResult } from './stats.ts';
 
@@ -53,36 +55,43 @@ export async function sandboxNodeBinary(): Promise<{ path: string; version: stri
   return { path, version: stdout.trim(), cleanup: () => rm(out, { recursive: true, force: true }) };
 }
 
-/** One `docker run --network none IMAGE node -e HELLO` through the engine API. */
-async function dockerRunOnce(docker: Docker, image: string): Promise<void> {
-  const container = await docker.createContainer({
-    Image: image,
-    Entrypoint: ['/usr/local/bin/node'],
-    Cmd: ['-e', HELLO],
-    User: '1000:1000',
-    NetworkDisabled: true,
-    Labels: { 'sandbox-egress.bench': 'true' },
-    HostConfig: { NetworkMode: 'none', LogConfig: { Type: 'none', Config: {} } },
-  });
+/** One `docker run IMAGE node -e HELLO` under the sandbox's container spec, through the executor's engine client. */
+async function dockerRunOnce(engine: ContainerClient, image: string, egressDir: string): Promise<void> {
+  const sandboxId = randomUUID().replace(/-/g, '').slice(0, 16);
+  const spec = sandboxContainerSpec({ image, sandboxId, egressDir, labels: { 'sandbox-egress.bench': 'true' }, masks: [], limits: DEFAULT_LIMITS });
+  const container = await engine.create({ ...spec, entrypoint: ['/usr/local/bin/node', '-e', HELLO] });
   try {
     await container.start();
     await container.wait();
   } finally {
-    await container.remove({ force: true });
+    await container.remove();
+  }
+}
+
+/** An empty egress directory the baseline containers mount, as every sandbox mounts its own. */
+async function withEgressDir<T>(use: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-egress-'));
+  await chmod(dir, 0o755);
+  try {
+    return await use(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
 /** Cold `docker run`, n times in a row. */
-export async function coldDockerRun(image: string, n: number): Promise<number[]> {
-  const docker = new Docker();
-  return timeSequential(n, () => dockerRunOnce(docker, image));
+export function coldDockerRun(image: string, n: number): Promise<number[]> {
+  const engine = new DockerContainerClient();
+  return withEgressDir((dir) => timeSequential(n, () => dockerRunOnce(engine, image, dir)));
 }
 
 /** Cold `docker run`s back to back from `concurrency` clients for `durationMs`: the engine's own ceiling. */
 export async function dockerRunRate(image: string, concurrency: number, durationMs: number): Promise<LoadResult> {
-  const docker = new Docker();
-  return closedLoop(concurrency, durationMs, async () => {
-    await dockerRunOnce(docker, image);
-    return true;
-  });
+  const engine = new DockerContainerClient();
+  return withEgressDir((dir) =>
+    closedLoop(concurrency, durationMs, async () => {
+      await dockerRunOnce(engine, image, dir);
+      return true;
+    }),
+  );
 }

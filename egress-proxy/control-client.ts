@@ -3,7 +3,7 @@
  * (control-protocol.ts). Every call is bounded by a timeout: a proxy that
  * hangs must fail an execution, not hold it forever.
  */
-import type { Policy } from '../policies/index.ts';
+import type { CompiledPolicy, Policy } from '../policies/index.ts';
 import {
   CONTROL_PATHS,
   ControlErrorBodySchema,
@@ -100,5 +100,41 @@ export class ControlClient {
     }
     const detail = parsed?.success ? `${parsed.data.error}${parsed.data.details ? `: ${parsed.data.details.join('; ')}` : ''}` : text.slice(0, 200);
     throw new ControlChannelError(response.status, parsed?.success ? parsed.data.code : 'http_error', `${method} ${path} answered ${response.status}: ${detail}`);
+  }
+}
+
+/**
+ * A standalone proxy service seen the way the in-process EgressProxy is:
+ * sessions open with the compiled policy as their context (its internal
+ * Policy JSON travels, and the proxy compiles it again on its side), and
+ * the CA certificate is a promise, fetched once it is there. The socket
+ * path must be one the proxy sees at the same place (a shared directory).
+ * The proxy outlives this process, so close() closes nothing there: every
+ * session is closed by its execution, and the proxy expires any abandoned.
+ */
+export class RemoteEgressProxy {
+  #caCert: Promise<string> | undefined;
+
+  constructor(private readonly client: ControlClient) {}
+
+  openSession(request: { executionId: string; socketPath: string; context: CompiledPolicy }): Promise<RemoteSession> {
+    return this.client.openSession({ executionId: request.executionId, socketPath: request.socketPath, policy: request.context.policy });
+  }
+
+  /** A failed fetch is asked again next time. */
+  caCertificate(): Promise<string> {
+    this.#caCert ??= this.client.caCertPem().catch((error: unknown) => {
+      this.#caCert = undefined;
+      throw error;
+    });
+    return this.#caCert;
+  }
+
+  ready(): Promise<boolean> {
+    return this.client.healthy();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 }

@@ -39,7 +39,7 @@ export { CA_CERT_FILE, CA_KEY_FILE } from './ca.ts';
 export type { CanonicalHostFn, DecideFn, EgressLogger, EgressSessionInfo, LearnFn, NetworkLogEntry, NetworkLogResult } from './types.ts';
 export { ControlServer } from './control.ts';
 export type { ControlServerOptions } from './control.ts';
-export { ControlChannelError, ControlClient } from './control-client.ts';
+export { ControlChannelError, ControlClient, RemoteEgressProxy } from './control-client.ts';
 export type { ControlClientOptions, RemoteSession } from './control-client.ts';
 export { CONTROL_PATHS, MIN_CONTROL_SECRET_LENGTH } from './control-protocol.ts';
 
@@ -127,6 +127,16 @@ export class EgressProxy<TContext = unknown> {
   /** The CA certificate (PEM) sandboxes must trust. */
   get caCertPem(): string {
     return this.#ca.certPem;
+  }
+
+  /** The same, in the shape of the executor's egress port (a remote proxy's answer is a promise). */
+  caCertificate(): Promise<string> {
+    return Promise.resolve(this.#ca.certPem);
+  }
+
+  /** Whether sessions can be opened (for readiness checks): until close(). */
+  ready(): Promise<boolean> {
+    return Promise.resolve(!this.#closed);
   }
 
   /** Where the CA certificate is kept (`${dataDir}/ca/ca.pem`). */

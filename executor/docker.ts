@@ -1,29 +1,14 @@
 /**
- * The only module that talks to Docker. Everything the executor needs from
- * the engine goes through ContainerClient, so the rest of the code is
- * written against a narrow, typed surface and every call can be traced to
- * the container it touched.
+ * The only module that talks to Docker. Everything the executor (and the
+ * tests and benchmarks) need from the engine goes through ContainerClient, a
+ * narrow typed surface whose one implementation here wraps dockerode and
+ * turns every engine error into one of ours (errors.ts), so no caller
+ * inspects dockerode's error shapes.
  */
 import Docker from 'dockerode';
 import type { Duplex } from 'node:stream';
-import { DockerUnavailableError } from './errors.ts';
-
-export interface ContainerSpec {
-  image: string;
-  name: string;
-  labels: Record<string, string>;
-  user: string;
-  memoryBytes: number;
-  nanoCpus: number;
-  pidsLimit: number;
-  tmpfsBytes: number;
-  fileSizeLimitBytes: number;
-  openFilesLimit: number;
-  /** host path → container path, always mounted read-only */
-  readOnlyBinds: Array<{ host: string; container: string }>;
-  /** Directories of the image hidden under an empty read-only tmpfs (tools the policy does not allow). */
-  masks: readonly string[];
-}
+import type { ContainerSpec } from './container-spec.ts';
+import { ContainerEngineError, DockerUnavailableError, ImageMissingError } from './errors.ts';
 
 /** Empty, read-only and unusable: what a hidden directory looks like from inside. */
 const MASK_TMPFS = 'ro,noexec,nosuid,nodev,size=4k,mode=0555';
@@ -57,29 +42,61 @@ function statusOf(error: unknown): number | undefined {
 
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
-/** Turns socket-level failures into DockerUnavailableError; API errors pass through. */
-function translate(error: unknown): unknown {
-  const code = (error as DockerApiError | null)?.code;
+/**
+ * Socket-level failures become DockerUnavailableError, the engine's answers
+ * ContainerEngineError (with its status), anything else that reached the
+ * engine call DockerUnavailableError too: the engine did not do what we asked.
+ */
+function translate(error: unknown): Error {
+  if (error instanceof DockerUnavailableError || error instanceof ContainerEngineError || error instanceof ImageMissingError) return error;
+  const { code, message } = (error as DockerApiError | null) ?? {};
+  const status = statusOf(error);
   if (code && UNREACHABLE.has(code)) {
     return new DockerUnavailableError(`Docker engine unreachable (${code}); is dockerd running?`, { cause: error });
   }
-  return error;
+  if (status !== undefined) return new ContainerEngineError(status, message ?? `Docker engine answered ${status}`, { cause: error });
+  return new DockerUnavailableError(`Docker engine request failed: ${message ?? String(error)}`, { cause: error });
 }
 
-export class ContainerClient {
+/** What the executor, the tests and the benchmarks ask of a container engine. */
+export interface ContainerClient {
+  /** Throws DockerUnavailableError when the engine does not answer. */
+  ping(): Promise<void>;
+  hasImage(image: string): Promise<boolean>;
+  /** The image's labels; a missing image is ImageMissingError. */
+  imageLabels(image: string): Promise<Record<string, string>>;
+  /** Creates (does not start) a container to `spec`; a missing image is ImageMissingError. */
+  create(spec: ContainerSpec): Promise<SandboxContainer>;
+  /** Ids of every container (running or not) carrying all the given labels. */
+  listLabelled(labels: Record<string, string>): Promise<string[]>;
+  /** Removes every container carrying all the given labels; returns how many. */
+  removeLabelled(labels: Record<string, string>): Promise<number>;
+  /** SIGKILLs a container by id; one already stopped or gone is not an error. */
+  kill(containerId: string): Promise<void>;
+  /** Memory charged to a running container's cgroup, page cache that can be dropped left out (as `docker stats` counts it). */
+  memoryUsage(containerId: string): Promise<number | undefined>;
+  /** The engine's version and API version, for reports. */
+  version(): Promise<{ server: string; api: string }>;
+}
+
+export interface DockerContainerClientOptions {
+  /** The engine's Unix socket; default: DOCKER_HOST, as Docker's own tools read it. */
+  socketPath?: string;
+}
+
+export class DockerContainerClient implements ContainerClient {
   private readonly docker: Docker;
 
-  constructor(docker: Docker = new Docker()) {
-    this.docker = docker;
+  constructor(options: DockerContainerClientOptions = {}) {
+    this.docker = options.socketPath === undefined ? new Docker() : new Docker({ socketPath: options.socketPath });
   }
 
   async ping(): Promise<void> {
     try {
       await this.docker.ping();
     } catch (error) {
-      throw translate(error) instanceof DockerUnavailableError
-        ? translate(error)
-        : new DockerUnavailableError('Docker engine did not answer ping', { cause: error });
+      const translated = translate(error);
+      throw translated instanceof DockerUnavailableError ? translated : new DockerUnavailableError('Docker engine did not answer ping', { cause: error });
     }
   }
 
@@ -93,13 +110,12 @@ export class ContainerClient {
     }
   }
 
-  /** The image's labels; a missing image is a 404 error, as from create(). */
   async imageLabels(image: string): Promise<Record<string, string>> {
     try {
       const info = await this.docker.getImage(image).inspect();
       return info.Config.Labels ?? {};
     } catch (error) {
-      throw translate(error);
+      throw statusOf(error) === 404 ? new ImageMissingError(image) : translate(error);
     }
   }
 
@@ -109,6 +125,7 @@ export class ContainerClient {
       container = await this.docker.createContainer({
         name: spec.name,
         Image: spec.image,
+        ...(spec.entrypoint === undefined ? {} : { Entrypoint: [...spec.entrypoint] }),
         User: spec.user,
         WorkingDir: '/tmp',
         Hostname: 'sandbox',
@@ -147,12 +164,11 @@ export class ContainerClient {
         },
       });
     } catch (error) {
-      throw translate(error);
+      throw statusOf(error) === 404 ? new ImageMissingError(spec.image) : translate(error);
     }
     return new DockerSandboxContainer(container);
   }
 
-  /** Removes every container carrying all the given labels; returns how many. */
   async removeLabelled(labels: Record<string, string>): Promise<number> {
     let found: Docker.ContainerInfo[];
     try {
@@ -168,11 +184,40 @@ export class ContainerClient {
   }
 
   async listLabelled(labels: Record<string, string>): Promise<string[]> {
-    const found = await this.docker.listContainers({
-      all: true,
-      filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
-    });
-    return found.map((info) => info.Id);
+    try {
+      const found = await this.docker.listContainers({
+        all: true,
+        filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+      });
+      return found.map((info) => info.Id);
+    } catch (error) {
+      throw translate(error);
+    }
+  }
+
+  kill(containerId: string): Promise<void> {
+    return new DockerSandboxContainer(this.docker.getContainer(containerId)).kill();
+  }
+
+  async memoryUsage(containerId: string): Promise<number | undefined> {
+    let stats: { memory_stats: { usage?: number; stats?: Record<string, number> } };
+    try {
+      stats = await this.docker.getContainer(containerId).stats({ stream: false, 'one-shot': true } as { stream: false });
+    } catch (error) {
+      throw translate(error);
+    }
+    const m = stats.memory_stats;
+    if (m.usage === undefined) return undefined;
+    return m.usage - (m.stats?.total_inactive_file ?? m.stats?.inactive_file ?? 0);
+  }
+
+  async version(): Promise<{ server: string; api: string }> {
+    try {
+      const v = await this.docker.version();
+      return { server: v.Version, api: v.ApiVersion };
+    } catch (error) {
+      throw translate(error);
+    }
   }
 }
 

@@ -10,6 +10,7 @@
  * ahead of time (warm pool) therefore has no route out until a session
  * creates the socket in its directory.
  */
+import type { CompiledPolicy } from '../policies/index.ts';
 
 export const SANDBOX_EGRESS_DIR = '/run/egress';
 /** File names inside the egress directory, the same on the host and in the sandbox. */
@@ -34,3 +35,51 @@ export const SANDBOX_PROXY_ENV: Readonly<Record<string, string>> = {
   CURL_CA_BUNDLE: SANDBOX_CA_CERT,
   PIP_CERT: SANDBOX_CA_CERT,
 };
+
+/** One entry of a sandbox's network log, as the egress proxy records it (DESIGN §6). */
+export interface NetworkLogEntry {
+  method: string;
+  url: string;
+  hostname: string;
+  statusCode: number;
+  blocked: boolean;
+  reason?: string;
+  durationMs: number;
+}
+
+/** What a closed egress session hands back: every request the sandbox made, in order. */
+export interface NetworkLog {
+  entries: NetworkLogEntry[];
+  /** True when requests were left out of `entries` at the per-session cap. */
+  capped: boolean;
+}
+
+export interface EgressSessionRequest {
+  executionId: string;
+  /** Absolute host path of the Unix socket to listen on: `<sandbox's egress directory>/proxy.sock`. */
+  socketPath: string;
+  /** What the proxy enforces for every request of this session. */
+  context: CompiledPolicy;
+}
+
+export interface EgressSession {
+  /** Stops the session, removes its socket and hands back the network log. */
+  close(): Promise<NetworkLog>;
+}
+
+/**
+ * The executor's one way out to the egress proxy, handed to it once in its
+ * options. The proxy in this process and the client of a standalone proxy
+ * service both fit it as they are (structurally: egress-proxy/ never imports
+ * the executor), so the executor never learns which one it talks to.
+ */
+export interface EgressPort {
+  /**
+   * The CA certificate (PEM) the proxy's interception chains to. Public and
+   * the same for every sandbox: the executor places it before the container
+   * starts, so a runtime started ahead of its job trusts it from the outset.
+   */
+  caCertificate(): Promise<string>;
+  /** Resolves once the session listens on `socketPath` (with `ca.pem` beside it). */
+  openSession(request: EgressSessionRequest): Promise<EgressSession>;
+}

@@ -15,3 +15,16 @@ export class ImageMissingError extends Error {
     this.name = 'ImageMissingError';
   }
 }
+
+/** The engine refused an operation (`status` is its HTTP answer); what it said is in the message. */
+export class ContainerEngineError extends Error {
+  readonly code = 'CONTAINER_ENGINE';
+  constructor(
+    readonly status: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ContainerEngineError';
+  }
+}

@@ -6,9 +6,13 @@
  */
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ContainerClient, type ContainerExit, type SandboxContainer } from './docker.ts';
-import { DEFAULT_LIMITS, Executor, ReadySandbox, type ExecutionJob, type ExecutionResult } from './executor.ts';
+import { defaultPolicyResult, type CompiledPolicy } from '../policies/index.ts';
+import { DEFAULT_LIMITS } from './container-spec.ts';
+import type { ContainerClient, ContainerExit, SandboxContainer } from './docker.ts';
+import type { EgressPort, EgressSessionRequest, NetworkLog } from './egress.ts';
+import { Executor, type ExecutionJob, type ExecutionResult, type ExecutorOptions } from './executor.ts';
 import { WarmPool } from './pool.ts';
+import { ReadySandbox } from './sandbox.ts';
 
 function frame(type: 1 | 2, payload: string): Buffer {
   const body = Buffer.from(payload, 'latin1');
@@ -18,9 +22,48 @@ function frame(type: 1 | 2, payload: string): Buffer {
   return Buffer.concat([header, body]);
 }
 
-class NoTools extends ContainerClient {
-  override imageLabels(): Promise<Record<string, string>> {
-    return Promise.resolve({});
+/** An engine whose images have no hideable tools; nothing here creates containers. */
+const noTools: ContainerClient = {
+  ping: () => Promise.resolve(),
+  hasImage: () => Promise.resolve(true),
+  imageLabels: () => Promise.resolve({}),
+  create: () => Promise.reject(new Error('no containers in unit tests')),
+  listLabelled: () => Promise.resolve([]),
+  removeLabelled: () => Promise.resolve(0),
+  kill: () => Promise.resolve(),
+  memoryUsage: () => Promise.resolve(undefined),
+  version: () => Promise.resolve({ server: 'fake', api: 'fake' }),
+};
+
+/**
+ * An egress port that records what the executor asks of it in `events`
+ * (shared with the scripted container, so the order is visible) and hands
+ * back `log` when a session closes.
+ */
+class FakeEgress implements EgressPort {
+  readonly opened: EgressSessionRequest[] = [];
+  closed = 0;
+
+  constructor(
+    readonly events: string[] = [],
+    readonly log: NetworkLog = { entries: [], capped: false },
+    readonly failClose = false,
+  ) {}
+
+  caCertificate(): Promise<string> {
+    return Promise.resolve('-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n');
+  }
+
+  openSession(request: EgressSessionRequest): Promise<{ close(): Promise<NetworkLog> }> {
+    this.opened.push(request);
+    this.events.push('session open');
+    return Promise.resolve({
+      close: () => {
+        this.closed += 1;
+        this.events.push('session closed');
+        return this.failClose ? Promise.reject(new Error('proxy gone')) : Promise.resolve(this.log);
+      },
+    });
   }
 }
 
@@ -30,7 +73,7 @@ const silent = { info: () => undefined, warn: () => undefined };
  * A container whose agent answers the job header with `script(token)`: the
  * frames it writes back. The engine's wait resolves only when `stop` is called.
  */
-function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit = { statusCode: 0, oomKilled: false }, id = 'scripted') {
+function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit = { statusCode: 0, oomKilled: false }, id = 'scripted', events: string[] = []) {
   let engineStopped: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => {
     engineStopped = resolve;
@@ -49,6 +92,7 @@ function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit
       done();
     },
     final(done) {
+      events.push('job handed over');
       const header = JSON.parse(input.slice(0, input.indexOf('\n'))) as { token: string };
       for (const chunk of script(header.token)) this.push(chunk);
       done();
@@ -70,6 +114,7 @@ function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit
     },
     remove: () => {
       calls.push('remove');
+      events.push('removed');
       return Promise.resolve();
     },
   };
@@ -78,17 +123,20 @@ function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit
   return { sandbox, calls, stop, stream };
 }
 
-const executorOptions = {
-    client: new NoTools(),
+function executorOptions(egress: EgressPort = new FakeEgress()): ExecutorOptions {
+  return {
+    client: noTools,
+    egress,
     images: { node: 'node-image', python: 'python-image' },
     sandboxesDir: '/nonexistent',
     instanceId: 'test',
     limits: DEFAULT_LIMITS,
     logger: silent,
-};
+  };
+}
 
-function executor(): Executor {
-  return new Executor(executorOptions);
+function executor(egress?: EgressPort): Executor {
+  return new Executor(executorOptions(egress));
 }
 
 const helloAgent = (t: string) => [frame(2, record(t, 'started')), frame(1, 'hello\n'), frame(1, record(t, 'exit:0:')), frame(2, record(t, 'exit:0:'))];
@@ -99,12 +147,15 @@ class ScriptedExecutor extends Executor {
   readonly discarded: string[] = [];
   coldRuns = 0;
 
-  constructor() {
-    super(executorOptions);
+  constructor(egress?: FakeEgress) {
+    super(executorOptions(egress));
+    this.events = egress?.events ?? [];
   }
 
+  readonly events: string[];
+
   override prepare(): Promise<ReadySandbox> {
-    const made = scripted(helloAgent, undefined, `pooled-${this.made.length}`);
+    const made = scripted(helloAgent, undefined, `pooled-${this.made.length}`, this.events);
     this.made.push(made);
     return Promise.resolve(made.sandbox);
   }
@@ -116,11 +167,16 @@ class ScriptedExecutor extends Executor {
 
   override run(): Promise<ExecutionResult> {
     this.coldRuns += 1;
-    return Promise.resolve({ stdout: 'cold\n', stderr: '', code: 0, signal: null, timedOut: false, oomKilled: false, truncated: { stdout: false, stderr: false }, durationMs: 1 });
+    return Promise.resolve({ stdout: 'cold\n', stderr: '', code: 0, signal: null, timedOut: false, oomKilled: false, truncated: { stdout: false, stderr: false }, durationMs: 1, networkLog: [], networkLogCapped: false });
   }
 }
 
-const job: ExecutionJob = { executionId: 'e1', runtime: 'node', code: '', args: [], env: {}, stdin: '', timeoutMs: 5_000 };
+const policy: CompiledPolicy = defaultPolicyResult().compiled;
+const job: ExecutionJob = { executionId: 'e1', runtime: 'node', code: '', args: [], env: {}, stdin: '', timeoutMs: 5_000, policy };
+const stripeLog: NetworkLog = {
+  entries: [{ method: 'GET', url: 'https://api.stripe.com/v1/products', hostname: 'api.stripe.com', statusCode: 200, blocked: false, durationMs: 12 }],
+  capped: true,
+};
 const record = (token: string, body: string) => `\0sandbox:${token}:${body}\n`;
 
 describe('Executor.runIn with exit records', () => {
@@ -223,5 +279,79 @@ describe('a sandbox that dies before its job', () => {
     const result = await ex.runIn(sandbox, job);
     expect(result.stdout).toBe('cold\n');
     expect(ex.coldRuns).toBe(1);
+  });
+});
+
+describe('the egress port', () => {
+  it('opens the session for the job when it reaches its sandbox, closes it after the program, and answers with its log', async () => {
+    const egress = new FakeEgress([], stripeLog);
+    const { sandbox } = scripted(helloAgent, undefined, 'with-egress', egress.events);
+    const ex = executor(egress);
+    const result = await ex.runIn(sandbox, { ...job, executionId: 'e-egress' });
+    expect(egress.opened).toEqual([{ executionId: 'e-egress', socketPath: '/nonexistent/sandbox-egress-test/proxy.sock', context: policy }]);
+    expect(result).toMatchObject({ stdout: 'hello\n', networkLog: stripeLog.entries, networkLogCapped: true });
+    await ex.settle();
+    expect(egress.events).toEqual(['session open', 'job handed over', 'session closed', 'removed']);
+  });
+
+  it('gives a pooled sandbox no session until a job takes it, and one session per job', async () => {
+    const egress = new FakeEgress([], stripeLog);
+    const ex = new ScriptedExecutor(egress);
+    const pool = new WarmPool({ executor: ex, runtimes: ['node'], size: 1, logger: silent });
+    pool.start();
+    await pool.whenFull();
+    expect(egress.opened).toEqual([]);
+
+    const result = await pool.run({ ...job, executionId: 'e-pooled' });
+    expect(egress.opened.map((r) => r.executionId)).toEqual(['e-pooled']);
+    expect(egress.closed).toBe(1);
+    expect(result.networkLog).toEqual(stripeLog.entries);
+    expect(pool.stats()).toMatchObject({ warmRuns: 1, coldRuns: 0 });
+    await pool.close();
+    expect(egress.opened).toHaveLength(1);
+  });
+
+  it('answers without a network log when the session fails to close', async () => {
+    const egress = new FakeEgress([], stripeLog, true);
+    const { sandbox } = scripted(helloAgent);
+    const result = await executor(egress).runIn(sandbox, job);
+    expect(result).toMatchObject({ stdout: 'hello\n', code: 0, networkLog: [], networkLogCapped: false });
+  });
+
+  it('closes the session it opened for a sandbox that died before its agent took the job', async () => {
+    const egress = new FakeEgress();
+    const ex = new ScriptedExecutor(egress);
+    const { sandbox, stop } = scripted(() => {
+      setImmediate(stop);
+      return [];
+    });
+    await ex.runIn(sandbox, job);
+    expect(egress.closed).toBe(egress.opened.length);
+    expect(ex.coldRuns).toBe(1);
+  });
+});
+
+describe('which jobs a pooled sandbox fits', () => {
+  /** An image with one hideable tool, `jq`. */
+  class WithJq extends ScriptedExecutor {
+    override exposedToolsFor(_runtime: string, allowedBinaries: readonly string[]): Promise<string[]> {
+      return Promise.resolve(allowedBinaries.filter((name) => name === 'jq'));
+    }
+  }
+
+  it('is decided by the pool: a job whose policy shows a tool runs cold and leaves the pooled sandbox ready', async () => {
+    const ex = new WithJq();
+    const pool = new WarmPool({ executor: ex, runtimes: ['node'], size: 1, logger: silent });
+    pool.start();
+    await pool.whenFull();
+
+    const result = await pool.run({ ...job, allowedBinaries: ['jq'] });
+    expect(result.stdout).toBe('cold\n');
+    expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1, ready: { node: 1 } });
+    expect(ex.discarded).toEqual([]);
+
+    expect((await pool.run(job)).stdout).toBe('hello\n');
+    expect(pool.stats()).toMatchObject({ warmRuns: 1, coldRuns: 1 });
+    await pool.close();
   });
 });

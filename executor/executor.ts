@@ -1,51 +1,21 @@
 /**
  * Runs one program in one fresh container and removes it afterwards,
- * whatever happened: created, attached, started, waited on with a wall-clock
- * limit, collected, removed (in `finally`).
+ * whatever happened: created, attached, started, handed its egress session
+ * and its job, waited on with a wall-clock limit, collected, removed (in
+ * `finally`).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { ContainerClient, ContainerSpec, SandboxContainer } from './docker.ts';
-import { CA_CERT_FILE, SANDBOX_EGRESS_DIR } from './egress.ts';
-import { AgentRecordFilter, newRecordToken, type ProgramExit } from './agent-records.ts';
-import { ImageMissingError } from './errors.ts';
-import { CappedSink, DockerStreamDemuxer } from './output.ts';
+import type { CompiledPolicy } from '../policies/index.ts';
+import { newRecordToken, type ProgramExit } from './agent-records.ts';
+import { LABEL_EXECUTION, LABEL_INSTANCE, LABEL_MANAGED, sandboxContainerSpec, type Runtime, type SandboxLimits } from './container-spec.ts';
+import type { ContainerClient, SandboxContainer } from './docker.ts';
+import { CA_CERT_FILE, PROXY_SOCKET_FILE, type EgressPort, type EgressSession, type NetworkLog, type NetworkLogEntry } from './egress.ts';
+import { ReadySandbox } from './sandbox.ts';
 import { exposedTools, toolMasks, toolsFromLabels, type ImageTools } from './tools.ts';
-
-/** A runtime's name as the runtime registry (images/) spells it: the executor only looks its image up by it. */
-export type Runtime = string;
-
-export interface SandboxLimits {
-  memoryBytes: number;
-  outputLimitBytes: number;
-  pidsLimit: number;
-  nanoCpus: number;
-  tmpfsBytes: number;
-  openFilesLimit: number;
-}
-
-export const DEFAULT_LIMITS: SandboxLimits = {
-  memoryBytes: 256 * 1024 * 1024,
-  outputLimitBytes: 1024 * 1024,
-  pidsLimit: 128,
-  nanoCpus: 1_000_000_000,
-  tmpfsBytes: 64 * 1024 * 1024,
-  openFilesLimit: 256,
-};
-
-/** An egress route opened for one sandbox; closed by the executor after the container ends. */
-export interface EgressLease {
-  close(): Promise<void>;
-}
-
-/**
- * Opens the sandbox's egress route in `hostDir`, the host directory mounted
- * read-only at SANDBOX_EGRESS_DIR inside the container.
- */
-export type OpenEgress = (hostDir: string) => Promise<EgressLease>;
 
 export interface ExecutionJob {
   executionId: string;
@@ -55,7 +25,8 @@ export interface ExecutionJob {
   env: Record<string, string>;
   stdin: string;
   timeoutMs: number;
-  openEgress?: OpenEgress;
+  /** What the sandbox's egress session enforces. */
+  policy: CompiledPolicy;
   /** The caller's policy `allowedBinaries`: every tool of the image it does not name is hidden (absent means none). */
   allowedBinaries?: readonly string[];
   /** Registry specs the agent installs before the program runs (already checked against the policy). */
@@ -73,6 +44,10 @@ export interface ExecutionResult {
   oomKilled: boolean;
   truncated: { stdout: boolean; stderr: boolean };
   durationMs: number;
+  /** Every request the program made through the egress proxy, in order. */
+  networkLog: NetworkLogEntry[];
+  /** True when requests were left out of networkLog at the proxy's cap. */
+  networkLogCapped: boolean;
 }
 
 export interface Logger {
@@ -82,6 +57,8 @@ export interface Logger {
 
 export interface ExecutorOptions {
   client: ContainerClient;
+  /** Every sandbox's only route out: a session per job, opened when the job reaches its sandbox. */
+  egress: EgressPort;
   images: Record<Runtime, string>;
   /** Parent of the per-sandbox egress directories. */
   sandboxesDir: string;
@@ -89,27 +66,22 @@ export interface ExecutorOptions {
   instanceId: string;
   limits: SandboxLimits;
   logger: Logger;
-  /**
-   * The CA certificate (PEM) the egress proxy's interception chains to. It
-   * is put in the sandbox's egress directory before the sandbox starts, so a
-   * runtime the agent starts ahead of its job trusts it from the outset; the
-   * egress session, once open, writes the same file. Public, and the same
-   * for every sandbox: it gives a pooled sandbox no route out.
-   */
-  egressCaCert?: () => Promise<string>;
 }
 
-export const LABEL_MANAGED = 'sandbox-egress.managed';
-export const LABEL_INSTANCE = 'sandbox-egress.instance';
-export const LABEL_EXECUTION = 'sandbox-egress.execution';
-/** Carried by containers made ahead of time for the warm pool (value: the runtime). */
-export const LABEL_POOL = 'sandbox-egress.pool';
+/** What one job in one sandbox came to; `jobTaken` is false when the container stopped before its agent took the job. */
+interface SandboxRun {
+  result: ExecutionResult;
+  jobTaken: boolean;
+}
 
-const SANDBOX_USER = '1000:1000';
+/** A program's outcome before the network log is added. */
+type ProgramOutcome = Omit<ExecutionResult, 'networkLog' | 'networkLogCapped'>;
+
 /** After the container stops, how long to wait for the last output bytes to arrive. */
 const OUTPUT_DRAIN_MS = 2000;
 /** After the agent reported a SIGKILL, how long the container gets to stop before it is killed. */
 const EXIT_GRACE_MS = 2000;
+const NO_NETWORK_LOG: NetworkLog = { entries: [], capped: false };
 
 const SIGNAL_NAMES = new Map<number, string>(
   Object.entries(osConstants.signals).map(([name, num]) => [num, name]),
@@ -137,106 +109,6 @@ async function raceTimer<T>(promise: Promise<T>, ms: number): Promise<T | 'timeo
   }
 }
 
-/**
- * A sandbox created and started with the full lockdown, its agent waiting
- * for the job header on stdin. It runs at most one job (Executor.runIn) and
- * is then removed; a sandbox that stopped before getting a job is only fit
- * for Executor.discard.
- */
-export class ReadySandbox {
-  readonly stdout: CappedSink;
-  readonly stderr: CappedSink;
-  /** Resolves when the attach stream ends: all output has arrived. */
-  readonly outputDone: Promise<void>;
-  readonly #stdoutRecords: AgentRecordFilter;
-  readonly #stderrRecords: AgentRecordFilter;
-  #streamOpen = true;
-  /** The image's tools this sandbox shows; every other one is hidden (set by prepare). */
-  exposedTools: readonly string[] = [];
-  #exited: Promise<void> = Promise.resolve();
-  #alive = true;
-  #claimed = false;
-
-  constructor(
-    readonly id: string,
-    readonly runtime: Runtime,
-    readonly container: SandboxContainer,
-    readonly egressDir: string,
-    readonly stream: Duplex,
-    outputLimitBytes: number,
-  ) {
-    this.stdout = new CappedSink(outputLimitBytes);
-    this.stderr = new CappedSink(outputLimitBytes);
-    // A write to a stream the engine closed fails there; the exit path reports it.
-    stream.on('error', () => undefined);
-    this.#stdoutRecords = new AgentRecordFilter(this.stdout);
-    this.#stderrRecords = new AgentRecordFilter(this.stderr);
-    const demuxer = new DockerStreamDemuxer(this.#stdoutRecords, this.#stderrRecords);
-    stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
-    this.outputDone = new Promise<void>((resolve) => {
-      stream.once('end', resolve);
-      stream.once('close', resolve);
-      stream.once('error', () => resolve());
-    }).then(() => {
-      this.#streamOpen = false;
-      this.#stdoutRecords.end();
-      this.#stderrRecords.end();
-    });
-  }
-
-  /**
-   * Asks the agent for in-band records under `token` (see agent-records.ts);
-   * resolves with the program's exit once both streams have reported it,
-   * that is once both have delivered everything the program wrote.
-   */
-  expectRecords(token: string): Promise<ProgramExit> {
-    this.#stdoutRecords.expect(token);
-    this.#stderrRecords.expect(token);
-    return Promise.all([this.#stdoutRecords.exited, this.#stderrRecords.exited]).then(([, exit]) => exit);
-  }
-
-  /** True once the agent has reported that it holds the job. */
-  get jobStarted(): boolean {
-    return this.#stderrRecords.started;
-  }
-
-  /** The program's exit as the agent reported it on both streams, if it has. */
-  get reportedExit(): ProgramExit | undefined {
-    return this.#stdoutRecords.exit && this.#stderrRecords.exit;
-  }
-
-  /** Resolves when the sandbox can no longer take a job: its container stopped or its stream closed. */
-  get lost(): Promise<void> {
-    return Promise.race([this.#exited, this.outputDone]);
-  }
-
-  get containerId(): string {
-    return this.container.id;
-  }
-
-  /** False once the container has stopped or its attach stream closed. */
-  get alive(): boolean {
-    return this.#alive && this.#streamOpen && !this.stream.destroyed;
-  }
-
-  /** Resolves when the container stops (an engine error counts as stopped). */
-  get exited(): Promise<void> {
-    return this.#exited;
-  }
-
-  watchExit(wait: Promise<void>): void {
-    this.#exited = wait.catch(() => undefined).then(() => {
-      this.#alive = false;
-    });
-  }
-
-  claim(): void {
-    if (this.#claimed) throw new Error(`sandbox ${this.id} has already run a job`);
-    this.#claimed = true;
-  }
-}
-
-
 export class Executor {
   readonly #removals = new Set<Promise<void>>();
   readonly #imageTools = new Map<string, Promise<ImageTools>>();
@@ -252,12 +124,7 @@ export class Executor {
     const image = this.options.images[runtime];
     let tools = this.#imageTools.get(image);
     if (tools === undefined) {
-      tools = this.options.client.imageLabels(image).then(
-        (labels) => toolsFromLabels(image, labels),
-        (error: unknown) => {
-          throw (error as { statusCode?: number }).statusCode === 404 ? new ImageMissingError(image) : error;
-        },
-      );
+      tools = this.options.client.imageLabels(image).then((labels) => toolsFromLabels(image, labels));
       this.#imageTools.set(image, tools);
       tools.catch(() => this.#imageTools.delete(image));
     }
@@ -271,29 +138,10 @@ export class Executor {
     return removed;
   }
 
-  /** The one container spec every sandbox gets, made on demand or ahead of time. */
-  containerSpec(runtime: Runtime, sandboxId: string, egressDir: string, labels: Record<string, string>, masks: readonly string[]): ContainerSpec {
-    const { limits } = this.options;
-    return {
-      image: this.options.images[runtime],
-      name: `sandbox-${sandboxId}`,
-      labels: { ...this.labels, ...labels },
-      user: SANDBOX_USER,
-      memoryBytes: limits.memoryBytes,
-      nanoCpus: limits.nanoCpus,
-      pidsLimit: limits.pidsLimit,
-      tmpfsBytes: limits.tmpfsBytes,
-      fileSizeLimitBytes: limits.tmpfsBytes,
-      openFilesLimit: limits.openFilesLimit,
-      readOnlyBinds: [{ host: egressDir, container: SANDBOX_EGRESS_DIR }],
-      masks,
-    };
-  }
-
   /**
    * Creates, attaches and starts a locked-down sandbox whose agent then
-   * waits for its job header. Its egress directory is mounted but empty:
-   * there is no route out until runIn opens the job's egress session there.
+   * waits for its job header. Its egress directory holds the CA certificate
+   * but no socket: there is no route out until a job opens its session there.
    */
   async prepare(runtime: Runtime, labels: Record<string, string> = {}, allowedBinaries: readonly string[] = []): Promise<ReadySandbox> {
     const { client, limits, logger } = this.options;
@@ -307,13 +155,15 @@ export class Executor {
     let stream: Duplex | undefined;
     try {
       const tools = await this.#toolsOf(runtime);
-      const spec = this.containerSpec(runtime, sandboxId, egressDir, labels, toolMasks(tools, allowedBinaries));
-      try {
-        container = await client.create(spec);
-      } catch (error) {
-        if ((error as { statusCode?: number }).statusCode === 404) throw new ImageMissingError(spec.image);
-        throw error;
-      }
+      const spec = sandboxContainerSpec({
+        image: this.options.images[runtime],
+        sandboxId,
+        egressDir,
+        labels: { ...this.labels, ...labels },
+        masks: toolMasks(tools, allowedBinaries),
+        limits,
+      });
+      container = await client.create(spec);
       logger.info({ sandboxId, containerId: container.id, ...labels }, 'container created');
       stream = await container.attach();
       const sandbox = new ReadySandbox(sandboxId, runtime, container, egressDir, stream, limits.outputLimitBytes);
@@ -332,9 +182,8 @@ export class Executor {
 
   /** Without it (the proxy not answering yet) the agent starts the program's runtime once the session is open. */
   async #placeCaCert(egressDir: string): Promise<void> {
-    if (!this.options.egressCaCert) return;
     try {
-      await writeFile(join(egressDir, CA_CERT_FILE), await this.options.egressCaCert(), { mode: 0o644 });
+      await writeFile(join(egressDir, CA_CERT_FILE), await this.options.egress.caCertificate(), { mode: 0o644 });
     } catch (error) {
       this.options.logger.warn({ err: String(error) }, 'no CA certificate for the sandbox before its start');
     }
@@ -346,25 +195,21 @@ export class Executor {
   }
 
   /**
-   * Runs one job in a ready sandbox: opens its egress session, hands the
-   * agent the job, waits with the wall-clock limit (counted from here, not
-   * from when the sandbox was made), collects the outcome. The sandbox is
-   * then removed whatever happened; removal finishes after the answer
-   * (see settle()). A sandbox that died before its agent got the job (an
-   * engine restart, a kill from outside) never ran the program, so the job
-   * runs again on the cold path.
+   * Runs one job in a ready sandbox that fits it (the pool decides which
+   * do), with the wall-clock limit counted from here, not from when the
+   * sandbox was made. The sandbox is removed whatever happened; removal
+   * finishes after the answer (see settle()). A sandbox that died before its
+   * agent took the job (an engine restart, a kill from outside) never ran
+   * the program, so the job runs again on the cold path.
    */
   async runIn(sandbox: ReadySandbox, job: ExecutionJob): Promise<ExecutionResult> {
-    const wanted = await this.exposedToolsFor(sandbox.runtime, job.allowedBinaries ?? []);
-    if (wanted.join() !== sandbox.exposedTools.join()) {
-      // Tools are hidden when the container is made, so a sandbox made for
-      // another policy (a pooled one hides them all) cannot serve this job.
-      this.discard(sandbox);
-      return this.run(job);
-    }
     const assignedAt = performance.now();
-    const outcome = await this.#runOnce(sandbox, job, true);
-    if (outcome !== 'not-started') return outcome;
+    if (sandbox.alive) {
+      const run = await this.#runOnce(sandbox, job);
+      if (run.jobTaken) return run.result;
+    } else {
+      this.discard(sandbox);
+    }
     this.options.logger.warn({ executionId: job.executionId, sandboxId: sandbox.id, containerId: sandbox.containerId }, 'sandbox died before its job; running it cold');
     return this.run({ ...job, timeoutMs: Math.max(1, job.timeoutMs - Math.round(performance.now() - assignedAt)) });
   }
@@ -372,61 +217,86 @@ export class Executor {
   /** Cold path: a sandbox made for this job alone. */
   async run(job: ExecutionJob): Promise<ExecutionResult> {
     const sandbox = await this.prepare(job.runtime, { [LABEL_EXECUTION]: job.executionId }, job.allowedBinaries ?? []);
-    return this.#runOnce(sandbox, job, false);
+    return (await this.#runOnce(sandbox, job)).result;
   }
 
   /**
-   * The answer comes as soon as the agent has reported the program's exit
-   * on both streams (agent-records.ts), without waiting for the engine to
-   * see the container stop; the container is killed and removed after the
-   * answer. The engine decides when there is no report (the agent died, the
-   * timeout) and for a SIGKILL, which may be the kernel's OOM killer: only
-   * the engine can tell.
+   * Opens the job's egress session in the sandbox's directory (a pooled
+   * sandbox has had no route out until now), runs the job, and closes the
+   * session before answering: closing hands back the network log.
    */
-  #runOnce(sandbox: ReadySandbox, job: ExecutionJob, retryable: false): Promise<ExecutionResult>;
-  #runOnce(sandbox: ReadySandbox, job: ExecutionJob, retryable: true): Promise<ExecutionResult | 'not-started'>;
-  async #runOnce(sandbox: ReadySandbox, job: ExecutionJob, retryable: boolean): Promise<ExecutionResult | 'not-started'> {
+  async #runOnce(sandbox: ReadySandbox, job: ExecutionJob): Promise<SandboxRun> {
     sandbox.claim();
     const { logger } = this.options;
     logger.info({ executionId: job.executionId, sandboxId: sandbox.id, containerId: sandbox.containerId }, 'sandbox assigned');
-    let lease: EgressLease | undefined;
     try {
-      if (retryable && !sandbox.alive) return 'not-started';
-      if (job.openEgress) lease = await job.openEgress(sandbox.egressDir);
-      const token = newRecordToken();
-      const reported = sandbox.expectRecords(token);
-      const startedAt = performance.now();
-      const header = JSON.stringify({ v: 1, token, code: job.code, args: job.args, env: job.env, ...(job.packages?.length ? { packages: job.packages, registry: job.packageRegistry } : {}) });
-      sandbox.stream.write(`${header}\n`);
-      if (job.stdin) sandbox.stream.write(job.stdin);
-      sandbox.stream.end();
-
-      const first = await raceTimer(Promise.race([reported, sandbox.exited.then(() => undefined)]), job.timeoutMs);
-      const timedOut = first === 'timeout';
-      let exit = timedOut ? undefined : first;
-      if (exit !== undefined && exit.signal !== 'SIGKILL') {
-        return { ...this.#output(sandbox), ...exit, timedOut: false, oomKilled: false, durationMs: Math.round(performance.now() - startedAt) };
-      }
-      const stopped = exit === undefined && !timedOut;
-      if (!stopped && (timedOut || (await raceTimer(sandbox.exited, EXIT_GRACE_MS)) === 'timeout')) {
-        await sandbox.container.kill();
-        await sandbox.exited;
-      }
-      const durationMs = Math.round(performance.now() - startedAt);
-      await raceTimer(sandbox.outputDone, OUTPUT_DRAIN_MS);
-      if (retryable && stopped && !sandbox.jobStarted) return 'not-started';
-      exit ??= sandbox.reportedExit;
-      const engine = await sandbox.container.inspectExit();
-      const status = timedOut ? { code: null, signal: 'SIGKILL' } : (exit ?? splitStatus(engine.statusCode));
-      return { ...this.#output(sandbox), ...status, timedOut, oomKilled: engine.oomKilled, durationMs };
-    } finally {
-      sandbox.stream.destroy();
-      // The lease hands back the network log, so it closes before the answer.
-      await lease?.close().catch((err: unknown) => {
-        logger.warn({ executionId: job.executionId, err: String(err) }, 'egress session close failed');
+      const session = await this.options.egress.openSession({
+        executionId: job.executionId,
+        socketPath: join(sandbox.egressDir, PROXY_SOCKET_FILE),
+        context: job.policy,
       });
+      let network = NO_NETWORK_LOG;
+      let outcome: ProgramOutcome;
+      try {
+        outcome = await this.#runProgram(sandbox, job);
+      } finally {
+        sandbox.stream.destroy();
+        network = await this.#closeSession(session, job.executionId);
+      }
+      return {
+        result: { ...outcome, networkLog: network.entries, networkLogCapped: network.capped },
+        // Stopped without the agent's word that it held the job: the program never ran.
+        jobTaken: outcome.timedOut || sandbox.jobStarted,
+      };
+    } finally {
       this.discard(sandbox);
     }
+  }
+
+  /** A session that fails to close costs the execution its network log, never its answer. */
+  async #closeSession(session: EgressSession, executionId: string): Promise<NetworkLog> {
+    try {
+      return await session.close();
+    } catch (error) {
+      this.options.logger.warn({ executionId, err: String(error) }, 'egress session close failed');
+      return NO_NETWORK_LOG;
+    }
+  }
+
+  /**
+   * Hands the agent the job and waits. The answer comes as soon as the
+   * agent has reported the program's exit on both streams
+   * (agent-records.ts), without waiting for the engine to see the container
+   * stop; the container is killed and removed after the answer. The engine
+   * decides when there is no report (the agent died, the timeout) and for a
+   * SIGKILL, which may be the kernel's OOM killer: only the engine can tell.
+   */
+  async #runProgram(sandbox: ReadySandbox, job: ExecutionJob): Promise<ProgramOutcome> {
+    const token = newRecordToken();
+    const reported = sandbox.expectRecords(token);
+    const startedAt = performance.now();
+    const header = JSON.stringify({ v: 1, token, code: job.code, args: job.args, env: job.env, ...(job.packages?.length ? { packages: job.packages, registry: job.packageRegistry } : {}) });
+    sandbox.stream.write(`${header}\n`);
+    if (job.stdin) sandbox.stream.write(job.stdin);
+    sandbox.stream.end();
+
+    const first = await raceTimer(Promise.race([reported, sandbox.exited.then(() => undefined)]), job.timeoutMs);
+    const timedOut = first === 'timeout';
+    let exit: ProgramExit | undefined = timedOut ? undefined : first;
+    if (exit !== undefined && exit.signal !== 'SIGKILL') {
+      return { ...this.#output(sandbox), ...exit, timedOut: false, oomKilled: false, durationMs: Math.round(performance.now() - startedAt) };
+    }
+    const stopped = exit === undefined && !timedOut;
+    if (!stopped && (timedOut || (await raceTimer(sandbox.exited, EXIT_GRACE_MS)) === 'timeout')) {
+      await sandbox.container.kill();
+      await sandbox.exited;
+    }
+    const durationMs = Math.round(performance.now() - startedAt);
+    await raceTimer(sandbox.outputDone, OUTPUT_DRAIN_MS);
+    exit ??= sandbox.reportedExit;
+    const engine = await sandbox.container.inspectExit();
+    const status = timedOut ? { code: null, signal: 'SIGKILL' } : (exit ?? splitStatus(engine.statusCode));
+    return { ...this.#output(sandbox), ...status, timedOut, oomKilled: engine.oomKilled, durationMs };
   }
 
   #output(sandbox: ReadySandbox): Pick<ExecutionResult, 'stdout' | 'stderr' | 'truncated'> {

@@ -1,25 +1,21 @@
-export { ContainerClient } from './docker.ts';
-export type { ContainerSpec, SandboxContainer } from './docker.ts';
-export { DockerUnavailableError, ImageMissingError } from './errors.ts';
+export { DockerContainerClient } from './docker.ts';
+export type { ContainerClient, ContainerExit, SandboxContainer } from './docker.ts';
+export { ContainerEngineError, DockerUnavailableError, ImageMissingError } from './errors.ts';
 export {
   DEFAULT_LIMITS,
-  Executor,
   LABEL_EXECUTION,
   LABEL_INSTANCE,
   LABEL_MANAGED,
   LABEL_POOL,
-  ReadySandbox,
-} from './executor.ts';
+  sandboxContainerSpec,
+} from './container-spec.ts';
+export type { ContainerSpec, Runtime, SandboxLimits, SandboxSpecInput } from './container-spec.ts';
+export { Executor } from './executor.ts';
+export type { ExecutionJob, ExecutionResult, ExecutorOptions, Logger } from './executor.ts';
+export { ReadySandbox } from './sandbox.ts';
 export { WarmPool } from './pool.ts';
 export type { WarmPoolOptions, WarmPoolStats } from './pool.ts';
-export type {
-  EgressLease,
-  ExecutionJob,
-  ExecutionResult,
-  ExecutorOptions,
-  Logger,
-  OpenEgress,
-  Runtime,
-  SandboxLimits,
-} from './executor.ts';
+export { DockerStreamDemuxer } from './output.ts';
+export { toolMasks, toolsFromLabels } from './tools.ts';
+export type { OutputSink } from './output.ts';
 export * from './egress.ts';

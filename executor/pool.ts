@@ -9,8 +9,9 @@
  * takes the cold path, so the pool only ever removes latency, never adds a
  * wait.
  */
-import type { ExecutionJob, ExecutionResult, Executor, Logger, ReadySandbox, Runtime } from './executor.ts';
-import { LABEL_POOL } from './executor.ts';
+import { LABEL_POOL, type Runtime } from './container-spec.ts';
+import type { ExecutionJob, ExecutionResult, Executor, Logger } from './executor.ts';
+import type { ReadySandbox } from './sandbox.ts';
 
 export interface WarmPoolOptions {
   executor: Executor;
@@ -67,13 +68,14 @@ export class WarmPool {
 
   /**
    * Runs the job in a pooled sandbox if one is ready and fits it, else on
-   * the cold path. Pooled sandboxes hide every tool of the image, so a job
-   * whose policy allows one needs a container of its own: it leaves the
-   * pool alone rather than take a sandbox it would only throw away.
+   * the cold path. The pool alone decides what fits: pooled sandboxes hide
+   * every tool of the image, so a job whose policy shows one needs a
+   * container of its own and leaves the pool alone rather than take a
+   * sandbox it would only throw away. The job's egress session opens when
+   * it reaches the sandbox (Executor.runIn), never before.
    */
   async run(job: ExecutionJob): Promise<ExecutionResult> {
-    const fits = (await this.options.executor.exposedToolsFor(job.runtime, job.allowedBinaries ?? [])).length === 0;
-    const sandbox = fits ? this.#take(job.runtime) : undefined;
+    const sandbox = (await this.#fits(job)) ? this.#take(job.runtime) : undefined;
     if (sandbox === undefined) {
       this.#coldRuns += 1;
       return this.options.executor.run(job);
@@ -88,6 +90,11 @@ export class WarmPool {
       // fifth of a warm run). #take refills at once when it empties the pool.
       this.#refill(job.runtime);
     }
+  }
+
+  /** Whether the job can run in a pooled sandbox, which shows none of the image's tools. */
+  async #fits(job: ExecutionJob): Promise<boolean> {
+    return (await this.options.executor.exposedToolsFor(job.runtime, job.allowedBinaries ?? [])).length === 0;
   }
 
   /** Hands out a ready sandbox; it leaves the pool for good. */

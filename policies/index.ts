@@ -25,16 +25,16 @@ export { METHOD_OVERRIDE_HEADERS, compilePolicy, createDecider, decide } from '.
 export type { CompiledPolicy } from './matcher.ts';
 export {
   DEFAULT_REGISTRY_HOSTS,
-  PackageClosure,
   checkRequestedPackages,
-  decideWithPackages,
   normalisePypiName,
   packageAllowed,
   packageRules,
   parsePackageSpec,
-  sessionPackagePolicy,
-} from './packages.ts';
-export type { Ecosystem, PackageRules, PackageSpec, PolicySession, RegistryHosts, RequestedPackageProblem, RequestedPackagesResult } from './packages.ts';
+} from './package-spec.ts';
+export type { Ecosystem, PackageRules, PackageSpec, RegistryHosts, RequestedPackageProblem, RequestedPackagesResult } from './package-spec.ts';
+export { PackageClosure } from './package-closure.ts';
+export { decideWithPackages, sessionPackagePolicy } from './packages.ts';
+export type { PolicySession } from './packages.ts';
 export { PolicyError, PolicyValidationError } from './errors.ts';
 export type { PolicyErrorCode } from './errors.ts';
 export {

@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { buildZip } from '../test/support/zip.ts';
 import { compilePolicy } from './matcher.ts';
-import {
-  PackageClosure,
-  checkRequestedPackages,
-  decideWithPackages,
-  normalisePypiName,
-  packageAllowed,
-  packageRules,
-  parsePackageSpec,
-  sessionPackagePolicy,
-} from './packages.ts';
-import type { Ecosystem } from './packages.ts';
+import { PackageClosure } from './package-closure.ts';
+import { checkRequestedPackages, normalisePypiName, packageAllowed, packageRules, parsePackageSpec, type Ecosystem } from './package-spec.ts';
+import { decideWithPackages, sessionPackagePolicy } from './packages.ts';
 import type { EgressRequest } from './types.ts';
 
 const get = (host: string, path: string, extra: Partial<EgressRequest> = {}): EgressRequest => ({

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type RequestHandler, type Router } from 'express';
 import type { ContainerClient } from '../executor/index.ts';
 import type { Config } from './config.ts';
-import type { EgressGateway } from './egress-gateway.ts';
+import type { Egress } from './egress.ts';
 import { ApiError, errorHandler } from './errors.ts';
 import { executeRouter, type ExecuteRouteDependencies } from './execute-route.ts';
 import type { Logger } from './logger.ts';
@@ -20,7 +20,7 @@ export interface AppDependencies extends ExecuteRouteDependencies {
   /** Further routes (development JWKS, embedded policy service, administrator endpoints). */
   routers?: Router[];
   /** The egress route, for /readyz (a remote proxy service may be down while this server is up). */
-  egress?: Pick<EgressGateway, 'ready'>;
+  egress?: Pick<Egress, 'ready'>;
 }
 
 function requestContext(logger: Logger): RequestHandler {

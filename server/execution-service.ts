@@ -3,12 +3,9 @@
  * sandbox run, and the run into the response's `data`.
  */
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import type { NetworkLogEntry, NetworkLogResult } from '../egress-proxy/index.ts';
 import { SANDBOX_RUNTIMES } from '../images/index.ts';
-import { PROXY_SOCKET_FILE, type ExecutionJob, type ExecutionResult } from '../executor/index.ts';
+import type { ExecutionJob, ExecutionResult, NetworkLogEntry } from '../executor/index.ts';
 import { checkRequestedPackages, packageRules, type Ecosystem, type PolicyInfo } from '../policies/index.ts';
-import type { EgressGateway } from './egress-gateway.ts';
 import type { Admission } from './admission.ts';
 import { ApiError, badRequest } from './errors.ts';
 import type { ExecuteRequest } from './execute-request.ts';
@@ -18,9 +15,9 @@ export type { NetworkLogEntry };
 
 export type { PolicyInfo };
 
-export interface ExecuteResponseData extends ExecutionResult {
+export interface ExecuteResponseData extends Omit<ExecutionResult, 'networkLogCapped'> {
   executionId: string;
-  networkLog: NetworkLogEntry[];
+  /** Present (true) only when the network log was capped. */
   networkLogCapped?: boolean;
   policyInfo: PolicyInfo;
   /** Time spent waiting for an execution slot before the run (admission queue). */
@@ -35,8 +32,6 @@ export interface JobRunner {
 export interface ExecutionServiceOptions {
   executor: JobRunner;
   admission: Admission;
-  /** Every sandbox's only route out (in-process or remote proxy); sessions carry the caller's compiled policy. */
-  egress: EgressGateway;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
   /** Registry host each ecosystem's install step uses (NPM_REGISTRY_HOST, the first of PYPI_HOSTS). */
@@ -67,7 +62,6 @@ export class ExecutionService {
   async execute(request: ExecuteRequest, caller: Caller, signal?: AbortSignal): Promise<ExecuteResponseData> {
     const packages = checkPackages(request, caller);
     const executionId = randomUUID();
-    let log: NetworkLogResult = { entries: [], capped: false };
     const budgetMs = Math.min(request.timeoutMs ?? this.options.defaultTimeoutMs, this.options.maxTimeoutMs);
     // The request's timeout is its whole budget: the wait for a slot counts
     // against it and may take at most half, so an overloaded server still
@@ -86,30 +80,17 @@ export class ExecutionService {
         stdin: request.stdin,
         ...(packages === null ? {} : { packages: packages.specs, packageRegistry: this.options.packageRegistries[packages.ecosystem] }),
         timeoutMs,
-        // The session opens when the job reaches its sandbox (a pooled one
-        // has no route out until then) and closes after it ends; closing
-        // hands back the network log.
-        openEgress: async (hostDir) => {
-          const session = await this.options.egress.openSession({
-            executionId,
-            socketPath: join(hostDir, PROXY_SOCKET_FILE),
-            policy: caller.policy,
-          });
-          return {
-            close: async () => {
-              log = await session.close();
-            },
-          };
-        },
+        // The executor opens the sandbox's egress session with it.
+        policy: caller.policy,
       });
     } finally {
       slot.release();
     }
+    const { networkLogCapped, ...run } = result;
     return {
-      ...result,
+      ...run,
       executionId,
-      networkLog: log.entries,
-      ...(log.capped ? { networkLogCapped: true } : {}),
+      ...(networkLogCapped ? { networkLogCapped: true } : {}),
       policyInfo: caller.policyInfo,
       queuedMs: slot.queuedMs,
     };

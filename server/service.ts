@@ -8,12 +8,12 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { ContainerClient, DEFAULT_LIMITS, Executor, WarmPool, type Runtime } from '../executor/index.ts';
+import { DockerContainerClient, DEFAULT_LIMITS, Executor, WarmPool, type Runtime } from '../executor/index.ts';
 import { adminRouter } from './admin.ts';
 import { Admission } from './admission.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
-import { createEgressGateway } from './egress-gateway.ts';
+import { startEgress } from './egress.ts';
 import { ExecutionService } from './execution-service.ts';
 import { developmentAnnouncement, developmentJwksRouter, loadIdentity } from './identity/index.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -61,12 +61,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   // The capacity figures are read at scrape time, from whatever exists by then.
   const capacity: { queueDepth?: () => number; poolSize?: () => number; inFlight: () => number } = { inFlight: () => drain.inFlight };
   const metrics = new ServiceMetrics({ policyStats: () => policies.stats(), capacity });
-  const egress = await createEgressGateway(config, metrics.countingEgressLogger(logger.child({ component: 'egress' })));
+  const egress = await startEgress(config, metrics.countingEgressLogger(logger.child({ component: 'egress' })));
 
-  const docker = new ContainerClient();
+  const docker = new DockerContainerClient();
   const executor = new Executor({
     client: docker,
-    egressCaCert: () => egress.caCertificate(),
+    egress,
     images: options.images,
     sandboxesDir,
     instanceId: instanceIdFor(config.DATA_DIR),
@@ -105,7 +105,6 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const executions = new ExecutionService({
     executor: pool,
     admission,
-    egress,
     defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
     maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
     packageRegistries: { npm: config.NPM_REGISTRY_HOST[0] ?? 'registry.npmjs.org', pypi: config.PYPI_HOSTS[0] ?? 'pypi.org' },

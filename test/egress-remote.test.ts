@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
+import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { freePort, startEgressServiceProcess, type EgressServiceProcess } from './support/egress-service.ts';
@@ -125,6 +125,6 @@ describe.skipIf(!hasDocker)('the egress proxy as its own service', () => {
     expect(response.headers.get('retry-after')).toBe('5');
     // The sandbox is removed after the answer goes out.
     const ours = { [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(world.service.dataDir) };
-    await expect.poll(() => new ContainerClient().listLabelled(ours), { timeout: 15_000 }).toEqual([]);
+    await expect.poll(() => new DockerContainerClient().listLabelled(ours), { timeout: 15_000 }).toEqual([]);
   });
 });

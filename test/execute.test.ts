@@ -3,7 +3,7 @@
  * real image. Each test is one program and what the response must say.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
+import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { startTestService, type TestService } from './support/service.ts';
@@ -20,7 +20,7 @@ describe.skipIf(!hasDocker)('POST /execute (JavaScript)', () => {
   afterAll(async () => {
     await service?.close();
     // This server's containers; test/global-setup.ts checks the whole engine after the run.
-    const left = await new ContainerClient().listLabelled({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(service.dataDir) });
+    const left = await new DockerContainerClient().listLabelled({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(service.dataDir) });
     expect(left).toEqual([]);
   });
 

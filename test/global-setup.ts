@@ -8,12 +8,12 @@
  * run beside this one, or an earlier crash) are not this run's to answer
  * for. Under CI a leftover is a failure; locally it is a warning.
  */
-import { ContainerClient, LABEL_MANAGED } from '../executor/index.ts';
+import { DockerContainerClient, LABEL_MANAGED } from '../executor/index.ts';
 import { imagePresent, imageTag, RUNTIMES } from '../images/index.ts';
 
 async function managedContainers(): Promise<string[] | null> {
   try {
-    return await new ContainerClient().listLabelled({ [LABEL_MANAGED]: 'true' });
+    return await new DockerContainerClient().listLabelled({ [LABEL_MANAGED]: 'true' });
   } catch {
     return null; // no engine: the integration tests say so themselves
   }

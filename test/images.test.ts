@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL } from '../images/index.ts';
 import { parseDeb822, parseOneLine } from '../images/lib/apt-source.ts';
 import { pruneSuperseded } from '../images/lib/build-image.ts';
+import { DockerContainerClient } from '../executor/index.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { runLocked, type LockedRun } from './support/locked-container.ts';
 
@@ -46,7 +47,9 @@ describe('image inputs', () => {
 const hasDocker = await dockerAvailable();
 
 describe.skipIf(!hasDocker)('sandbox-node image', () => {
+  // The image build and its metadata are images/'s business (dockerode); runs go through the executor's client.
   const docker = new Docker();
+  const engine = new DockerContainerClient();
   let tag: string;
 
   beforeAll(async () => {
@@ -54,7 +57,7 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
   });
 
   /** One execution with the executor's lockdown (every tool hidden); `input` is written to stdin verbatim. */
-  const run = (input: string, binds: string[] = [], inputDelayMs = 0): Promise<LockedRun> => runLocked(docker, tag, input, binds, inputDelayMs);
+  const run = (input: string, egressDir?: string, inputDelayMs = 0): Promise<LockedRun> => runLocked(engine, tag, input, { ...(egressDir === undefined ? {} : { egressDir }), inputDelayMs });
 
   const job = (code: string, extra: Record<string, unknown> = {}) => `${JSON.stringify({ v: 1, code, ...extra })}\n`;
 
@@ -99,7 +102,7 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
   });
 
   it("starts the program's node before its job arrives", async () => {
-    const result = await run(job('console.log(process.uptime())'), [], 3000);
+    const result = await run(job('console.log(process.uptime())'), undefined, 3000);
     // The process was already up while the job was still on its way.
     expect(Number(result.stdout)).toBeGreaterThan(1.5);
   });
@@ -113,7 +116,7 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
         console.log(JSON.stringify({ argv: process.argv.slice(1), execArgv: process.execArgv, main: require.main === module, file: __filename, modules: Object.keys(require.cache), foo: process.env.FOO }));
         fork(__filename, ['child']);
       }`;
-    const result = await run(job(code, { args: ['a', 'b'], env: { FOO: 'bar' } }), [], 500);
+    const result = await run(job(code, { args: ['a', 'b'], env: { FOO: 'bar' } }), undefined, 500);
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
     expect(result.stdout.trim().split('\n').map((line) => JSON.parse(line) as unknown)).toEqual([
@@ -125,18 +128,18 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
   it('hands the node started ahead args of any size the server accepts', async () => {
     // 20 × 64 KiB: more than a pipe buffer many times over, as one line on fd 3.
     const args = Array.from({ length: 20 }, (_, i) => String.fromCharCode(97 + i).repeat(64 * 1024));
-    const result = await run(job('console.log(process.argv.slice(2).map((a) => a.length + a[0]).join())', { args }), [], 500);
+    const result = await run(job('console.log(process.argv.slice(2).map((a) => a.length + a[0]).join())', { args }), undefined, 500);
     expect(result).toEqual({ code: 0, stdout: `${args.map((a) => `${a.length}${a[0]}`).join()}\n`, stderr: '' });
   });
 
   it('runs ES module code in the node started ahead', async () => {
-    const result = await run(job('import os from "node:os"; console.log(typeof os.cpus, import.meta.url)'), [], 500);
+    const result = await run(job('import os from "node:os"; console.log(typeof os.cpus, import.meta.url)'), undefined, 500);
     expect(result).toEqual({ code: 0, stdout: 'function file:///tmp/.job/main.js\n', stderr: '' });
   });
 
   it('starts a fresh node for a job whose env node reads only at start-up', async () => {
     // Node takes its default locale from LANG as it starts; set later, it would be too late.
-    const result = await run(job('console.log((1234.5).toLocaleString(), process.uptime() < 1.5)', { env: { LANG: 'de_DE.UTF-8' } }), [], 3000);
+    const result = await run(job('console.log((1234.5).toLocaleString(), process.uptime() < 1.5)', { env: { LANG: 'de_DE.UTF-8' } }), undefined, 3000);
     expect(result).toEqual({ code: 0, stdout: '1.234,5 true\n', stderr: '' });
   });
 
@@ -189,7 +192,7 @@ describe.skipIf(!hasDocker)('sandbox-node image', () => {
     });
 
     it('carries 127.0.0.1:3128 to the mounted socket', async () => {
-      const result = await run(job('fetch("http://api.example.test/v1/x").then(async (r) => console.log(r.status, await r.text()))'), [`${dir}:/run/egress:ro`]);
+      const result = await run(job('fetch("http://api.example.test/v1/x").then(async (r) => console.log(r.status, await r.text()))'), dir);
       expect(result).toMatchObject({ code: 0, stdout: '200 from the proxy socket\n' });
       expect(seen).toContain('CONNECT api.example.test:80');
     });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL } from '../images/index.ts';
+import { DockerContainerClient } from '../executor/index.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { runLocked } from './support/locked-container.ts';
 
@@ -22,14 +23,16 @@ it('tags the python image with the first 12 hex digits of its inputs hash', asyn
 const hasDocker = await dockerAvailable();
 
 describe.skipIf(!hasDocker)('sandbox-python image', () => {
+  // The image build and its metadata are images/'s business (dockerode); runs go through the executor's client.
   const docker = new Docker();
+  const engine = new DockerContainerClient();
   let tag: string;
 
   beforeAll(async () => {
     ({ tag } = await ensureImage('python', { docker, log: (line) => console.error(line) }));
   });
 
-  const run = (input: string, binds: string[] = [], inputDelayMs = 0) => runLocked(docker, tag, input, binds, inputDelayMs);
+  const run = (input: string, egressDir?: string, inputDelayMs = 0) => runLocked(engine, tag, input, { ...(egressDir === undefined ? {} : { egressDir }), inputDelayMs });
   const job = (code: string, extra: Record<string, unknown> = {}) => `${JSON.stringify({ v: 1, code, ...extra })}\n`;
 
   it('is configured to run the agent isolated, as uid 1000, with the tools named in a label', async () => {
@@ -70,18 +73,18 @@ describe.skipIf(!hasDocker)('sandbox-python image', () => {
   ].join('\n');
 
   it("starts the program's interpreter before its job arrives", async () => {
-    const result = await run(job(`${UPTIME}\nprint(uptime > 1.5)`), [], 3000);
+    const result = await run(job(`${UPTIME}\nprint(uptime > 1.5)`), undefined, 3000);
     expect(result).toEqual({ code: 0, stdout: 'True\n', stderr: '' });
   });
 
   it('runs the program in the interpreter started ahead as `python3 main.py args` would', async () => {
     const code = 'import sys, pickle\nclass A: pass\nprint(__name__, __file__, sys.argv, sys.path[0], len(pickle.dumps(A())) > 0)';
-    const result = await run(job(code, { args: ['a', 'b'] }), [], 500);
+    const result = await run(job(code, { args: ['a', 'b'] }), undefined, 500);
     expect(result).toEqual({ code: 0, stdout: "__main__ /tmp/.job/main.py ['/tmp/.job/main.py', 'a', 'b'] /tmp/.job True\n", stderr: '' });
   });
 
   it('reports an uncaught exception with only the program\'s frames, as the interpreter does', async () => {
-    const raised = await run(job('def f():\n    raise ValueError("boom")\nf()'), [], 500);
+    const raised = await run(job('def f():\n    raise ValueError("boom")\nf()'), undefined, 500);
     expect(raised).toEqual({
       code: 1,
       stdout: '',
@@ -95,12 +98,12 @@ describe.skipIf(!hasDocker)('sandbox-python image', () => {
         '',
       ].join('\n'),
     });
-    const syntax = await run(job('def (:'), [], 500);
+    const syntax = await run(job('def (:'), undefined, 500);
     expect(syntax).toEqual({ code: 1, stdout: '', stderr: '  File "/tmp/.job/main.py", line 1\n    def (:\n        ^\nSyntaxError: invalid syntax\n' });
   });
 
   it('starts a fresh interpreter for a job whose env Python reads only at start-up', async () => {
-    const result = await run(job(`import sys\n${UPTIME}\nprint(sys.flags.dont_write_bytecode, uptime < 1.5)`, { env: { PYTHONDONTWRITEBYTECODE: '1' } }), [], 3000);
+    const result = await run(job(`import sys\n${UPTIME}\nprint(sys.flags.dont_write_bytecode, uptime < 1.5)`, { env: { PYTHONDONTWRITEBYTECODE: '1' } }), undefined, 3000);
     expect(result).toEqual({ code: 0, stdout: '1 True\n', stderr: '' });
   });
 
@@ -166,7 +169,7 @@ with concurrent.futures.ThreadPoolExecutor(32) as pool:
     answers = list(pool.map(exchange, range(64)))
 print(answers[0])
 print(all(a == f"got 200009 bytes: conn-{i:03d} xxxxxxx" for i, a in enumerate(answers)))`;
-      const result = await run(job(code), [`${dir}:/run/egress:ro`]);
+      const result = await run(job(code), dir);
       expect(result).toEqual({ code: 0, stdout: 'got 200009 bytes: conn-000 xxxxxxx\nTrue\n', stderr: '' });
     }, 60_000);
 

@@ -15,9 +15,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
+import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
 import { containersOf, eventually, startChildServer } from './support/child-server.ts';
 import { dockerAvailable } from './support/docker.ts';
@@ -159,9 +158,9 @@ describe.skipIf(!hasDocker)('reliability', () => {
 
     // The restart: every connection to the engine drops, the server's containers die with it.
     await relay.cut();
-    const docker = new Docker({ socketPath: engineSocket() });
-    const ours = await docker.listContainers({ filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${instanceIdFor(dataDir)}`] } });
-    await Promise.all(ours.map((info) => docker.getContainer(info.Id).kill().catch(() => undefined)));
+    const docker = new DockerContainerClient({ socketPath: engineSocket() });
+    const ours = await docker.listLabelled({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(dataDir) });
+    await Promise.all(ours.map((id) => docker.kill(id).catch(() => undefined)));
     const down = await server.post('/execute', { code: 'console.log("down")' });
     expect(down.status, down.text).toBe(503);
     expect(down.headers.get('retry-after')).toBeTruthy();

@@ -5,9 +5,8 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CA_CERT_FILE, ContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, PROXY_SOCKET_FILE } from '../executor/index.ts';
+import { CA_CERT_FILE, DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, PROXY_SOCKET_FILE } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { expectSeedScenario } from './support/seed-expectations.ts';
@@ -15,7 +14,7 @@ import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
 const hasDocker = await dockerAvailable();
-const docker = new ContainerClient();
+const docker = new DockerContainerClient();
 
 const ours = (service: TestService) => ({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(service.dataDir) });
 const pooledIds = (service: TestService) => docker.listLabelled({ ...ours(service), [LABEL_POOL]: 'node' });
@@ -113,13 +112,11 @@ describe.skipIf(!hasDocker)('the warm pool with egress', () => {
   it('hands a pooled sandbox the CA before its job, so the node started ahead of the job makes HTTPS calls', async () => {
     await world.service.pool.whenFull();
     await world.service.executor.settle();
-    const pooled = await new Docker().listContainers({
-      filters: { label: Object.entries({ ...ours(world.service), [LABEL_POOL]: 'node' }).map(([k, v]) => `${k}=${v}`) },
-    });
+    const pooled = await pooledIds(world.service);
     expect(pooled).toHaveLength(1);
-    // Containers are named after their sandbox, whose egress directory has the same name.
-    const sandboxId = pooled[0].Names[0].replace(/^\/sandbox-/, '');
-    const egressDir = join(world.service.dataDir, 'sandboxes', sandboxId);
+    const sandboxId = world.service.logLines.find((l) => l.msg === 'container created' && l.containerId === pooled[0])?.sandboxId;
+    expect(sandboxId).toEqual(expect.any(String));
+    const egressDir = join(world.service.dataDir, 'sandboxes', String(sandboxId));
     expect(await readdir(egressDir)).toEqual([CA_CERT_FILE]);
     const ca = await readFile(join(world.service.dataDir, 'ca', 'ca.pem'), 'utf8');
     expect((await readFile(join(egressDir, CA_CERT_FILE), 'utf8')).trim()).toBe(ca.trim());
@@ -168,7 +165,6 @@ describe.skipIf(!hasDocker)('closing a service with a full pool', () => {
 
 describe.skipIf(!hasDocker)('a pooled container that dies before its job', () => {
   let service: TestService;
-  const engine = new Docker();
 
   beforeAll(async () => {
     service = await startTestService({ EXEC_POOL_SIZE: '2' });
@@ -185,7 +181,7 @@ describe.skipIf(!hasDocker)('a pooled container that dies before its job', () =>
 
   it('is dropped and replaced as soon as it dies, and jobs run elsewhere', async () => {
     const [victim] = await pooledIds(service);
-    await engine.getContainer(victim).kill();
+    await docker.kill(victim);
     await expect.poll(() => dropped(victim), { timeout: 10_000 }).toBe(true);
 
     const data = await run(service, { code: 'console.log("still served")' });
@@ -199,7 +195,7 @@ describe.skipIf(!hasDocker)('a pooled container that dies before its job', () =>
   it('does not cost a job its run when every pooled container was killed just before it', async () => {
     await service.pool.whenFull();
     const victims = await pooledIds(service);
-    await Promise.all(victims.map((id) => engine.getContainer(id).kill()));
+    await Promise.all(victims.map((id) => docker.kill(id)));
 
     const data = await run(service, { code: 'console.log("ran once")' });
     expect(data).toMatchObject({ stdout: 'ran once\n', code: 0, signal: null, timedOut: false });

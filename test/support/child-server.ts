@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../../executor/index.ts';
+import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../../executor/index.ts';
 import { instanceIdFor } from '../../server/service.ts';
 import { postJson, type JsonResponse } from './http.ts';
 
@@ -75,7 +75,7 @@ export async function startChildServer(env: Record<string, string> & { DATA_DIR:
 
 /** Containers of the server whose DATA_DIR this is, running or not. */
 export function containersOf(dataDir: string): Promise<string[]> {
-  return new ContainerClient().listLabelled({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(dataDir) });
+  return new DockerContainerClient().listLabelled({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(dataDir) });
 }
 
 /** Polls until `check` holds or `timeoutMs` passes; returns whether it held. */

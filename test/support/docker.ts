@@ -2,11 +2,11 @@
  * Integration tests need a real Docker engine and the sandbox images. Without
  * them a local run skips loudly; under CI a missing engine is a failure.
  */
-import { ContainerClient } from '../../executor/index.ts';
+import { DockerContainerClient } from '../../executor/index.ts';
 
 export async function dockerAvailable(): Promise<boolean> {
   try {
-    await new ContainerClient().ping();
+    await new DockerContainerClient().ping();
     return true;
   } catch (error) {
     if (process.env.CI === 'true') {

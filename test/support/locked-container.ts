@@ -1,12 +1,23 @@
 /**
- * Runs an image's agent the way the executor does, without the server: a
- * locked-down container (every tool hidden), one input written to stdin
- * verbatim, the exit status and both streams collected.
+ * Runs an image's agent under the executor's own container spec (the same
+ * lockdown every sandbox gets, every tool hidden), without the server: one
+ * input written to stdin verbatim, the exit status and both streams
+ * collected, the container and its egress directory removed afterwards.
  */
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
-import type Docker from 'dockerode';
-import { STANDARD_TOOLS, TOOLS_DIR } from '../../images/index.ts';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DEFAULT_LIMITS,
+  DockerStreamDemuxer,
+  sandboxContainerSpec,
+  toolMasks,
+  toolsFromLabels,
+  type ContainerClient,
+  type OutputSink,
+} from '../../executor/index.ts';
 
 export interface LockedRun {
   code: number;
@@ -14,46 +25,55 @@ export interface LockedRun {
   stderr: string;
 }
 
-/** `inputDelayMs`: how long the agent waits for its input after the container starts (as in a pooled sandbox). */
-export async function runLocked(docker: Docker, image: string, input: string, binds: string[] = [], inputDelayMs = 0): Promise<LockedRun> {
-  const container = await docker.createContainer({
-    Image: image,
-    OpenStdin: true,
-    StdinOnce: true,
-    AttachStdin: true,
-    AttachStdout: true,
-    AttachStderr: true,
-    Labels: { 'sandbox.test': 'images' },
-    HostConfig: {
-      Init: true,
-      NetworkMode: 'none',
-      ReadonlyRootfs: true,
-      Tmpfs: {
-        '/tmp': 'rw,noexec,nosuid,size=64m',
-        ...Object.fromEntries(STANDARD_TOOLS.map((t) => [`${TOOLS_DIR}/${t.name}`, 'ro,noexec,size=4k'])),
-      },
-      CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges'],
-      Binds: binds,
-    },
+export interface LockedRunOptions {
+  /** Mounted as the sandbox's egress directory; default: a fresh empty one (no route out). */
+  egressDir?: string;
+  /** How long the agent waits for its input after the container starts (as in a pooled sandbox). */
+  inputDelayMs?: number;
+}
+
+class Collected implements OutputSink {
+  readonly chunks: Buffer[] = [];
+
+  write(chunk: Buffer): void {
+    this.chunks.push(Buffer.from(chunk));
+  }
+
+  text(): string {
+    return Buffer.concat(this.chunks).toString();
+  }
+}
+
+export async function runLocked(client: ContainerClient, image: string, input: string, options: LockedRunOptions = {}): Promise<LockedRun> {
+  const sandboxId = randomUUID().replace(/-/g, '').slice(0, 16);
+  const scratch = options.egressDir === undefined ? await mkdtemp(join(tmpdir(), 'locked-egress-')) : undefined;
+  // The sandbox user must be able to look inside, as in the executor's own directories.
+  if (scratch !== undefined) await chmod(scratch, 0o755);
+  const spec = sandboxContainerSpec({
+    image,
+    sandboxId,
+    egressDir: options.egressDir ?? scratch!,
+    labels: { 'sandbox.test': 'images' },
+    masks: toolMasks(toolsFromLabels(image, await client.imageLabels(image)), []),
+    limits: DEFAULT_LIMITS,
   });
+  const container = await client.create(spec);
   try {
-    const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    stdout.on('data', (c: Buffer) => out.push(c));
-    stderr.on('data', (c: Buffer) => err.push(c));
-    docker.modem.demuxStream(stream, stdout, stderr);
+    const stream = await container.attach();
+    const stdout = new Collected();
+    const stderr = new Collected();
+    const demuxer = new DockerStreamDemuxer(stdout, stderr);
+    stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
     const ended = once(stream, 'end');
     await container.start();
-    if (inputDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, inputDelayMs));
+    if (options.inputDelayMs) await new Promise((resolve) => setTimeout(resolve, options.inputDelayMs));
     stream.end(input);
-    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    await container.wait();
     await ended;
-    return { code: StatusCode, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+    const { statusCode } = await container.inspectExit();
+    return { code: statusCode, stdout: stdout.text(), stderr: stderr.text() };
   } finally {
-    await container.remove({ force: true });
+    await container.remove();
+    if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
   }
 }
