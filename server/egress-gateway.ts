@@ -4,7 +4,7 @@
  * service reached over an authenticated control channel (compose). The
  * execution service holds an EgressGateway and never learns which.
  */
-import { ControlClient, createPolicyEgressProxy, type EgressProxy, type NetworkLogResult } from '../egress-proxy/index.ts';
+import { ControlClient, createPolicyEgressProxy, type DecisionObserver, type EgressProxy, type NetworkLogResult } from '../egress-proxy/index.ts';
 import type { CompiledPolicy } from '../policies/index.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -104,7 +104,7 @@ export class RemoteEgressGateway implements EgressGateway {
 }
 
 /** The gateway EGRESS_MODE asks for (config.ts has checked that remote mode has its URL and secret). */
-export async function createEgressGateway(config: Config, logger: Logger): Promise<EgressGateway> {
+export async function createEgressGateway(config: Config, logger: Logger, onDecision?: DecisionObserver): Promise<EgressGateway> {
   if (config.EGRESS_MODE === 'remote') {
     if (config.EGRESS_HOST_MAP !== undefined || config.EGRESS_UPSTREAM_CA !== undefined) {
       logger.warn('EGRESS_HOST_MAP and EGRESS_UPSTREAM_CA are ignored with EGRESS_MODE=remote: set them on the egress proxy service');
@@ -115,6 +115,6 @@ export async function createEgressGateway(config: Config, logger: Logger): Promi
     if (!(await gateway.ready())) logger.warn({ url: config.EGRESS_CONTROL_URL }, 'egress proxy service is not answering yet');
     return gateway;
   }
-  const proxy = await createPolicyEgressProxy(config, logger);
+  const proxy = await createPolicyEgressProxy(config, logger, onDecision === undefined ? {} : { onDecision });
   return new InProcessEgressGateway(proxy);
 }
