@@ -18,7 +18,10 @@
  *
  * Two HTTP servers per session: the outer one listens on the Unix socket and
  * sees absolute-form requests and CONNECT; the inner one never listens and is
- * handed each accepted tunnel's (decrypted) stream.
+ * handed each accepted tunnel's (decrypted) stream. This class owns the
+ * session's state and lifecycle (servers, sockets, tunnels, pools, the log);
+ * what happens to each request is the handlers' (request-handler.ts,
+ * connect-handler.ts), reached through the SessionScope seam.
  */
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
