@@ -4,6 +4,7 @@
  * what an audit store would keep. A throwing observer changes nothing.
  */
 import { promises as fs } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +12,7 @@ import type { Decision, EgressRequest } from '../policies/index.ts';
 import { canonicalHost } from '../policies/index.ts';
 import { startUpstream } from '../test/fixtures/upstream.ts';
 import type { Upstream } from '../test/fixtures/upstream.ts';
-import { request } from '../test/fixtures/upstream-client.ts';
+import { rawExchange, request } from '../test/fixtures/upstream-client.ts';
 import { decisionReasonLabel, EgressProxy } from './index.ts';
 import type { EgressDecision } from './index.ts';
 
@@ -84,6 +85,18 @@ describe('decision observers', () => {
     expect(log.entries.map((e) => [e.url, e.statusCode, e.blocked])).toEqual(seen.map((d) => [d.url, d.statusCode, !d.allowed]));
     // The throwing observer was logged, once per decision, and stopped nothing.
     expect(observerErrors).toHaveLength(3);
+  });
+
+  it('answer an upgrade whose upstream fails like any other request: 502, X-Egress-Error, one decision', async () => {
+    seen.length = 0;
+    const session = await proxy.openSession({ executionId: 'exec-upgrade', socketPath: path.join(dataDir, 'sandboxes', 's2', 'proxy.sock'), context: undefined });
+    const socket = net.connect(session.socketPath);
+    const responses = await rawExchange(socket, 'GET http://down.example.com/ws HTTP/1.1\r\nHost: down.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    socket.destroy();
+    await session.close();
+    expect(responses.map((r) => [r.statusCode, r.headers['x-egress-error']])).toEqual([[502, 'upstream']]);
+    expect(JSON.parse(responses[0]?.body ?? '{}')).toMatchObject({ error: 'upstream unavailable' });
+    expect(seen).toEqual([expect.objectContaining({ executionId: 'exec-upgrade', path: '/ws', allowed: true, statusCode: 502 })]);
   });
 
   it('label reasons by policy section or proxy check, never by host or path', () => {
