@@ -106,8 +106,8 @@ export class RemoteEgressGateway implements EgressGateway {
 /** The gateway EGRESS_MODE asks for (config.ts has checked that remote mode has its URL and secret). */
 export async function createEgressGateway(config: Config, logger: Logger, onDecision?: DecisionObserver): Promise<EgressGateway> {
   if (config.EGRESS_MODE === 'remote') {
-    if (config.EGRESS_HOST_MAP !== undefined || config.EGRESS_UPSTREAM_CA !== undefined) {
-      logger.warn('EGRESS_HOST_MAP and EGRESS_UPSTREAM_CA are ignored with EGRESS_MODE=remote: set them on the egress proxy service');
+    if (config.EGRESS_HOST_MAP !== undefined || config.EGRESS_UPSTREAM_CA !== undefined || config.EGRESS_UPSTREAM_PROXY !== undefined) {
+      logger.warn('EGRESS_HOST_MAP, EGRESS_UPSTREAM_CA and EGRESS_UPSTREAM_PROXY are ignored with EGRESS_MODE=remote: set them on the egress proxy service');
     }
     const client = new ControlClient({ url: config.EGRESS_CONTROL_URL!, secret: config.EGRESS_CONTROL_SECRET! });
     const gateway = new RemoteEgressGateway(client);
