@@ -9,8 +9,9 @@
  *   DELETE /sessions/:id   → 200 { entries, capped } (the network log)
  *   GET    /ca.pem         → the CA certificate sandboxes trust
  *   GET    /healthz        → 200 { ok: true } (no secret needed: it says nothing)
+ *   GET    /metrics        → Prometheus text (no secret needed: counts only, like the API's /metrics)
  *
- * Everything but /healthz needs `Authorization: Bearer <EGRESS_CONTROL_SECRET>`.
+ * Everything but /healthz and /metrics needs `Authorization: Bearer <EGRESS_CONTROL_SECRET>`.
  */
 import { z } from 'zod';
 import { PolicySchema } from '../policies/index.ts';
@@ -22,6 +23,7 @@ export const CONTROL_PATHS = {
   sessions: '/sessions',
   healthz: '/healthz',
   caPem: '/ca.pem',
+  metrics: '/metrics',
 } as const;
 
 /** Execution ids appear in a URL path and in logs: a conservative alphabet keeps both unambiguous. */

@@ -9,6 +9,7 @@ import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import type { Registry } from 'prom-client';
 import { compilePolicy, PolicyValidationError, type CompiledPolicy } from '../policies/index.ts';
 import {
   CONTROL_PATHS,
@@ -33,6 +34,8 @@ export interface ControlServerOptions {
   sessionMaxMs?: number;
   /** Larger request bodies get 413 (a policy is a few KiB). */
   maxBodyBytes?: number;
+  /** Served at GET /metrics when given. */
+  metrics?: Registry;
 }
 
 const DEFAULT_SESSION_MAX_MS = 15 * 60_000;
@@ -61,7 +64,7 @@ interface TrackedSession {
 }
 
 export class ControlServer {
-  readonly #options: Required<Omit<ControlServerOptions, 'logger'>> & { logger: EgressLogger };
+  readonly #options: Required<Omit<ControlServerOptions, 'logger' | 'metrics'>> & { logger: EgressLogger; metrics?: Registry };
   readonly #secretDigest: Buffer;
   readonly #sessions = new Map<string, TrackedSession>();
   readonly #server: http.Server;
@@ -121,6 +124,12 @@ export class ControlServer {
     const method = req.method ?? 'GET';
     if (url.pathname === CONTROL_PATHS.healthz && method === 'GET') {
       send(res, 200, { ok: true, sessions: this.#sessions.size });
+      return;
+    }
+    const metrics = this.#options.metrics;
+    if (url.pathname === CONTROL_PATHS.metrics && method === 'GET' && metrics !== undefined) {
+      const text = await metrics.metrics();
+      res.writeHead(200, { 'content-type': metrics.contentType }).end(text);
       return;
     }
     this.#authenticate(req);

@@ -18,8 +18,10 @@ import type { HostMap } from './host-map.ts';
 import type { Destination } from './http-checks.ts';
 
 export interface DialTarget {
+  /** The checked address; a host name only when an upstream proxy resolves it (see dialTargetViaProxy). */
   address: string;
-  family: 4 | 6;
+  /** 0 for a name left to the upstream proxy. */
+  family: 0 | 4 | 6;
   port: number;
   /** True when the operator's host map chose the address. */
   mapped: boolean;
@@ -71,4 +73,18 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(Object.assign(new Error('lookup timed out'), { code: 'ETIMEOUT' })), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * With an upstream proxy (EGRESS_UPSTREAM_PROXY) a name is not resolved
+ * here: the upstream proxy resolves it from its own network, where our
+ * resolver's answer means nothing (and behind a corporate proxy there often
+ * is none). Mapped hosts are dialled directly as ever, and IP literals are
+ * still checked by the address guard, so the sandbox cannot name our
+ * loopback or the metadata address even through the operator's proxy. What
+ * a name reaches from the upstream proxy is that proxy's policy.
+ */
+export async function dialTargetViaProxy(dest: Destination, hostMap: HostMap): Promise<DialResult> {
+  if (hostMap.lookup(dest.host, dest.port) !== undefined || ipLiteralOf(dest.host) !== null) return dialTargetFor(dest, hostMap);
+  return { target: { address: dest.host, family: 0, port: dest.port, mapped: false } };
 }

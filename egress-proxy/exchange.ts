@@ -1,11 +1,12 @@
 /**
  * One request's passage through the proxy, from arrival to the last byte of
  * the answer: it takes its network-log slot on arrival (so the log keeps
- * arrival order) and writes exactly one decision log line when it ends,
- * however it ends.
+ * arrival order) and, when it ends, however it ends, completes that entry,
+ * writes exactly one decision log line and hands the decision to every
+ * observer: the one place a decision is finished.
  */
 import type { NetworkLog } from './network-log.ts';
-import type { EgressLogger, NetworkLogEntry } from './types.ts';
+import type { DecisionObserver, EgressDecision, EgressLogger, NetworkLogEntry } from './types.ts';
 
 /** Field names of the per-decision log line: fixed, so log queries and tests can rely on them. */
 export const DECISION_LOG_MESSAGE = 'egress decision';
@@ -24,13 +25,22 @@ export interface ExchangeStart {
   url: string;
   hostname: string;
   port: number;
+  /** Origin-form path as checked; empty when the target had none (a tunnel, an unreadable request line). */
+  path: string;
+}
+
+/** Where a finished exchange reports: the session's log, the proxy's logger and the decision observers. */
+export interface ExchangeSinks {
+  log: NetworkLog;
+  logger: EgressLogger;
+  observers: readonly DecisionObserver[];
 }
 
 export class Exchange {
   readonly #start: ExchangeStart;
   readonly #began = performance.now();
   readonly #entry: NetworkLogEntry | null;
-  readonly #logger: EgressLogger;
+  readonly #sinks: ExchangeSinks;
   readonly #onDone: (ex: Exchange) => void;
   #done = false;
   /** Set when the policy answered, so the log line can say which rule decided. */
@@ -38,11 +48,11 @@ export class Exchange {
   /** The policy's reason for allowing, for the log line (the network log carries reasons only for refusals). */
   policyReason: string | undefined;
 
-  constructor(start: ExchangeStart, log: NetworkLog, logger: EgressLogger, onDone: (ex: Exchange) => void) {
+  constructor(start: ExchangeStart, sinks: ExchangeSinks, onDone: (ex: Exchange) => void) {
     this.#start = start;
-    this.#logger = logger;
+    this.#sinks = sinks;
     this.#onDone = onDone;
-    this.#entry = log.reserve({ method: start.method, url: start.url, hostname: start.hostname, statusCode: 0, blocked: false, durationMs: 0 });
+    this.#entry = sinks.log.reserve({ method: start.method, url: start.url, hostname: start.hostname, statusCode: 0, blocked: false, durationMs: 0 });
   }
 
   get done(): boolean {
@@ -61,21 +71,28 @@ export class Exchange {
       this.#entry.durationMs = durationMs;
     }
     const s = this.#start;
-    this.#logger.info(
-      {
-        executionId: s.executionId,
-        method: s.method,
-        url: s.url,
-        host: s.hostname,
-        port: s.port,
-        allowed: !outcome.blocked,
-        reason: outcome.reason ?? this.policyReason ?? null,
-        rule: outcome.rule ?? this.rule ?? null,
-        statusCode: outcome.statusCode,
-        durationMs,
-      },
-      DECISION_LOG_MESSAGE,
-    );
+    const decision: EgressDecision = {
+      executionId: s.executionId,
+      method: s.method,
+      host: s.hostname,
+      port: s.port,
+      path: s.path,
+      url: s.url,
+      allowed: !outcome.blocked,
+      reason: outcome.reason ?? this.policyReason ?? null,
+      rule: outcome.rule ?? this.rule ?? null,
+      statusCode: outcome.statusCode,
+      durationMs,
+    };
+    const { path: _path, ...line } = decision;
+    this.#sinks.logger.info(line, DECISION_LOG_MESSAGE);
+    for (const observe of this.#sinks.observers) {
+      try {
+        observe(decision);
+      } catch (err) {
+        this.#sinks.logger.error({ executionId: s.executionId, err }, 'egress decision observer failed');
+      }
+    }
     this.#onDone(this);
   }
 }

@@ -3,7 +3,7 @@
  * answer back. Built on node:http/https directly (not proxy-chain's forward,
  * which hands `request.url` to the URL parser and so may send a path other
  * than the one checked): the path goes out exactly as the policy checked it
- * (see upstreamPath in session.ts), the `Host` is the destination's, and
+ * (see upstreamPath in route.ts), the `Host` is the destination's, and
  * bodies are piped, never buffered.
  */
 import http from 'node:http';
@@ -14,6 +14,9 @@ import { authorityFor, ipLiteralOf } from './canonical-host.ts';
 import type { DialTarget } from './dial-target.ts';
 import { forwardableHeaders } from './http-checks.ts';
 import type { Destination } from './http-checks.ts';
+import type { UpstreamFailureStatus } from './responder.ts';
+import { proxyHeaders, tunnelledConnection } from './upstream-proxy.ts';
+import type { UpstreamProxy } from './upstream-proxy.ts';
 
 /** An upstream that goes quiet this long is given up on. */
 const UPSTREAM_IDLE_MS = 60_000;
@@ -25,6 +28,8 @@ export interface UpstreamRoute {
   target: DialTarget;
   /** Upstream trust: system roots plus the operator's extra CAs, built once. */
   secureContext: tls.SecureContext;
+  /** The operator's upstream proxy the request leaves through, if any. */
+  via?: UpstreamProxy;
 }
 
 /**
@@ -41,6 +46,35 @@ export interface ForwardResult {
   statusCode: number;
   /** Set when the upstream could not be reached or broke off. */
   error?: string;
+}
+
+/**
+ * How a forwarded exchange ends, reported once: `failed` while the client can
+ * still be answered (the responder writes the 502/504), `ended` otherwise.
+ */
+export interface ForwardOutcome {
+  failed(status: UpstreamFailureStatus, reason: string): void;
+  ended(result: ForwardResult): void;
+}
+
+/** Wraps an outcome so only its first report counts. */
+function once(outcome: ForwardOutcome): ForwardOutcome & { readonly over: boolean } {
+  let over = false;
+  return {
+    get over() {
+      return over;
+    },
+    failed(status, reason) {
+      if (over) return;
+      over = true;
+      outcome.failed(status, reason);
+    },
+    ended(result) {
+      if (over) return;
+      over = true;
+      outcome.ended(result);
+    },
+  };
 }
 
 type UpstreamRequestOptions = https.RequestOptions & Pick<tls.ConnectionOptions, 'secureContext' | 'ALPNProtocols'>;
@@ -70,7 +104,26 @@ function requestOptions(req: http.IncomingMessage, route: UpstreamRoute, agent: 
     options.ALPNProtocols = ['http/1.1'];
     options.checkServerIdentity = (_host, cert) => tls.checkServerIdentity(identity, cert);
   }
-  return options;
+  return route.via === undefined ? options : throughProxy(options, route, route.via, headers);
+}
+
+/**
+ * Readdresses a request to the upstream proxy. Plain HTTP: sent to the
+ * proxy in absolute form, path exactly as checked. HTTPS: host and port stay
+ * the destination's (the pool key, and the CONNECT authority), and the
+ * connection is a tunnel through the proxy (the session's TunnellingAgent,
+ * or a one-off tunnel when there is no agent).
+ */
+function throughProxy(options: UpstreamRequestOptions, route: UpstreamRoute, via: UpstreamProxy, headers: string[]): UpstreamRequestOptions {
+  const { dest, target } = route;
+  const { family: _family, ...rest } = options;
+  if (dest.scheme === 'http') {
+    headers.push(...proxyHeaders(via));
+    return { ...rest, host: via.host, port: via.port, path: `http://${authorityFor(dest.host, dest.port, 'http')}${route.path}` };
+  }
+  const tunnelled: UpstreamRequestOptions = { ...rest, host: target.address, port: target.port };
+  if (options.agent === false) tunnelled.createConnection = tunnelledConnection(via);
+  return tunnelled;
 }
 
 function send(route: UpstreamRoute, options: UpstreamRequestOptions): http.ClientRequest {
@@ -91,36 +144,30 @@ export function forwardRequest(
   res: http.ServerResponse,
   route: UpstreamRoute,
   agent: http.Agent,
-  onEnd: (result: ForwardResult) => void,
+  report: ForwardOutcome,
   capture?: ResponseCapture,
 ): http.ClientRequest | null {
-  let ended = false;
-  const end = (result: ForwardResult) => {
-    if (ended) return;
-    ended = true;
-    onEnd(result);
-  };
+  const outcome = once(report);
+  const end = (result: ForwardResult) => outcome.ended(result);
   let upstream: http.ClientRequest;
   try {
     upstream = send(route, requestOptions(req, route, agent, []));
   } catch (err) {
-    failBeforeResponse(res, 502, describe(err));
-    end({ statusCode: 502, error: describe(err) });
+    outcome.failed(502, describe(err));
     return null;
   }
 
   upstream.on('response', (ures) => {
     const statusCode = ures.statusCode ?? 502;
     if (capture !== undefined) {
-      relayCaptured(ures, res, capture, end);
+      relayCaptured(ures, res, capture, outcome);
       return;
     }
     try {
       res.writeHead(statusCode, ures.statusMessage, forwardableHeaders(ures.rawHeaders));
     } catch (err) {
       ures.destroy();
-      failBeforeResponse(res, 502, describe(err));
-      end({ statusCode: 502, error: `upstream response rejected: ${describe(err)}` });
+      outcome.failed(502, `upstream response rejected: ${describe(err)}`);
       return;
     }
     ures.on('error', (err) => {
@@ -134,9 +181,7 @@ export function forwardRequest(
   upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' })));
   upstream.on('error', (err) => {
     if (!res.headersSent) {
-      const status = (err as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? 504 : 502;
-      failBeforeResponse(res, status, describe(err));
-      end({ statusCode: status, error: describe(err) });
+      outcome.failed((err as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? 504 : 502, describe(err));
     } else {
       res.destroy();
       end({ statusCode: res.statusCode, error: describe(err) });
@@ -155,7 +200,7 @@ export function forwardRequest(
 }
 
 /** Buffers the upstream answer, lets `capture` read it, then sends it on unchanged. */
-function relayCaptured(ures: http.IncomingMessage, res: http.ServerResponse, capture: ResponseCapture, end: (result: ForwardResult) => void): void {
+function relayCaptured(ures: http.IncomingMessage, res: http.ServerResponse, capture: ResponseCapture, outcome: ForwardOutcome): void {
   const statusCode = ures.statusCode ?? 502;
   const chunks: Buffer[] = [];
   let size = 0;
@@ -169,15 +214,12 @@ function relayCaptured(ures: http.IncomingMessage, res: http.ServerResponse, cap
     if (failed) return;
     failed = true;
     ures.destroy();
-    const reason = `response the policy must read (registry metadata or a wheel) exceeds ${capture.maxBytes} bytes`;
-    failBeforeResponse(res, 502, reason);
-    end({ statusCode: 502, error: reason });
+    outcome.failed(502, `response the policy must read (registry metadata or a wheel) exceeds ${capture.maxBytes} bytes`);
   });
   ures.on('error', (err) => {
     if (failed) return;
     failed = true;
-    failBeforeResponse(res, 502, describe(err));
-    end({ statusCode: 502, error: `upstream broke off: ${describe(err)}` });
+    outcome.failed(502, `upstream broke off: ${describe(err)}`);
   });
   ures.on('end', () => {
     if (failed) return;
@@ -192,11 +234,10 @@ function relayCaptured(ures: http.IncomingMessage, res: http.ServerResponse, cap
           if (statusCode !== 204 && statusCode !== 304) headers.push('Content-Length', String(body.length));
           res.writeHead(statusCode, ures.statusMessage, headers);
         } catch (err) {
-          failBeforeResponse(res, 502, describe(err));
-          end({ statusCode: 502, error: `upstream response rejected: ${describe(err)}` });
+          outcome.failed(502, `upstream response rejected: ${describe(err)}`);
           return;
         }
-        res.on('finish', () => end({ statusCode }));
+        res.on('finish', () => outcome.ended({ statusCode }));
         res.end(body);
       });
   });
@@ -209,16 +250,6 @@ function isFramingHeader(pairs: readonly string[], index: number): boolean {
   return name === 'content-length' || name === 'transfer-encoding';
 }
 
-function failBeforeResponse(res: http.ServerResponse, status: number, reason: string): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
-  const body = JSON.stringify({ error: status === 504 ? 'upstream timed out' : 'upstream unavailable', reason });
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'X-Egress-Error': 'upstream' });
-  res.end(body);
-}
-
 /**
  * Forwards a protocol upgrade (WebSocket) that was decided on its upgrade
  * request. A dedicated upstream connection (no agent): once upgraded it
@@ -229,20 +260,15 @@ export function forwardUpgrade(
   client: Duplex,
   head: Buffer,
   route: UpstreamRoute,
-  onEnd: (result: ForwardResult) => void,
+  report: ForwardOutcome,
 ): http.ClientRequest | null {
-  let ended = false;
-  const end = (result: ForwardResult) => {
-    if (ended) return;
-    ended = true;
-    onEnd(result);
-  };
+  const outcome = once(report);
+  const end = (result: ForwardResult) => outcome.ended(result);
   let upstream: http.ClientRequest;
   try {
     upstream = send(route, requestOptions(req, route, false, ['Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? '']));
   } catch (err) {
-    client.destroy();
-    end({ statusCode: 502, error: describe(err) });
+    outcome.failed(502, describe(err));
     return null;
   }
 
@@ -279,13 +305,16 @@ export function forwardUpgrade(
     end({ statusCode });
   });
 
-  upstream.on('timeout', () => upstream.destroy(new Error('upstream timed out')));
+  upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' })));
   upstream.on('error', (err) => {
-    client.destroy();
-    end({ statusCode: 502, error: describe(err) });
+    if (outcome.over) {
+      client.destroy();
+      return;
+    }
+    outcome.failed((err as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? 504 : 502, describe(err));
   });
   client.on('close', () => {
-    if (!ended) {
+    if (!outcome.over) {
       upstream.destroy();
       end({ statusCode: 0, error: 'client closed the connection' });
     }

@@ -1,11 +1,9 @@
 /**
  * Pure checks and rewrites on HTTP/1.1 messages: where a request is going,
  * whether its framing is unambiguous, which headers may travel on. Nothing
- * here touches a socket except `writeRawResponse`.
+ * here touches a socket.
  */
 import type { IncomingMessage } from 'node:http';
-import { STATUS_CODES } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { authorityFor, splitHostPort } from './canonical-host.ts';
 import { refusal } from './errors.ts';
 import type { Refusal } from './errors.ts';
@@ -143,35 +141,6 @@ export function forwardableHeaders(rawHeaders: readonly string[]): string[] {
     out.push(name, rawHeaders[i + 1] ?? '');
   }
   return out;
-}
-
-export const BLOCKED_HEADER = 'X-Egress-Blocked';
-
-export function refusalBody(r: Refusal): string {
-  return JSON.stringify({ error: r.status === 403 ? 'blocked by egress policy' : 'bad request', reason: r.reason });
-}
-
-/**
- * Answers on a bare socket (CONNECT refusals, parse errors, refused
- * upgrades), where no ServerResponse exists, and closes it: after a parse
- * error or a refused tunnel nothing else on the connection can be trusted.
- */
-export function writeRawResponse(socket: Duplex, status: number, headers: Readonly<Record<string, string>>, body: string): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
-  for (const [k, v] of Object.entries({ ...headers, 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' })) {
-    head += `${k}: ${v}\r\n`;
-  }
-  socket.end(`${head}\r\n${body}`);
-  // A client that never reads must not keep the socket alive.
-  setTimeout(() => socket.destroy(), 2000).unref();
-}
-
-export function writeRawRefusal(socket: Duplex, r: Refusal): void {
-  writeRawResponse(socket, r.status, { 'Content-Type': 'application/json', [BLOCKED_HEADER]: r.code }, refusalBody(r));
 }
 
 export function truncate(text: string, max: number): string {

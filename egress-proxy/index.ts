@@ -20,9 +20,11 @@ import { HostMap, parseHostMap } from './host-map.ts';
 import type { HostMapInput } from './host-map.ts';
 import { LeafCertIssuer } from './leaf-certs.ts';
 import { EgressSession } from './session.ts';
-import type { ProxyRuntime } from './session.ts';
+import type { ProxyRuntime } from './runtime.ts';
+import { parseUpstreamProxy } from './upstream-proxy.ts';
+import type { UpstreamProxy } from './upstream-proxy.ts';
 import type { EgressSettings } from './settings.ts';
-import type { CanonicalHostFn, DecideFn, EgressLogger, LearnFn } from './types.ts';
+import type { CanonicalHostFn, DecideFn, DecisionObserver, EgressLogger, LearnFn } from './types.ts';
 import { canonicalHost, sessionPackagePolicy, type CompiledPolicy } from '../policies/index.ts';
 
 export { EgressSession } from './session.ts';
@@ -34,9 +36,12 @@ export type { EgressSettings } from './settings.ts';
 export type { HostMapInput, MappedAddress } from './host-map.ts';
 export { forbiddenAddressReason } from './address-guard.ts';
 export { DECISION_LOG_MESSAGE } from './exchange.ts';
-export { BLOCKED_HEADER } from './http-checks.ts';
+export { BLOCKED_HEADER, ERROR_HEADER } from './responder.ts';
+export { parseUpstreamProxy } from './upstream-proxy.ts';
+export type { UpstreamProxy } from './upstream-proxy.ts';
+export { countDecisions, DECISIONS_METRIC, decisionReasonLabel } from './decision-metrics.ts';
 export { CA_CERT_FILE, CA_KEY_FILE } from './ca.ts';
-export type { CanonicalHostFn, DecideFn, EgressLogger, EgressSessionInfo, LearnFn, NetworkLogEntry, NetworkLogResult } from './types.ts';
+export type { CanonicalHostFn, DecideFn, DecisionObserver, EgressDecision, EgressLogger, EgressSessionInfo, LearnFn, NetworkLogEntry, NetworkLogResult } from './types.ts';
 export { ControlServer } from './control.ts';
 export type { ControlServerOptions } from './control.ts';
 export { ControlChannelError, ControlClient, RemoteEgressProxy } from './control-client.ts';
@@ -62,6 +67,19 @@ export interface EgressProxyOptions<TContext> {
   learn?: LearnFn<TContext>;
   /** Largest response handed to `learn`, on the wire and decoded (default 64 MiB); a bigger one is answered 502. */
   learnMaxBytes?: number;
+  /**
+   * Called with every finished decision (allowed or not, with how it ended),
+   * from the same place its network-log entry is completed: metrics, an
+   * audit store. An observer must not throw; one that does is logged.
+   */
+  onDecision?: DecisionObserver | readonly DecisionObserver[];
+  /** The operator's upstream proxy, `http://[user:pass@]host:port` (EGRESS_UPSTREAM_PROXY): allowed traffic to unmapped hosts leaves through it. */
+  upstreamProxy?: string;
+}
+
+/** What createPolicyEgressProxy adds to the settings from the environment. */
+export interface PolicyEgressProxyOptions {
+  onDecision?: DecisionObserver | readonly DecisionObserver[];
 }
 
 export interface OpenSessionOptions<TContext> {
@@ -108,6 +126,7 @@ export class EgressProxy<TContext = unknown> {
     } catch (err) {
       throw new EgressError('ERR_EGRESS_CA', 'upstreamCa could not be loaded', { cause: err });
     }
+    const upstreamProxy: UpstreamProxy | undefined = options.upstreamProxy === undefined ? undefined : parseUpstreamProxy(options.upstreamProxy);
     const ca = await loadOrCreateCa(options.dataDir);
     const logCap = options.logCap ?? 1000;
     const rt: ProxyRuntime<TContext> = {
@@ -118,6 +137,8 @@ export class EgressProxy<TContext = unknown> {
       upstreamTls,
       logger: options.logger ?? SILENT,
       caCertPem: ca.certPem,
+      observers: options.onDecision === undefined ? [] : typeof options.onDecision === 'function' ? [options.onDecision] : [...options.onDecision],
+      ...(upstreamProxy === undefined ? {} : { upstreamProxy }),
       ...(options.learn === undefined ? {} : { learn: options.learn }),
       learnMaxBytes: options.learnMaxBytes ?? DEFAULT_LEARN_MAX_BYTES,
     };
@@ -198,13 +219,15 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
  * hosts are governed by allowedPackages, learning each session's dependency
  * closure.
  */
-export async function createPolicyEgressProxy(settings: EgressSettings, logger: EgressLogger): Promise<EgressProxy<CompiledPolicy>> {
+export async function createPolicyEgressProxy(settings: EgressSettings, logger: EgressLogger, options: PolicyEgressProxyOptions = {}): Promise<EgressProxy<CompiledPolicy>> {
   return EgressProxy.create<CompiledPolicy>({
     ...sessionPackagePolicy({ npm: settings.NPM_REGISTRY_HOST, pypi: settings.PYPI_HOSTS }),
     canonicalHost,
     dataDir: settings.DATA_DIR,
     ...(settings.EGRESS_HOST_MAP ? { hostMap: parseHostMap(settings.EGRESS_HOST_MAP) } : {}),
     ...(settings.EGRESS_UPSTREAM_CA ? { upstreamCa: await readFile(settings.EGRESS_UPSTREAM_CA, 'utf8') } : {}),
+    ...(settings.EGRESS_UPSTREAM_PROXY ? { upstreamProxy: settings.EGRESS_UPSTREAM_PROXY } : {}),
+    ...(options.onDecision === undefined ? {} : { onDecision: options.onDecision }),
     logCap: settings.EGRESS_LOG_LIMIT,
     logger,
   });

@@ -25,4 +25,10 @@ describe('loadEgressServiceConfig', () => {
     expect(loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: secret, DATA_DIR: '/srv/data' }).EGRESS_SANDBOXES_DIR).toBe('/srv/data/sandboxes');
     expect(loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: secret, EGRESS_SANDBOXES_DIR: 'rel/boxes' }).EGRESS_SANDBOXES_DIR).toBe(path.resolve('rel/boxes'));
   });
+
+  it('validates EGRESS_UPSTREAM_PROXY as the API does', () => {
+    const secret = 'x'.repeat(32);
+    expect(loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: secret, EGRESS_UPSTREAM_PROXY: 'http://proxy.corp.example:3128' }).EGRESS_UPSTREAM_PROXY).toBe('http://proxy.corp.example:3128');
+    expect(() => loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: secret, EGRESS_UPSTREAM_PROXY: 'proxy.corp.example:3128' })).toThrow(/EGRESS_UPSTREAM_PROXY: /);
+  });
 });

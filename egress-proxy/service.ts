@@ -1,11 +1,14 @@
 /**
  * The egress proxy as its own service: the proxy (deciding with policies/)
- * behind the control API. It needs no Docker socket: the API makes the
+ * behind the control API, with its own Prometheus /metrics (the API cannot
+ * count decisions made in another process). It needs no Docker socket: the API makes the
  * sandboxes and asks for a session per sandbox over the control channel.
  */
 import { mkdir } from 'node:fs/promises';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { CompiledPolicy } from '../policies/index.ts';
 import { ControlServer } from './control.ts';
+import { countDecisions } from './decision-metrics.ts';
 import { createPolicyEgressProxy, type EgressProxy } from './index.ts';
 import type { EgressServiceConfig } from './service-config.ts';
 import type { EgressLogger } from './types.ts';
@@ -14,13 +17,18 @@ export interface RunningEgressService {
   /** Base URL of the control API. */
   url: string;
   proxy: EgressProxy<CompiledPolicy>;
+  /** What GET /metrics on the control port serves: process metrics and decisions by result and reason. */
+  metrics: Registry;
   close(): Promise<void>;
 }
 
 export async function startEgressService(config: EgressServiceConfig, logger: EgressLogger): Promise<RunningEgressService> {
   await mkdir(config.EGRESS_SANDBOXES_DIR, { recursive: true, mode: 0o755 });
-  const proxy = await createPolicyEgressProxy(config, logger);
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics });
+  const proxy = await createPolicyEgressProxy(config, logger, { onDecision: countDecisions(metrics) });
   const control = new ControlServer({
+    metrics,
     proxy,
     secret: config.EGRESS_CONTROL_SECRET,
     sandboxesDir: config.EGRESS_SANDBOXES_DIR,
@@ -37,6 +45,7 @@ export async function startEgressService(config: EgressServiceConfig, logger: Eg
   return {
     url,
     proxy,
+    metrics,
     async close() {
       await control.close();
       await proxy.close();

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { canonicalHost, DEFAULT_REGISTRY_HOSTS } from '../policies/index.ts';
 import { optionalText } from '../service-kit/index.ts';
-
+import { parseUpstreamProxy } from './upstream-proxy.ts';
 
 /** Comma-separated host names, each canonicalised; a bad one is named. */
 function hostList(fallback: readonly string[]) {
@@ -29,6 +29,16 @@ function hostList(fallback: readonly string[]) {
 export const EGRESS_SETTINGS_SHAPE = {
   EGRESS_HOST_MAP: optionalText.describe('operator host mapping host[:port]=address:port, comma-separated'),
   EGRESS_UPSTREAM_CA: optionalText.describe('path of extra PEM certificates trusted for upstream TLS'),
+  EGRESS_UPSTREAM_PROXY: optionalText
+    .superRefine((value, ctx) => {
+      if (value === undefined) return;
+      try {
+        parseUpstreamProxy(value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+      }
+    })
+    .describe("the operator's upstream proxy, http://[user:pass@]host:port: allowed traffic to hosts not in EGRESS_HOST_MAP leaves through it"),
   EGRESS_LOG_LIMIT: z.coerce.number().int().positive().default(1000).describe('network-log entries kept per execution; the log is flagged when capped'),
   NPM_REGISTRY_HOST: hostList(DEFAULT_REGISTRY_HOSTS.npm)
     .refine((hosts) => hosts.length === 1, { message: 'must be one host name' })
@@ -43,6 +53,7 @@ export interface EgressSettings {
   DATA_DIR: string;
   EGRESS_HOST_MAP?: string | undefined;
   EGRESS_UPSTREAM_CA?: string | undefined;
+  EGRESS_UPSTREAM_PROXY?: string | undefined;
   EGRESS_LOG_LIMIT: number;
   NPM_REGISTRY_HOST: string[];
   PYPI_HOSTS: string[];

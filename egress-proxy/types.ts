@@ -21,6 +21,36 @@ export interface NetworkLogResult {
   capped: boolean;
 }
 
+/**
+ * One finished egress decision, handed to every observer (metrics, an audit
+ * store) from the one place a request's passage through the proxy ends. The
+ * field names are fixed: observers may persist them as they are.
+ */
+export interface EgressDecision {
+  executionId: string;
+  /** Method exactly as the client sent it (`CONNECT` for a tunnel refused or decided as a whole). */
+  method: string;
+  /** Canonical host (or the raw one when it could not be canonicalised; empty when none was readable). */
+  host: string;
+  /** 0 when no port was readable. */
+  port: number;
+  /** Origin-form path as checked (query included); empty for a tunnel or an unreadable target. */
+  path: string;
+  /** The network-log URL: canonical host, raw path. */
+  url: string;
+  allowed: boolean;
+  /** Why: the policy's reason, the proxy's refusal, or the upstream failure; null when none was given. */
+  reason: string | null;
+  /** What decided: the policy rule (`allowedDomains[0]`…) or the proxy's own check (`proxy:<code>`); null when nothing decided. */
+  rule: string | null;
+  /** Status the client received; 0 when no HTTP response was possible. */
+  statusCode: number;
+  durationMs: number;
+}
+
+/** Called once per finished decision; must not throw (a throwing observer is logged and ignored). */
+export type DecisionObserver = (decision: EgressDecision) => void;
+
 /** The pino methods the proxy uses; a pino logger fits as is. */
 export interface EgressLogger {
   info(obj: object, msg?: string): void;

@@ -27,4 +27,19 @@ describe('loadConfig', () => {
   it('refuses a default timeout above the maximum', () => {
     expect(() => loadConfig({ EXEC_TIMEOUT_MS: '5000', EXEC_MAX_TIMEOUT_MS: '1000' })).toThrow(/EXEC_TIMEOUT_MS/);
   });
+
+  it('validates EGRESS_UPSTREAM_PROXY for the in-process proxy, naming it and hiding its credentials', () => {
+    expect(loadConfig({ EGRESS_UPSTREAM_PROXY: 'http://user:pw@proxy.corp.example:3128' }).EGRESS_UPSTREAM_PROXY).toBe('http://user:pw@proxy.corp.example:3128');
+    expect(loadConfig({}).EGRESS_UPSTREAM_PROXY).toBeUndefined();
+    let error: unknown;
+    try {
+      loadConfig({ EGRESS_UPSTREAM_PROXY: 'https://user:hunter2@proxy.corp.example' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/^EGRESS_UPSTREAM_PROXY: .*must be an http:\/\/ URL/m);
+    expect(problems).not.toMatch(/hunter2/);
+  });
 });

@@ -5,7 +5,7 @@
  * egress port as it is (executor/egress.ts); the server also asks it
  * whether it is ready (/readyz) and closes it at shutdown.
  */
-import { ControlClient, createPolicyEgressProxy, RemoteEgressProxy } from '../egress-proxy/index.ts';
+import { ControlClient, createPolicyEgressProxy, RemoteEgressProxy, type DecisionObserver } from '../egress-proxy/index.ts';
 import type { EgressPort } from '../executor/index.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -17,15 +17,15 @@ export interface Egress extends EgressPort {
 }
 
 /** config.ts has checked that remote mode has its URL and secret. */
-export async function startEgress(config: Config, logger: Logger): Promise<Egress> {
+export async function startEgress(config: Config, logger: Logger, onDecision?: DecisionObserver): Promise<Egress> {
   if (config.EGRESS_MODE === 'remote') {
-    if (config.EGRESS_HOST_MAP !== undefined || config.EGRESS_UPSTREAM_CA !== undefined) {
-      logger.warn('EGRESS_HOST_MAP and EGRESS_UPSTREAM_CA are ignored with EGRESS_MODE=remote: set them on the egress proxy service');
+    if (config.EGRESS_HOST_MAP !== undefined || config.EGRESS_UPSTREAM_CA !== undefined || config.EGRESS_UPSTREAM_PROXY !== undefined) {
+      logger.warn('EGRESS_HOST_MAP, EGRESS_UPSTREAM_CA and EGRESS_UPSTREAM_PROXY are ignored with EGRESS_MODE=remote: set them on the egress proxy service');
     }
     const remote = new RemoteEgressProxy(new ControlClient({ url: config.EGRESS_CONTROL_URL!, secret: config.EGRESS_CONTROL_SECRET! }));
     // Not fatal: compose starts the API after the proxy is healthy, and /readyz reports it meanwhile.
     if (!(await remote.ready())) logger.warn({ url: config.EGRESS_CONTROL_URL }, 'egress proxy service is not answering yet');
     return remote;
   }
-  return createPolicyEgressProxy(config, logger);
+  return createPolicyEgressProxy(config, logger, onDecision === undefined ? {} : { onDecision });
 }

@@ -9,7 +9,7 @@
  */
 import { Router } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { DECISION_LOG_MESSAGE, type EgressLogger } from '../egress-proxy/index.ts';
+import { countDecisions, type DecisionObserver } from '../egress-proxy/index.ts';
 import type { PolicyCacheStats } from '../policies/index.ts';
 
 export const METRICS_PATH = '/metrics';
@@ -33,23 +33,15 @@ export interface ServiceMetricsOptions {
   capacity?: CapacitySource;
 }
 
-/**
- * The bounded label for why the proxy decided as it did: the policy section
- * whose rule decided (`allowedDomains`, `blockedDomains`, `apiPathRules`,
- * `default`) or the proxy's own refusal (`proxy:destination-address`…),
- * never the host or path, which would grow without bound.
- */
-export function decisionReasonLabel(rule: unknown): string {
-  if (typeof rule !== 'string' || rule === '') return 'unknown';
-  if (rule.startsWith('proxy:')) return rule;
-  return /^[A-Za-z]+/.exec(rule)?.[0] ?? 'unknown';
-}
-
 export class ServiceMetrics {
   readonly registry = new Registry();
   readonly #executions: Counter<'outcome'>;
   readonly #duration: Histogram<'outcome'>;
-  readonly #egress: Counter<'result' | 'reason'>;
+  /**
+   * Counts the in-process proxy's decisions: hand it to the proxy as its
+   * decision observer. (In remote mode the proxy service counts its own.)
+   */
+  readonly egressDecisions: DecisionObserver;
 
   constructor(options: ServiceMetricsOptions) {
     const registers = [this.registry];
@@ -67,12 +59,7 @@ export class ServiceMetrics {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
       registers,
     });
-    this.#egress = new Counter({
-      name: 'sandbox_egress_decisions_total',
-      help: 'Egress proxy decisions by result (allowed, blocked) and the policy section or proxy check that decided',
-      labelNames: ['result', 'reason'],
-      registers,
-    });
+    this.egressDecisions = countDecisions(this.registry);
     const capacity = options.capacity ?? {};
     const gauge = (name: string, help: string, read: (() => number) | undefined) =>
       new Gauge({
@@ -106,26 +93,6 @@ export class ServiceMetrics {
   execution(outcome: ExecutionOutcome, durationMs?: number): void {
     this.#executions.inc({ outcome });
     if (durationMs !== undefined) this.#duration.observe({ outcome }, durationMs / 1000);
-  }
-
-  egressDecision(allowed: boolean, rule: unknown): void {
-    this.#egress.inc({ result: allowed ? 'allowed' : 'blocked', reason: decisionReasonLabel(rule) });
-  }
-
-  /**
-   * The proxy's logger, teed: its one line per decision is also counted
-   * here, so the proxy needs no metrics seam of its own. Everything else
-   * about the logger (children, levels) is the logger's own.
-   */
-  countingEgressLogger<L extends EgressLogger>(logger: L): L {
-    const info = (obj: object, msg?: string): void => {
-      if (msg === DECISION_LOG_MESSAGE) {
-        const line = obj as { allowed?: unknown; rule?: unknown };
-        this.egressDecision(line.allowed === true, line.rule);
-      }
-      logger.info(obj, msg);
-    };
-    return new Proxy(logger, { get: (target, property, receiver) => (property === 'info' ? info : Reflect.get(target, property, receiver) as unknown) });
   }
 
   router(): Router {

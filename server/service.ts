@@ -61,7 +61,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   // The capacity figures are read at scrape time, from whatever exists by then.
   const capacity: { queueDepth?: () => number; poolSize?: () => number; inFlight: () => number } = { inFlight: () => drain.inFlight };
   const metrics = new ServiceMetrics({ policyStats: () => policies.stats(), capacity });
-  const egress = await startEgress(config, metrics.countingEgressLogger(logger.child({ component: 'egress' })));
+  const egress = await startEgress(config, logger.child({ component: 'egress' }), metrics.egressDecisions);
 
   const docker = new DockerContainerClient();
   const executor = new Executor({

@@ -95,6 +95,28 @@ describe.skipIf(!hasDocker)('the egress proxy as its own service', () => {
     expect(closed.length).toBeGreaterThanOrEqual(2);
   });
 
+  it("counts the remote proxy's decisions on the proxy service's own /metrics, by result and reason", async () => {
+    const metric = async (labels: string) => {
+      const text = await (await fetch(`${proxy!.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(`sandbox_egress_decisions_total${labels} `));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const allowed = '{result="allowed",reason="allowedDomains"}';
+    const blocked = '{result="blocked",reason="apiPathRules"}';
+    const before = { allowed: await metric(allowed), blocked: await metric(blocked) };
+    // Tests 2 and 3 above went through this process; one more of each, counted exactly.
+    expect(before.allowed).toBeGreaterThan(0);
+    expect(before.blocked).toBeGreaterThan(0);
+    await world.run({ code: 'const https = require("https"); https.get("https://api.stripe.com/v1/products", r => console.log(r.statusCode));' });
+    await world.run({
+      code: 'const https = require("https"); https.request({ hostname: "dev-123.okta.com", path: "/api/v1/users/123", method: "DELETE" }, r => console.log(r.statusCode)).end();',
+    });
+    expect(await metric(allowed)).toBe(before.allowed + 1);
+    expect(await metric(blocked)).toBe(before.blocked + 1);
+    // The API, in remote mode, sees no decision at all.
+    expect(await (await fetch(`${world.service.url}/metrics`)).text()).not.toMatch(/^sandbox_egress_decisions_total\{/mu);
+  });
+
   it('refuses a wrong secret with 401 and a socket path outside the sandboxes directory with 400', async () => {
     const outside = join(proxyDir, 'outside', 'box');
     await mkdir(outside, { recursive: true });

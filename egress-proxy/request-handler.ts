@@ -1,0 +1,110 @@
+/**
+ * One pipeline for every request the proxy relays, plain or upgrade, on the
+ * proxy's socket or inside a tunnel: route, admit (framing, policy, address),
+ * then forward; every answer the proxy gives by itself goes through the
+ * responder. Also the two refusals that never reach the pipeline: CONNECT
+ * inside a tunnel, and requests llhttp could not parse.
+ */
+import type http from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { refusal } from './errors.ts';
+import { forwardRequest, forwardUpgrade } from './forward.ts';
+import type { ForwardOutcome, UpstreamRoute } from './forward.ts';
+import { requestLineOf, urlOf } from './http-checks.ts';
+import type { Destination } from './http-checks.ts';
+import type { Responder, Sink } from './responder.ts';
+import { absoluteDestination, parseErrorRefusal } from './route.ts';
+import type { Route } from './route.ts';
+import type { SessionScope } from './runtime.ts';
+
+/** An upgrade request arrives with its socket and the bytes read past its head. */
+export type RequestSink = { kind: 'response'; res: http.ServerResponse } | { kind: 'socket'; socket: Duplex; head: Buffer };
+
+export async function serveRequest<TContext>(
+  scope: SessionScope<TContext>,
+  req: http.IncomingMessage,
+  sink: RequestSink,
+  route: Route,
+  fallbackUrl: string,
+): Promise<void> {
+  const method = req.method ?? '';
+  if (route.kind === 'refused') {
+    scope.respond(sink, { method, dest: route.dest ?? null, url: fallbackUrl, rawHostname: fallbackUrl }).refuse(route.refusal);
+    return;
+  }
+  const { dest, path } = route;
+  const out = scope.respond(sink, { method, dest, url: urlOf(dest, path), path });
+  const admitted = await scope.admissions.admit(req, dest, path, out.exchange);
+  if ('refusal' in admitted) {
+    out.refuse(admitted.refusal);
+    return;
+  }
+  if ('unreachable' in admitted) {
+    out.upstreamFailed(502, admitted.unreachable);
+    return;
+  }
+  const upstreamRoute: UpstreamRoute = {
+    dest,
+    path: admitted.path,
+    target: admitted.target,
+    secureContext: scope.rt.upstreamTls,
+    ...(scope.rt.upstreamProxy === undefined || admitted.target.mapped ? {} : { via: scope.rt.upstreamProxy }),
+  };
+  const report = forwardReport(out);
+  let upstream: http.ClientRequest | null;
+  if (sink.kind === 'response') {
+    const { res } = sink;
+    if (res.destroyed) {
+      out.ended({ statusCode: 0, blocked: false, reason: 'client closed the connection' });
+      return;
+    }
+    // Only now, with the request admitted, may the client send its body.
+    if (/^100-continue$/iu.test(String(req.headers.expect ?? ''))) res.writeContinue();
+    upstream = forwardRequest(req, res, upstreamRoute, scope.agentFor(dest.scheme, upstreamRoute.via !== undefined), report, admitted.capture);
+  } else {
+    // An upgraded connection is long-lived by design; the idle limit no longer applies.
+    if (typeof (sink.socket as Partial<Socket>).setTimeout === 'function') (sink.socket as Socket).setTimeout(0);
+    upstream = forwardUpgrade(req, sink.socket, sink.head, upstreamRoute, report);
+  }
+  if (upstream !== null && !out.exchange.done) scope.trackUpstream(upstream);
+}
+
+function forwardReport(out: Responder): ForwardOutcome {
+  return {
+    failed: (status, reason) => out.upstreamFailed(status, reason),
+    ended: (r) => out.ended({ statusCode: r.statusCode, blocked: false, ...(r.error === undefined ? {} : { reason: r.error }) }),
+  };
+}
+
+/** CONNECT inside a tunnel is never relayed. */
+export function refuseNestedConnect<TContext>(scope: SessionScope<TContext>, req: http.IncomingMessage, socket: Duplex): void {
+  const dest = scope.tunnelOf(socket);
+  const url = `${dest === undefined ? '' : urlOf(dest, '')} CONNECT ${req.url ?? ''}`;
+  scope.respond({ kind: 'socket', socket }, { method: 'CONNECT', dest: dest ?? null, url }).refuse(refusal(400, 'unsupported-request', 'CONNECT inside a tunnel is not allowed'));
+}
+
+/** llhttp refused to parse the request (bad method, CL+TE, oversized headers…): answer, log, close. */
+export function refuseUnparsed<TContext>(
+  scope: SessionScope<TContext>,
+  err: NodeJS.ErrnoException & { rawPacket?: Buffer },
+  socket: Duplex,
+  tunnel: Destination | null,
+): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const { method, target } = requestLineOf(err.rawPacket);
+  // Nothing was received at all (a silent client timing out): no request to log.
+  if (method === '' && err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    socket.destroy();
+    return;
+  }
+  const { refusal: r, status } = parseErrorRefusal(err);
+  const url = tunnel === null ? target : urlOf(tunnel, target.startsWith('/') ? target : '/');
+  // On the proxy's own socket the request line is the only hint of the host: log it when it parses.
+  const dest = tunnel ?? absoluteDestination(target, scope.rt.canonicalHost);
+  const sink: Sink = { kind: 'socket', socket };
+  scope.respond(sink, { method, dest, url, rawHostname: tunnel === null ? target : '' }).refuse(r, { status });
+}
