@@ -6,6 +6,7 @@
 import type { z } from 'zod';
 import { PolicyApiSchema, policyFromApi } from './schema.ts';
 import type { Policy, PolicyApi } from './schema.ts';
+import { secretCoverageProblems } from './secrets.ts';
 
 export type LintResult = { ok: true; policy: Policy; api: PolicyApi } | { ok: false; problems: string[] };
 
@@ -30,5 +31,9 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 export function lintPolicy(json: unknown): LintResult {
   const parsed = PolicyApiSchema.safeParse(json);
   if (!parsed.success) return { ok: false, problems: formatIssues(parsed.error.issues) };
-  return { ok: true, policy: policyFromApi(parsed.data), api: parsed.data };
+  const policy = policyFromApi(parsed.data);
+  // Secrets: a host the policy itself does not allow.
+  const secretProblems = secretCoverageProblems(policy);
+  if (secretProblems.length > 0) return { ok: false, problems: secretProblems };
+  return { ok: true, policy, api: parsed.data };
 }
