@@ -117,10 +117,10 @@ export class Scrubber {
     if (this.#forms.length === 0) return { output: [buffer], consumed: buffer.length };
     let limit = final ? buffer.length : Math.max(0, buffer.length - (this.#longest - 1));
     if (!final) {
-      // A trailing base64 token may continue in the next chunk: keep it whole (up to RUN_CAP).
-      let runStart = buffer.length;
-      while (runStart > 0 && buffer.length - runStart <= RUN_CAP && (isBase64Char(buffer[runStart - 1] ?? 0) || buffer[runStart - 1] === EQUALS)) runStart -= 1;
-      if (buffer.length - runStart <= RUN_CAP) limit = Math.min(limit, runStart);
+      // Never cut inside a base64 token (up to RUN_CAP): it is decoded whole, from its first group.
+      let runStart = limit;
+      while (runStart > 0 && limit - runStart <= RUN_CAP && (isBase64Char(buffer[runStart - 1] ?? 0) || buffer[runStart - 1] === EQUALS)) runStart -= 1;
+      if (limit - runStart <= RUN_CAP) limit = runStart;
     }
     const matches = this.#find(buffer, limit);
     const output: Buffer[] = [];
@@ -180,7 +180,8 @@ export class Scrubber {
     const { value, placeholder } = match.form.secret;
     if (decoded.indexOf(value) === -1) return masked();
     let encoded = replaceAll(decoded, value, placeholder).toString(alphabet);
-    const padded = text.endsWith('=');
+    // Keep the token's style: padded when it was (or had a whole number of groups), unpadded otherwise.
+    const padded = text.endsWith('=') || (alphabet === 'base64' && text.length % 4 === 0);
     if (alphabet === 'base64url' && padded) encoded += '='.repeat((4 - (encoded.length % 4)) % 4);
     if (alphabet === 'base64' && !padded) encoded = encoded.replace(/=+$/, '');
     return { start: aligned, end, replacement: Buffer.from(encoded, 'latin1') };
