@@ -80,6 +80,11 @@ export class BoundSecret {
     return canonical !== null && this.matcher.matches(canonical, port);
   }
 
+  /** Same, for a host already canonical (`canonicalHost`): what the proxy holds per request. */
+  allowsCanonicalHost(host: string, port: number): boolean {
+    return this.matcher.matches(host, port);
+  }
+
   allowsPlace(place: SecretPlace): boolean {
     return this.places.has(place);
   }

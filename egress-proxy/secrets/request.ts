@@ -51,12 +51,15 @@ const headerForm = (value: string): string => Buffer.from(value, 'utf8').toStrin
 class Substituter {
   readonly used = new Set<string>();
   refusal: SecretRefusal | null = null;
+  readonly #canonical: string | null;
 
   constructor(
     private readonly binding: SecretBinding,
     private readonly host: string,
     private readonly port: number,
-  ) {}
+  ) {
+    this.#canonical = canonicalHost(host);
+  }
 
   /** Replaces each placeholder in `text` with `encode(value)`, or records the refusal and returns null. */
   substitute(text: string, place: SecretPlace, encode: (value: string) => string, detail?: string): string | null {
@@ -74,8 +77,8 @@ class Substituter {
   }
 
   check(secret: BoundSecret, place: RequestPlace, detail?: string): SecretRefusal | null {
-    const host = displayHost(this.host);
-    if (!secret.allowsHost(this.host, this.port)) return misplacedSecret(secret.name, host, null);
+    const host = this.#canonical ?? this.host;
+    if (this.#canonical === null || !secret.allowsCanonicalHost(this.#canonical, this.port)) return misplacedSecret(secret.name, host, null);
     if (place === 'header' || place === 'query' || place === 'body') {
       return secret.allowsPlace(place) ? null : misplacedSecret(secret.name, host, place, detail);
     }

@@ -76,8 +76,8 @@ export class RewriteStream extends Transform {
     }
     const parts = this.#held.length > 0 ? [...this.#held, ...output] : output;
     this.#held = [];
-    const joined = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    if (joined !== undefined && joined.length > 0) this.push(joined);
+    // Pushed as they are: joining them would copy every byte of the body once more.
+    for (const part of parts) if (part.length > 0) this.push(part);
   }
 }
 
