@@ -18,4 +18,4 @@ export { planResponseScrub, scrubHeaders } from './response.ts';
 export type { ResponseContext, ResponsePlan } from './response.ts';
 export { RewriteStream, rewriteAll } from './rewrite-stream.ts';
 export type { Rewriter, RewriteStreamOptions } from './rewrite-stream.ts';
-export { RUN_CAP, Scrubber, scrubberFor, scrubText } from './scrub.ts';
+export { MIN_TRUNCATED_PREFIX, RUN_CAP, Scrubber, scrubberFor, scrubText } from './scrub.ts';

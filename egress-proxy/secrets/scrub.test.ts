@@ -99,6 +99,15 @@ describe('scrubbing the forms a server echoes', () => {
     expect(Buffer.from(out, 'base64').includes(Buffer.from(VALUE))).toBe(false);
   });
 
+  it.each([
+    [`out: ${VALUE.slice(0, 10)}`, { truncated: true }, `out: ${P.slice(0, 10)}`],
+    [`out: ${VALUE.slice(0, 10)}`, {}, `out: ${VALUE.slice(0, 10)}`],
+    [`out: ${VALUE.slice(0, 3)}`, { truncated: true }, `out: ${VALUE.slice(0, 3)}`],
+    [`a ${VALUE} b ${OTHER.slice(0, 12)}`, { truncated: true }, `a ${P} b ${G.slice(0, 12)}`],
+  ])('scrubText(%j, %j) masks a value cut by the output cap', (text, options, expected) => {
+    expect(scrubText(text, binding, options)).toBe(expected);
+  });
+
   it('leaves text without values untouched', () => {
     const text = 'nothing here sk_live_ but not the key, c2tf';
     expect(scrubText(text, binding)).toBe(text);

@@ -223,11 +223,25 @@ export function scrubberFor(binding: SecretBinding): Scrubber {
   return scrubber;
 }
 
+/** Shortest start of a value masked at the end of truncated output. */
+export const MIN_TRUNCATED_PREFIX = 4;
+
 /**
  * The last line: replaces every value still present in the program's output
  * with its placeholder. Run it on stdout and stderr before they go into the
- * result.
+ * result. With `truncated` (the output cap cut the text), text that ends
+ * with the first bytes of a value has them replaced by as many bytes of the
+ * placeholder, since the rest of the value was cut off.
  */
-export function scrubText(text: string, binding: SecretBinding): string {
-  return scrubberFor(binding).scrubText(text);
+export function scrubText(text: string, binding: SecretBinding, options: { truncated?: boolean } = {}): string {
+  const scrubbed = scrubberFor(binding).scrubText(text);
+  if (options.truncated !== true) return scrubbed;
+  for (const secret of binding.secrets) {
+    for (let length = Math.min(secret.value.length - 1, scrubbed.length); length >= MIN_TRUNCATED_PREFIX; length -= 1) {
+      if (scrubbed.endsWith(secret.value.slice(0, length))) {
+        return scrubbed.slice(0, scrubbed.length - length) + secret.placeholder.slice(0, length);
+      }
+    }
+  }
+  return scrubbed;
 }
