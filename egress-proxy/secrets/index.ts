@@ -8,7 +8,7 @@
  * Per response: planResponseScrub → scrubHeaders and the plan's transforms.
  * At the end of an execution: scrubText on stdout and stderr.
  */
-export { bodyKind, bodyNeedsSubstitution, BodySubstitution, createBodySubstitution, DEFAULT_BODY_HOLD_BYTES, substituteBodyBuffer } from './request-body.ts';
+export { bodyKind, bodyNeedsSubstitution, BodySubstitution, chunkedBodyHeaders, createBodySubstitution, DEFAULT_BODY_HOLD_BYTES, substituteBodyBuffer } from './request-body.ts';
 export type { BodyBufferResult, BodyContext, BodyKind } from './request-body.ts';
 export { checkHostForPlaceholders, placeholdersIn, substituteRequestHead } from './request.ts';
 export type { HeadSubstitution, RequestHead } from './request.ts';

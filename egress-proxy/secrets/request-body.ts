@@ -132,6 +132,17 @@ export class BodySubstitution extends RewriteStream {
   }
 }
 
+/**
+ * The headers for forwarding a streamed substituted body: Content-Length
+ * removed (the length changes), `Transfer-Encoding: chunked` set unless the
+ * request already was chunked.
+ */
+export function chunkedBodyHeaders(headers: ReadonlyArray<readonly [string, string]>): Array<[string, string]> {
+  const kept = headers.filter(([name]) => name.toLowerCase() !== 'content-length').map(([name, value]): [string, string] => [name, value]);
+  if (!kept.some(([name, value]) => name.toLowerCase() === 'transfer-encoding' && /(^|,)\s*chunked\s*$/i.test(value))) kept.push(['Transfer-Encoding', 'chunked']);
+  return kept;
+}
+
 export function createBodySubstitution(binding: SecretBinding, context: BodyContext, options: { holdBytes?: number } = {}): BodySubstitution {
   return new BodySubstitution(binding, context, options);
 }

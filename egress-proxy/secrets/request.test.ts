@@ -7,6 +7,7 @@ import {
   bodyKind,
   bodyNeedsSubstitution,
   checkHostForPlaceholders,
+  chunkedBodyHeaders,
   createBodySubstitution,
   SecretRefusalError,
   substituteBodyBuffer,
@@ -137,6 +138,11 @@ describe('request body substitution', () => {
     ['a binary body', stripeBody('application/octet-stream'), `xx${B}xx`, 'Secret BODY_KEY may not be sent to api.stripe.com in the body (application/octet-stream: only JSON, form and text bodies are substituted)'],
   ])('refuses a placeholder toward %s', (_case, context, body, reason) => {
     expect(substituteBodyBuffer(binding, context, Buffer.from(body))).toMatchObject({ ok: false, refusal: { status: 403, reason } });
+  });
+
+  it('switches a streamed body to chunked', () => {
+    expect(chunkedBodyHeaders([['Content-Type', 'application/json'], ['Content-Length', '42']])).toEqual([['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked']]);
+    expect(chunkedBodyHeaders([['transfer-encoding', 'chunked']])).toEqual([['transfer-encoding', 'chunked']]);
   });
 
   it('does not search an encoded body', () => {
