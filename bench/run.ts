@@ -11,6 +11,7 @@ import { imageTag } from '../images/index.ts';
 import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchService, throughput, warmLatency, type ThroughputResult } from './execute.ts';
 import { pathMatch, pathMatchRows } from './path-match.ts';
 import { policyCache } from './policy-cache.ts';
+import { secretsBench, secretsRows } from './secrets.ts';
 import { PROXY_TOPOLOGY, proxyCase, startProxyWorld, type ProxyCase } from './proxy.ts';
 import { coldDockerRun, dockerRunRate, HOST_PYTHON, nodeStartup, pythonStartup, sandboxNodeBinary } from './startup.ts';
 import { summarise, type LoadResult, type Summary } from './stats.ts';
@@ -104,6 +105,9 @@ async function main(): Promise<void> {
   log('policy cache');
   const cache = await policyCache();
 
+  log('secret scrubbing and substitution');
+  const secrets = await secretsBench();
+
   const results = {
     startedAt: startedAt.toISOString(),
     machine: facts,
@@ -114,6 +118,7 @@ async function main(): Promise<void> {
     proxy,
     policyCache: cache,
     pathMatch: pathMatch(),
+    secrets,
     memory: { serverRssAtRestBytes: rssAtRest, serverRssPeakUnderLoadBytes: Math.max(...load.map((l) => l.peakRssBytes)), idlePooledContainerBytes: containerMemory },
   };
 
@@ -153,6 +158,7 @@ async function main(): Promise<void> {
   rows.push(['policy cache hit', `${cache.hitNs} ns`, `miss (loopback fetch) ${cache.miss.p50} ms`, '']);
   rows.push([`policy: ${cache.concurrentMisses} concurrent misses, one token`, `${cache.fetchesForThem} fetch(es)`, '', '']);
   rows.push(...pathMatchRows(results.pathMatch));
+  rows.push(...secretsRows(secrets));
   rows.push(['server RSS at rest / peak under load', `${mb(rssAtRest)} / ${mb(results.memory.serverRssPeakUnderLoadBytes)} MiB`, '', '']);
   rows.push(['idle pooled container memory', containerMemory.map((b) => `${mb(b)} MiB`).join(', '), '', '']);
 

@@ -7,6 +7,7 @@ import { parsePort } from './host.ts';
 import { lintPolicy } from './lint.ts';
 import { compilePolicy, decide } from './matcher.ts';
 import type { Policy } from './schema.ts';
+import { compileSecretRules, secretsFor } from './secrets.ts';
 import type { EgressRequest } from './types.ts';
 
 export const USAGE = `Usage:
@@ -17,8 +18,10 @@ export const USAGE = `Usage:
       change the exit status.
   sandbox-policy explain <policy.json> <METHOD> <URL> [-H 'Name: value']...
       Show what the egress proxy would decide for one request: "allowed" or
-      "blocked", the reason, and the rule that decided. URL is http:// or
-      https://; its host, port and path are used exactly as written.
+      "blocked", the reason, and the rule that decided, and, when the policy
+      declares secrets, which of them would be substituted into it and where.
+      URL is http:// or https://; its host, port and path are used exactly
+      as written.
 
 Exit status:
   0  lint: the policy is valid       explain: the request is allowed
@@ -122,7 +125,16 @@ function explainCommand(args: readonly string[], io: CliIo): number {
   io.out(`rule:   ${decision.rule}`);
   io.out(`host:   ${decision.host ?? '(invalid)'}`);
   if (decision.path !== undefined) io.out(`path:   ${decision.path}`);
+  if (linted.policy.secrets !== undefined) io.out(`secrets: ${explainSecrets(linted.policy, request, decision.allowed)}`);
   return decision.allowed ? 0 : 1;
+}
+
+/** Which declared secrets the proxy would substitute into this request, and where. */
+function explainSecrets(policy: Policy, request: EgressRequest, allowed: boolean): string {
+  if (!allowed) return 'none (the request is blocked; secrets never override the policy)';
+  const allowances = secretsFor(compileSecretRules(policy), request);
+  if (allowances.length === 0) return 'none bound to this host';
+  return allowances.map((allowance) => `${allowance.name} (${allowance.places.join(', ')})`).join(', ');
 }
 
 /**

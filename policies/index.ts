@@ -15,6 +15,51 @@ export {
   policyFromApi,
 } from './schema.ts';
 export type { PathRule, Policy, PolicyApi } from './schema.ts';
+export {
+  MAX_SECRETS,
+  MAX_SECRET_NAME_LENGTH,
+  MAX_SECRET_VALUE_BYTES,
+  MIN_SECRET_VALUE_BYTES,
+  PolicyApiSecretSchema,
+  SECRET_NAME,
+  SECRET_PLACES,
+  SecretNameSchema,
+  SecretPlaceSchema,
+  SecretRuleSchema,
+  secretRulesFromApi,
+  secretValueProblem,
+} from './schema.ts';
+export type { PolicyApiSecret, SecretPlace, SecretRule } from './schema.ts';
+export {
+  assertSecretsCovered,
+  compileSecretHosts,
+  compileSecretRules,
+  hasSecretValues,
+  hostPatternCovers,
+  redactSecretValues,
+  secretCoverageProblems,
+  secretSummary,
+  secretsFor,
+} from './secrets.ts';
+export type { CompiledSecretRule, SecretAllowance, SecretHostMatcher } from './secrets.ts';
+export {
+  BoundSecret,
+  PLACEHOLDER_PATTERN,
+  PLACEHOLDER_PREFIX,
+  PLACEHOLDER_RANDOM_LENGTH,
+  SecretBinding,
+  SecretBindingWireSchema,
+  makePlaceholder,
+} from './secrets-binding.ts';
+export type { SecretBindingWire, SecretSource, SecretSpec } from './secrets-binding.ts';
+export {
+  RequestSecretObjectSchema,
+  RequestSecretsSchema,
+  SECRET_HEADER_PREFIX,
+  resolveRequestSecrets,
+  variableNameFromHeader,
+} from './secrets-request.ts';
+export type { RequestSecrets, RequestSecretsInput, RequestSecretsResult, SecretProblem, SecretProblemCode } from './secrets-request.ts';
 export { formatIssuePath, lintPolicy } from './lint.ts';
 export type { LintResult } from './lint.ts';
 export { DEFAULT_PORTS, canonicalHost, hostMatches, isIpLiteral, parseDomainEntry, parseHostPattern, parsePort } from './host.ts';

@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { parseDomainEntry } from './host.ts';
 import { PolicyApiSchema, policyFromApi } from './schema.ts';
 import type { Policy, PolicyApi } from './schema.ts';
+import { secretCoverageProblems } from './secrets.ts';
 
 export type LintResult = { ok: true; policy: Policy; api: PolicyApi; warnings: string[] } | { ok: false; problems: string[] };
 
@@ -54,6 +55,9 @@ export function lintPolicy(json: unknown): LintResult {
   const parsed = PolicyApiSchema.safeParse(json);
   if (!parsed.success) return { ok: false, problems: formatIssues(parsed.error.issues) };
   const policy = policyFromApi(parsed.data);
+  // Secrets: a host the policy itself does not allow.
+  const secretProblems = secretCoverageProblems(policy);
+  if (secretProblems.length > 0) return { ok: false, problems: secretProblems };
   return { ok: true, policy, api: parsed.data, warnings: policyWarnings(policy) };
 }
 

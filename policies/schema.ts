@@ -79,6 +79,83 @@ function hostPatternRecord<V extends z.ZodType>(value: V) {
   );
 }
 
+/** Environment-variable names, the form a secret takes inside the sandbox. */
+export const SECRET_NAME = /^[A-Z_][A-Z0-9_]*$/;
+export const MAX_SECRET_NAME_LENGTH = 64;
+/** Most secrets one policy declares, and one execution binds. */
+export const MAX_SECRETS = 32;
+/** Largest secret value, in UTF-8 bytes. */
+export const MAX_SECRET_VALUE_BYTES = 8 * 1024;
+/**
+ * Smallest secret value, in UTF-8 bytes. Every response and the program's
+ * output are scrubbed of the value, so a value of a few characters would
+ * rewrite ordinary text; real credentials are far longer.
+ */
+export const MIN_SECRET_VALUE_BYTES = 8;
+export const SECRET_PLACES = ['header', 'query', 'body'] as const;
+export type SecretPlace = (typeof SECRET_PLACES)[number];
+// Substituted into header values as they are: a line break would forge headers.
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/u;
+
+/** Why a secret value cannot be bound, or null. Shared by the policy source and the request. */
+export function secretValueProblem(value: string): string | null {
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > MAX_SECRET_VALUE_BYTES) return `value is ${bytes} bytes; the limit is ${MAX_SECRET_VALUE_BYTES}`;
+  if (bytes < MIN_SECRET_VALUE_BYTES) return `value is ${bytes} bytes; at least ${MIN_SECRET_VALUE_BYTES} are needed to scrub it reliably`;
+  if (CONTROL_CHARACTER.test(value)) return 'value contains a control character (line breaks and NUL are refused)';
+  return null;
+}
+
+export const SecretNameSchema = z
+  .string()
+  .max(MAX_SECRET_NAME_LENGTH, { message: `secret name is longer than ${MAX_SECRET_NAME_LENGTH} characters` })
+  .regex(SECRET_NAME, { message: 'secret name must be an environment-variable name ([A-Z_][A-Z0-9_]*)' })
+  .describe('The environment variable that holds the secret\'s placeholder inside the sandbox.');
+
+export const SecretPlaceSchema = z
+  .enum(SECRET_PLACES)
+  .describe('Where the proxy may substitute the value: "header" (header values, Basic auth included), "query", "body" (JSON, form and text bodies).');
+
+export const SecretValueSchema = z
+  .string()
+  .superRefine(refineWith(secretValueProblem))
+  .describe('The credential itself, held by the service and the proxy only; never returned, logged or written to disk.');
+
+export const PolicyApiSecretSchema = z
+  .strictObject({
+    hosts: z
+      .array(DomainEntrySchema)
+      .min(1, { message: 'a secret needs at least one host' })
+      .describe('Hosts the value may be sent to, in the allowedDomains syntax; each must be allowed by this policy.'),
+    in: z
+      .array(SecretPlaceSchema)
+      .min(1, { message: 'in must name at least one place' })
+      .optional()
+      .describe('Where substitution may happen; default ["header"].'),
+    value: SecretValueSchema.optional(),
+  })
+  .describe('Where one secret may go, and optionally its value.');
+export type PolicyApiSecret = z.infer<typeof PolicyApiSecretSchema>;
+
+/** Checks record keys as secret names without hiding the problems inside their values. */
+function secretRecord<V extends z.ZodType>(value: V) {
+  return z
+    .record(z.string(), value)
+    .check(
+      z.superRefine(
+        (record, ctx) => {
+          const names = Object.keys(record);
+          if (names.length > MAX_SECRETS) ctx.addIssue({ code: 'custom', message: `at most ${MAX_SECRETS} secrets may be declared`, input: record });
+          for (const name of names) {
+            const parsed = SecretNameSchema.safeParse(name);
+            if (!parsed.success) ctx.addIssue({ code: 'custom', path: [name], message: parsed.error.issues[0]?.message ?? 'bad secret name', input: name });
+          }
+        },
+        { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+      ),
+    );
+}
+
 export const PolicyApiSchema = z
   .strictObject({
     allowedDomains: z.array(DomainEntrySchema).describe('Hosts the sandbox may reach; everything else is blocked.'),
@@ -100,6 +177,9 @@ export const PolicyApiSchema = z
       .array(z.string().regex(BINARY_NAME, { message: 'not an executable name (no paths)' }))
       .optional()
       .describe('Executables beyond the language runtime that the sandbox may run, by name.'),
+    secrets: secretRecord(PolicyApiSecretSchema)
+      .optional()
+      .describe('Credentials bound to hosts, keyed by environment-variable name: the sandbox sees a placeholder, the proxy substitutes the value toward these hosts only.'),
   })
   .describe('A user network policy as the policy API returns it.');
 export type PolicyApi = z.infer<typeof PolicyApiSchema>;
@@ -112,6 +192,15 @@ export const PathRuleSchema = z
   })
   .describe('One path rule in the internal policy; method is upper-case or "*".');
 export type PathRule = z.infer<typeof PathRuleSchema>;
+
+export const SecretRuleSchema = z
+  .strictObject({
+    hosts: z.array(DomainEntrySchema).min(1).describe('Hosts (optionally host:port) the value may be sent to.'),
+    in: z.array(SecretPlaceSchema).min(1).describe('Where substitution may happen, without repeats.'),
+    value: SecretValueSchema.optional(),
+  })
+  .describe('One secret in the internal policy: where it may go, and its value when the policy source holds it.');
+export type SecretRule = z.infer<typeof SecretRuleSchema>;
 
 export const PolicySchema = z
   .strictObject({
@@ -126,6 +215,7 @@ export const PolicySchema = z
       .describe('Hosts whose path rules compare case exactly; absent means none.'),
     allowedPackages: z.array(z.string()).describe('Installable packages and @scopes.'),
     allowedBinaries: z.array(z.string()).describe('Executables the sandbox may run, by name.'),
+    secrets: secretRecord(SecretRuleSchema).optional().describe('Credentials bound to hosts, keyed by name; absent when none are declared.'),
   })
   .describe('The internal policy every other module works with.');
 export type Policy = z.infer<typeof PolicySchema>;
@@ -140,7 +230,7 @@ export function policyFromApi(api: PolicyApi): Policy {
       allow: rule.allow,
     }));
   }
-  return {
+  const policy: Policy = {
     allowedDomains: [...api.allowedDomains],
     blockedDomains: [...(api.blockedDomains ?? [])],
     apiPathRules,
@@ -149,6 +239,19 @@ export function policyFromApi(api: PolicyApi): Policy {
     allowedPackages: [...(api.allowedPackages ?? [])],
     allowedBinaries: [...(api.allowedBinaries ?? [])],
   };
+  if (api.secrets !== undefined) policy.secrets = secretRulesFromApi(api.secrets);
+  return policy;
+}
+
+/** Fills `in` (default header), drops repeated places, keeps a value only where one was given. */
+export function secretRulesFromApi(secrets: Readonly<Record<string, PolicyApiSecret>>): Record<string, SecretRule> {
+  const rules: Record<string, SecretRule> = {};
+  for (const [name, secret] of Object.entries(secrets)) {
+    const rule: SecretRule = { hosts: [...secret.hosts], in: [...new Set<SecretPlace>(secret.in ?? ['header'])] };
+    if (secret.value !== undefined) rule.value = secret.value;
+    rules[name] = rule;
+  }
+  return rules;
 }
 
 /**
