@@ -21,7 +21,7 @@ export const MAX_WHEEL_METADATA_BYTES = 1024 * 1024;
  * lies further from the end teaches nothing, so its dependencies stay
  * closed: the safe way to be wrong.
  */
-export const WHEEL_TAIL_BYTES = 4 * 1024 * 1024;
+export const WHEEL_TAIL_BYTES = 2 * 1024 * 1024;
 
 export interface WheelMetadata {
   /** `requests-2.31.0.dist-info`. */
