@@ -41,7 +41,7 @@ async function start(overrides: Partial<ExecuteRouteDependencies> = {}) {
       if (authorization === undefined) return Promise.resolve(null);
       if (authorization === 'Bearer bad') return Promise.reject(new TokenError('TOKEN_INVALID', 'The token could not be verified'));
       const subject = authorization.slice('Bearer '.length);
-      return Promise.resolve({ token: `token-of-${subject}`, subject, claims: {} } satisfies VerifiedToken);
+      return Promise.resolve({ token: `token-of-${subject}`, subject, expiresAt: Math.floor(Date.now() / 1000) + 3600, claims: {} } satisfies VerifiedToken);
     },
     policies: {
       fetchPolicy: (token): Promise<PolicyResult> => {
