@@ -35,7 +35,7 @@ export { EGRESS_SETTINGS_SHAPE } from './settings.ts';
 export type { EgressSettings } from './settings.ts';
 export type { HostMapInput, MappedAddress } from './host-map.ts';
 export { forbiddenAddressReason } from './address-guard.ts';
-export { DECISION_LOG_MESSAGE } from './exchange.ts';
+export { DECISION_LOG_MESSAGE, DECISION_LOG_SAMPLE_EVERY } from './exchange.ts';
 export { BLOCKED_HEADER, ERROR_HEADER } from './responder.ts';
 export { parseUpstreamProxy } from './upstream-proxy.ts';
 export type { UpstreamProxy } from './upstream-proxy.ts';
