@@ -10,6 +10,7 @@
  * after it. A step that fails throws, and the one error handler answers.
  */
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { ipKeyGenerator } from 'express-rate-limit';
 import type { Config } from './config.ts';
 import { sealJsonResponses, type ResponseEncryptor } from './encryption.ts';
 import { ApiError, badRequest } from './errors.ts';
@@ -20,7 +21,6 @@ import { envFromHeaders } from './header-env.ts';
 import { resolveCaller, type Caller, type Identity, type PolicyLookup, type VerifiedToken } from './identity/index.ts';
 import type { Logger } from './logger.ts';
 import type { ServiceMetrics } from './metrics.ts';
-import { ipKeyGenerator } from 'express-rate-limit';
 import { executeRateLimit } from './rate-limit.ts';
 import type { Drain } from './shutdown.ts';
 
