@@ -27,7 +27,7 @@ export interface BenchService extends RunningService {
 /** The service as `npm start` assembles it, with its log discarded (a JSON line per execution still gets written). */
 export async function startBenchService(env: Record<string, string>): Promise<BenchService> {
   const dataDir = await mkdtemp(join(tmpdir(), 'bench-service-'));
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', RATE_LIMIT_SUBJECT_MAX: '0', RATE_LIMIT_IP_MAX: '0', ...env });
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', RATE_LIMIT_SUBJECT_MAX: '0', RATE_LIMIT_IP_MAX: '0', RATE_LIMIT_ADDRESS_MAX: '0', EXEC_MAX_CONCURRENT_PER_CALLER: '10000', ...env });
   const discard = new Writable({ write: (_chunk, _enc, done) => done() });
   const service = await startService({
     config,

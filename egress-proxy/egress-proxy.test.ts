@@ -18,7 +18,7 @@ import { canonicalHost, createDecider, policyFromApi } from '../policies/index.t
 import { startUpstream } from '../test/fixtures/upstream.ts';
 import type { Upstream } from '../test/fixtures/upstream.ts';
 import { connectTunnel, rawExchange, request, tlsOverTunnel } from '../test/fixtures/upstream-client.ts';
-import { EgressProxy, DECISION_LOG_MESSAGE } from './index.ts';
+import { EgressProxy, DECISION_LOG_MESSAGE, DECISION_LOG_SAMPLE_EVERY } from './index.ts';
 import type { EgressSession, EgressSessionInfo, NetworkLogEntry } from './index.ts';
 
 type Mode = 'seed' | 'allow-all' | 'throws';
@@ -583,8 +583,10 @@ describe('network log and decision log lines', () => {
     expect(capped).toBe(true);
     expect(entries.map((e) => `${e.method} ${e.url} ${e.statusCode}`)).toEqual(['GET https://dev-123.okta.com/a 200', 'DELETE https://dev-123.okta.com/b 403', 'GET https://dev-123.okta.com/c 200']);
     for (const e of entries) expect(Object.keys(e).sort()).toEqual(e.blocked ? ['blocked', 'durationMs', 'hostname', 'method', 'reason', 'statusCode', 'url'] : ['blocked', 'durationMs', 'hostname', 'method', 'statusCode', 'url']);
-    // The log lines are not capped: operators see everything.
-    expect(logLines).toHaveLength(5);
+    // Past the cap the log lines are sampled: the first one past it is written (marked), the next is not.
+    // (Lines are written as answers finish, which need not be arrival order.)
+    expect(logLines.map((l) => l.url).sort()).toEqual(['a', 'b', 'c', 'd'].map((p) => `https://dev-123.okta.com/${p}`));
+    expect(logLines.filter((l) => 'sampled' in l)).toEqual([expect.objectContaining({ url: 'https://dev-123.okta.com/d', sampled: DECISION_LOG_SAMPLE_EVERY })]);
   });
 
   it('writes one log line per decision with fixed field names', async () => {

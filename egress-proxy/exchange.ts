@@ -10,6 +10,18 @@ import type { DecisionObserver, EgressDecision, EgressLogger, NetworkLogEntry } 
 
 /** Field names of the per-decision log line: fixed, so log queries and tests can rely on them. */
 export const DECISION_LOG_MESSAGE = 'egress decision';
+/**
+ * Past the session's network-log cap, one decision line in this many is
+ * written (the first always, each with `sampled` set): a program looping on
+ * requests must not flood the operator's log. Observers still see them all.
+ */
+export const DECISION_LOG_SAMPLE_EVERY = 100;
+
+/** The URL as the log shows it: without its query or fragment, where credentials (`?api_key=…`) travel. */
+export function loggedUrl(url: string): string {
+  const cut = url.search(/[?#]/);
+  return cut === -1 ? url : url.slice(0, cut);
+}
 
 export interface ExchangeOutcome {
   statusCode: number;
@@ -42,6 +54,8 @@ export class Exchange {
   readonly #entry: NetworkLogEntry | null;
   readonly #sinks: ExchangeSinks;
   readonly #onDone: (ex: Exchange) => void;
+  /** Whether this exchange writes its decision line (false for the unsampled ones past the cap). */
+  readonly #logged: boolean;
   #done = false;
   /** Set when the policy answered, so the log line can say which rule decided. */
   rule: string | undefined;
@@ -53,6 +67,7 @@ export class Exchange {
     this.#sinks = sinks;
     this.#onDone = onDone;
     this.#entry = sinks.log.reserve({ method: start.method, url: start.url, hostname: start.hostname, statusCode: 0, blocked: false, durationMs: 0 });
+    this.#logged = this.#entry !== null || (sinks.log.overflow - 1) % DECISION_LOG_SAMPLE_EVERY === 0;
   }
 
   get done(): boolean {
@@ -84,8 +99,11 @@ export class Exchange {
       statusCode: outcome.statusCode,
       durationMs,
     };
-    const { path: _path, ...line } = decision;
-    this.#sinks.logger.info(line, DECISION_LOG_MESSAGE);
+    if (this.#logged) {
+      const { path: _path, ...line } = decision;
+      const sampled = this.#entry === null ? { sampled: DECISION_LOG_SAMPLE_EVERY } : {};
+      this.#sinks.logger.info({ ...line, url: loggedUrl(s.url), ...sampled }, DECISION_LOG_MESSAGE);
+    }
     for (const observe of this.#sinks.observers) {
       try {
         observe(decision);

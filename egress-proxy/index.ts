@@ -37,7 +37,7 @@ export { EGRESS_SETTINGS_SHAPE } from './settings.ts';
 export type { EgressSettings } from './settings.ts';
 export type { HostMapInput, MappedAddress } from './host-map.ts';
 export { forbiddenAddressReason } from './address-guard.ts';
-export { DECISION_LOG_MESSAGE } from './exchange.ts';
+export { DECISION_LOG_MESSAGE, DECISION_LOG_SAMPLE_EVERY } from './exchange.ts';
 export { BLOCKED_HEADER, ERROR_HEADER } from './responder.ts';
 export { DEFAULT_CAPTURE_LIMITS } from './capture-budget.ts';
 export type { CaptureLimits, CaptureStats } from './capture-budget.ts';

@@ -9,6 +9,7 @@ export class NetworkLog {
   readonly #cap: number;
   readonly #entries: NetworkLogEntry[] = [];
   #capped = false;
+  #overflow = 0;
 
   constructor(cap: number) {
     this.#cap = Math.max(0, Math.floor(cap));
@@ -22,10 +23,16 @@ export class NetworkLog {
   reserve(entry: NetworkLogEntry): NetworkLogEntry | null {
     if (this.#entries.length >= this.#cap) {
       this.#capped = true;
+      this.#overflow += 1;
       return null;
     }
     this.#entries.push(entry);
     return entry;
+  }
+
+  /** Requests that arrived after the cap was reached, so far. */
+  get overflow(): number {
+    return this.#overflow;
   }
 
   snapshot(): NetworkLogResult {

@@ -161,25 +161,26 @@ describe('PolicyFetcher', () => {
   });
 
   describe('falls back to the default policy, uncached, when', () => {
-    const failures: { name: string; handler: Handler; code: string; reason: RegExp }[] = [
-      { name: 'the API answers 500', handler: (_req, res) => res.writeHead(500).end('boom'), code: 'ERR_POLICY_HTTP_STATUS', reason: /^Policy API answered HTTP 500$/ },
-      { name: 'the API answers 404', handler: (_req, res) => res.writeHead(404).end(), code: 'ERR_POLICY_HTTP_STATUS', reason: /^Policy API answered HTTP 404$/ },
-      { name: 'the body is not JSON', handler: (_req, res) => res.writeHead(200).end('{"allowedDomains": ['), code: 'ERR_POLICY_BAD_JSON', reason: /^Policy API returned invalid JSON: / },
+    const failures: { name: string; handler: Handler; code: string; reason: RegExp; shown: string }[] = [
+      { name: 'the API answers 500', handler: (_req, res) => res.writeHead(500).end('boom'), code: 'ERR_POLICY_HTTP_STATUS', reason: /^Policy API answered HTTP 500$/, shown: 'policy service answered 500' },
+      { name: 'the API answers 404', handler: (_req, res) => res.writeHead(404).end(), code: 'ERR_POLICY_HTTP_STATUS', reason: /^Policy API answered HTTP 404$/, shown: 'policy service answered 404' },
+      { name: 'the body is not JSON', handler: (_req, res) => res.writeHead(200).end('{"allowedDomains": ['), code: 'ERR_POLICY_BAD_JSON', reason: /^Policy API returned invalid JSON: /, shown: 'invalid policy' },
       {
         name: 'the policy does not match the schema',
         handler: (_req, res) => res.writeHead(200).end(JSON.stringify({ allowedDomains: ['api.*.com'], extra: 1 })),
         code: 'ERR_POLICY_INVALID',
         reason: /^Policy API returned an invalid policy: allowedDomains\[0\]: "api\.\*\.com".*; \(policy\): Unrecognized key: "extra"$/,
+        shown: 'invalid policy',
       },
     ];
 
-    it.each(failures)('$name', async ({ handler: failing, code, reason }) => {
+    it.each(failures)('$name: the log gets the cause, the caller stable words', async ({ handler: failing, code, reason, shown }) => {
       handler = failing;
       const fetcher = new PolicyFetcher({ url });
       const result = await fetcher.fetchPolicy('token-fail');
       expect(result).toMatchObject({ source: 'default', name: 'Default Policy', errorCode: code });
       expect(result.reason).toMatch(reason);
-      expect(result.info).toEqual({ source: 'default', name: 'Default Policy', reason: result.reason });
+      expect(result.info).toEqual({ source: 'default', name: 'Default Policy', reason: shown });
       expect(result.policy.allowedDomains).toEqual([]);
       await fetcher.fetchPolicy('token-fail');
       expect(fetcher.stats()).toEqual({ size: 0, hits: 0, misses: 2, fetches: 2, failures: 2 });
@@ -194,6 +195,7 @@ describe('PolicyFetcher', () => {
       const result = await fetcher.fetchPolicy('token-slow');
       expect(Date.now() - started).toBeLessThan(2000);
       expect(result).toMatchObject({ source: 'default', errorCode: 'ERR_POLICY_TIMEOUT', reason: 'Policy API did not answer within 200 ms' });
+      expect(result.info.reason).toBe('policy service timed out');
       server.closeAllConnections();
     });
 
@@ -206,6 +208,7 @@ describe('PolicyFetcher', () => {
       const result = await fetcher.fetchPolicy('token-refused');
       expect(result).toMatchObject({ source: 'default', errorCode: 'ERR_POLICY_UNREACHABLE' });
       expect(result.reason).toMatch(/^Policy API unreachable: .*ECONNREFUSED/);
+      expect(result.info.reason).toBe('policy service unreachable');
       expect(fetcher.stats()).toMatchObject({ failures: 1, size: 0 });
     });
   });

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { PolicyError } from './errors.ts';
+import { PolicyError, publicPolicyReason } from './errors.ts';
 import type { PolicyErrorCode } from './errors.ts';
 import { describeError, HttpPolicySource } from './http-source.ts';
 import type { HttpPolicySourceOptions } from './http-source.ts';
@@ -37,8 +37,9 @@ export interface PolicyResult {
   name: 'User Policy' | 'Default Policy';
   policy: Policy;
   compiled: CompiledPolicy;
+  /** What the caller sees: on a failed fetch its `reason` is stable words, never the cause. */
   info: PolicyInfo;
-  /** Why the default policy is in force, when a fetch failed. */
+  /** Why the default policy is in force, when a fetch failed, in full: for the log, not for the caller. */
   reason?: string;
   /** Stable code of the failure, when a fetch failed. */
   errorCode?: PolicyErrorCode;
@@ -71,10 +72,13 @@ export interface PolicyCacheStats {
 
 const compiledDefault = compilePolicy(DEFAULT_POLICY);
 
-/** The deny-all result, with the reason it is in force when there is one. */
-export function defaultPolicyResult(reason?: string, errorCode?: PolicyErrorCode): PolicyResult {
+/**
+ * The deny-all result, with the reason it is in force when there is one:
+ * `reason` in full for the log, `publicReason` (default: the same) for the caller.
+ */
+export function defaultPolicyResult(reason?: string, errorCode?: PolicyErrorCode, publicReason: string | undefined = reason): PolicyResult {
   const info: PolicyInfo = { source: 'default', name: 'Default Policy' };
-  if (reason !== undefined) info.reason = reason;
+  if (publicReason !== undefined) info.reason = publicReason;
   const result: PolicyResult = { source: 'default', name: 'Default Policy', policy: DEFAULT_POLICY, compiled: compiledDefault, info };
   if (reason !== undefined) result.reason = reason;
   if (errorCode !== undefined) result.errorCode = errorCode;
@@ -200,8 +204,8 @@ export class PolicyFetcher {
       return { source: 'jwt', name: 'User Policy', policy: linted.policy, compiled: compilePolicy(linted.policy), info };
     } catch (error) {
       this.#failures += 1;
-      if (error instanceof PolicyError) return defaultPolicyResult(error.message, error.code);
-      return defaultPolicyResult(`Policy fetch failed: ${describeError(error)}`, 'ERR_POLICY_UNREACHABLE');
+      if (error instanceof PolicyError) return defaultPolicyResult(error.message, error.code, publicPolicyReason(error));
+      return defaultPolicyResult(`Policy fetch failed: ${describeError(error)}`, 'ERR_POLICY_UNREACHABLE', 'policy service unreachable');
     }
   }
 }

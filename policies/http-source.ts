@@ -56,7 +56,7 @@ export class HttpPolicySource implements PolicySource {
     const { statusCode, body } = response;
     if (statusCode < 200 || statusCode > 299) {
       await body.dump();
-      throw new PolicyError('ERR_POLICY_HTTP_STATUS', `Policy API answered HTTP ${statusCode}`);
+      throw new PolicyError('ERR_POLICY_HTTP_STATUS', `Policy API answered HTTP ${statusCode}`, { status: statusCode });
     }
     let text = '';
     try {

@@ -56,4 +56,29 @@ describe('Admission', () => {
     held.release();
     expect(admission.running).toBe(0);
   });
+
+  it('caps what one caller holds, running or queued, so it cannot take every slot', async () => {
+    const admission = new Admission({ maxConcurrent: 4, queueLimit: 4, queueTimeoutMs: 5_000, perCallerMax: 2 });
+    const a1 = await admission.acquire(undefined, undefined, 'sub:alice');
+    const a2 = await admission.acquire(undefined, undefined, 'sub:alice');
+    const error = await refusal(admission.acquire(undefined, undefined, 'sub:alice'));
+    expect(error).toBeInstanceOf(CapacityError);
+    expect(error).toMatchObject({ code: 'CALLER_BUSY' });
+    expect((error as CapacityError).retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    // Others still find slots; alice gets hers back as she releases.
+    const b1 = await admission.acquire(undefined, undefined, 'sub:bob');
+    a1.release();
+    a1.release();
+    const a3 = await admission.acquire(undefined, undefined, 'sub:alice');
+    for (const slot of [a2, a3, b1]) slot.release();
+    expect(admission.running).toBe(0);
+  });
+
+  it('gives the caller its place back when a queued request is refused', async () => {
+    const admission = new Admission({ maxConcurrent: 1, queueLimit: 0, queueTimeoutMs: 5_000, perCallerMax: 1 });
+    const held = await admission.acquire(undefined, undefined, 'sub:bob');
+    expect(await refusal(admission.acquire(undefined, undefined, 'sub:carol'))).toMatchObject({ code: 'QUEUE_FULL' });
+    held.release();
+    (await admission.acquire(undefined, undefined, 'sub:carol')).release();
+  });
 });

@@ -7,9 +7,15 @@
  *
  * Slots are handed over first come, first served: a finishing execution
  * passes its slot straight to the oldest waiter.
+ *
+ * One caller (a JWT subject, or an address without a token) may hold at most
+ * `perCallerMax` executions, running or queued: a caller within its rate
+ * limit still cannot take every slot and queue place from everyone else.
+ * Its next request is refused at once (CALLER_BUSY, answered 429: the
+ * caller's own doing, not the service's).
  */
 
-export type CapacityCode = 'QUEUE_FULL' | 'QUEUE_TIMEOUT';
+export type CapacityCode = 'QUEUE_FULL' | 'QUEUE_TIMEOUT' | 'CALLER_BUSY';
 
 /** No execution slot now or within the wait allowed; retry after `retryAfterSeconds`. */
 export class CapacityError extends Error {
@@ -28,6 +34,8 @@ export interface AdmissionOptions {
   queueLimit: number;
   /** Longest wait in the queue; a request may ask for less (acquire's maxWaitMs). */
   queueTimeoutMs: number;
+  /** Executions one caller may hold at once, running or queued (default: no cap). */
+  perCallerMax?: number;
 }
 
 export interface AdmissionSlot {
@@ -49,6 +57,8 @@ const MAX_RETRY_AFTER_SECONDS = 60;
 export class Admission {
   readonly #options: AdmissionOptions;
   readonly #queue: Waiter[] = [];
+  /** Executions held (running or queued) per caller key. */
+  readonly #held = new Map<string, number>();
   #running = 0;
   /** Smoothed duration of one execution, for an honest Retry-After. */
   #runMs = 1_000;
@@ -70,7 +80,38 @@ export class Admission {
    * Rejects with CapacityError when the queue is full or the wait runs out,
    * and with the signal's reason when the caller goes away while queued.
    */
-  acquire(maxWaitMs = Number.POSITIVE_INFINITY, signal?: AbortSignal): Promise<AdmissionSlot> {
+  acquire(maxWaitMs = Number.POSITIVE_INFINITY, signal?: AbortSignal, caller?: string): Promise<AdmissionSlot> {
+    if (caller === undefined) return this.#acquire(maxWaitMs, signal);
+    const held = this.#held.get(caller) ?? 0;
+    const cap = this.#options.perCallerMax ?? Number.POSITIVE_INFINITY;
+    if (held >= cap) {
+      return Promise.reject(new CapacityError('CALLER_BUSY', `This caller already holds ${held} execution(s), running or queued; the limit is ${cap}`, this.#retryAfter()));
+    }
+    this.#held.set(caller, held + 1);
+    let counted = true;
+    const forget = () => {
+      if (!counted) return;
+      counted = false;
+      const left = (this.#held.get(caller) ?? 1) - 1;
+      if (left > 0) this.#held.set(caller, left);
+      else this.#held.delete(caller);
+    };
+    return this.#acquire(maxWaitMs, signal).then(
+      (slot) => ({
+        queuedMs: slot.queuedMs,
+        release: () => {
+          forget();
+          slot.release();
+        },
+      }),
+      (error: unknown) => {
+        forget();
+        throw error;
+      },
+    );
+  }
+
+  #acquire(maxWaitMs: number, signal?: AbortSignal): Promise<AdmissionSlot> {
     const enqueuedAt = performance.now();
     if (this.#running < this.#options.maxConcurrent && this.#queue.length === 0) {
       this.#running += 1;

@@ -10,7 +10,9 @@ import type { Config } from './config.ts';
 import type { Egress } from './egress.ts';
 import { ApiError, errorHandler } from './errors.ts';
 import { executeRouter, type ExecuteRouteDependencies } from './execute-route.ts';
+import { isLoopbackHost, loopbackHostGuard } from './host-guard.ts';
 import type { Logger } from './logger.ts';
+import { addressRateLimit, authFailureLimit } from './rate-limit.ts';
 
 export interface AppDependencies extends ExecuteRouteDependencies {
   config: Config;
@@ -37,14 +39,16 @@ function requestContext(logger: Logger): RequestHandler {
 export function createApp(deps: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  // Which address the per-address limits see: the peer's, unless the operator names the proxies in front.
+  app.set('trust proxy', deps.config.TRUST_PROXY);
   app.use(requestContext(deps.logger));
+  if (isLoopbackHost(deps.config.HOST)) app.use(loopbackHostGuard(deps.config.HOST, deps.config.ALLOWED_HOSTS));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
 
-  app.get('/readyz', async (_req, res) => {
+  app.get('/readyz', async (req, res) => {
     const checks: Record<string, string> = {};
     try {
       await deps.docker.ping();
@@ -53,13 +57,19 @@ export function createApp(deps: AppDependencies): Express {
         checks[`image:${runtime}`] = (await deps.docker.hasImage(image)) ? 'ok' : `missing ${image}`;
       }
     } catch (error) {
-      checks.docker = error instanceof Error ? error.message : 'unreachable';
+      // The engine's own words (socket paths, versions) are for the operator's log, not for whoever asks.
+      req.log?.warn({ err: error }, 'readiness: sandbox engine unreachable');
+      checks.docker = 'unreachable';
     }
     if (deps.egress) checks.egress = (await deps.egress.ready()) ? 'ok' : 'egress proxy not answering';
     if (deps.drain.draining) checks.shutdown = 'draining';
     const ready = Object.values(checks).every((v) => v === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
+
+  // Before any route that verifies a token, reads a body or looks a policy up: the cheapest refusals come first.
+  app.use(addressRateLimit({ windowMs: deps.config.RATE_LIMIT_WINDOW_MS, max: deps.config.RATE_LIMIT_ADDRESS_MAX }));
+  app.use(authFailureLimit({ windowMs: deps.config.RATE_LIMIT_WINDOW_MS, max: deps.config.RATE_LIMIT_AUTH_FAILURES_MAX }));
 
   for (const router of deps.routers ?? []) app.use(router);
 

@@ -42,4 +42,21 @@ describe('loadConfig', () => {
     expect(problems).toMatch(/^EGRESS_UPSTREAM_PROXY: .*must be an http:\/\/ URL/m);
     expect(problems).not.toMatch(/hunter2/);
   });
+
+  it('reads TRUST_PROXY: off by default, hops, or proxy addresses; never "trust everyone"', () => {
+    expect(loadConfig({}).TRUST_PROXY).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: '1' }).TRUST_PROXY).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8, ::1' }).TRUST_PROXY).toEqual(['loopback', '10.0.0.0/8', '::1']);
+    for (const bad of ['true', '10.0.0.0/33', 'proxy.example']) {
+      expect(() => loadConfig({ TRUST_PROXY: bad }), bad).toThrow(/TRUST_PROXY: must be off, a hop count/);
+    }
+  });
+
+  it('reads JWT_MAX_TOKEN_AGE as a duration and derives the per-caller cap', () => {
+    expect(loadConfig({}).JWT_MAX_TOKEN_AGE).toBe(86_400);
+    expect(loadConfig({ JWT_MAX_TOKEN_AGE: '90m' }).JWT_MAX_TOKEN_AGE).toBe(5_400);
+    expect(loadConfig({ JWT_MAX_TOKEN_AGE: '600' }).JWT_MAX_TOKEN_AGE).toBe(600);
+    expect(loadConfig({ EXEC_MAX_CONCURRENT: '8' }).EXEC_MAX_CONCURRENT_PER_CALLER).toBe(4);
+    expect(loadConfig({ EXEC_MAX_CONCURRENT: '1' }).EXEC_MAX_CONCURRENT_PER_CALLER).toBe(1);
+  });
 });

@@ -3,6 +3,7 @@
  * is validated at start-up and every bad one is named at once, so an
  * operator fixes them in one go instead of one restart per mistake.
  */
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,19 +16,73 @@ import { decodeResponseKey, RESPONSE_KEY_FORMAT } from './encryption.ts';
 const EXAMPLE_POLICY_DIR = fileURLToPath(new URL('../examples/policies/users/', import.meta.url));
 const MIN_ADMIN_TOKEN_LENGTH = 16;
 const MIN_CONTROL_SECRET_LENGTH = 32;
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** A duration in whole seconds: `3600`, `90s`, `30m`, `24h`, `7d`. */
+const durationSeconds = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      const match = /^(\d+)\s*([smhd]?)$/.exec(v.trim());
+      const seconds = match === null ? 0 : Number(match[1]) * (DURATION_UNITS[match[2] || 's'] ?? 1);
+      if (seconds <= 0) {
+        ctx.addIssue({ code: 'custom', message: 'must be a positive duration: seconds, or a number with s, m, h or d (e.g. 24h)' });
+        return z.NEVER;
+      }
+      return seconds;
+    });
+
+const TRUST_PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+const isAddressOrSubnet = (item: string): boolean => {
+  const [address = '', bits, ...rest] = item.split('/');
+  if (rest.length > 0 || isIP(address) === 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (isIP(address) === 4 ? 32 : 128));
+};
+
+/**
+ * Express's `trust proxy`: off (the default: the peer address is the client),
+ * a number of proxy hops, or the proxies' addresses. `true` (trust any
+ * X-Forwarded-For) is refused: every client could then pick its own address,
+ * and with it its own per-address rate limit.
+ */
+const trustProxy = z
+  .string()
+  .optional()
+  .transform((v, ctx): false | number | string[] => {
+    const value = v?.trim().toLowerCase() ?? '';
+    if (value === '' || value === 'false' || value === 'off' || value === '0') return false;
+    if (/^\d+$/.test(value)) return Number(value);
+    const items = value.split(',').map((item) => item.trim()).filter((item) => item !== '');
+    const bad = items.filter((item) => !TRUST_PROXY_NAMES.includes(item) && !isAddressOrSubnet(item));
+    if (bad.length > 0 || items.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be off, a hop count, or comma-separated proxy addresses/subnets or ${TRUST_PROXY_NAMES.join('/')} (not understood: ${bad.join(', ') || value})`,
+      });
+      return z.NEVER;
+    }
+    return items;
+  });
 
 export const ConfigSchema = z
   .object({
     NODE_ENV: z.string().default('development').describe('`production` refuses to start without real JWT keys'),
     PORT: port(3000).describe('listen port'),
     HOST: z.string().min(1).default('127.0.0.1').describe('listen address'),
+    ALLOWED_HOSTS: optionalText
+      .transform((v) => (v ?? '').split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''))
+      .describe('when listening on loopback: further `Host` header values accepted besides 127.0.0.1:PORT, localhost:PORT and [::1]:PORT (comma-separated, e.g. a local reverse proxy\'s name); others get 403'),
+    TRUST_PROXY: trustProxy.describe('Express `trust proxy`: off (default), a hop count, or the reverse proxies\' addresses/subnets (comma-separated; loopback, linklocal, uniquelocal allowed); decides which address the per-address limits see'),
     DATA_DIR: z.string().min(1).default('./.data').describe('CA, development keys and other state'),
     JWT_JWKS_URL: optionalText.pipe(z.url().optional()).describe('JWKS URL for verifying tokens'),
     JWT_PUBLIC_KEY: optionalText.describe('PEM or JWK public key, inline or a file path'),
     JWT_SECRET: optionalText.describe('HS256 secret'),
     JWT_ALGORITHMS: optionalText.describe('comma-separated algorithm allowlist'),
-    JWT_ISSUER: optionalText.describe('expected `iss`'),
-    JWT_AUDIENCE: optionalText.describe('expected `aud`'),
+    JWT_ISSUER: optionalText.describe('expected `iss` (required with NODE_ENV=production and JWT_JWKS_URL)'),
+    JWT_AUDIENCE: optionalText.describe('expected `aud` (required with NODE_ENV=production)'),
+    JWT_MAX_TOKEN_AGE: durationSeconds('24h')
+      .describe('longest lifetime a token may have: `exp - iat`, or `exp - now` without `iat` (seconds, or with s/m/h/d; default 24h); longer-lived tokens get 401'),
     POLICY_API_URL: optionalText.pipe(z.url().optional()).describe('policy API (default: the embedded policy service)'),
     POLICY_DIR: optionalText
       .transform((v) => resolve(v ?? EXAMPLE_POLICY_DIR))
@@ -53,6 +108,8 @@ export const ConfigSchema = z
       .describe('sandboxes per runtime created and started ahead of time (warm pool), each used once; 0 disables the pool (every run starts cold)'),
     EXEC_MAX_CONCURRENT: positiveInt(Math.max(2, availableParallelism() * 4))
       .describe('executions running at once (default: 4 per CPU); further requests queue'),
+    EXEC_MAX_CONCURRENT_PER_CALLER: z.coerce.number().int().positive().optional()
+      .describe('executions one caller (JWT subject, or address without a token) may hold at once, running or queued (default: half of EXEC_MAX_CONCURRENT, at least 1); beyond it 429 with Retry-After'),
     EXEC_QUEUE_LIMIT: z.coerce.number().int().min(0).default(64)
       .describe('requests allowed to wait for a free execution slot; beyond it 503 with Retry-After'),
     EXEC_QUEUE_TIMEOUT_MS: positiveInt(10_000)
@@ -67,6 +124,10 @@ export const ConfigSchema = z
     RATE_LIMIT_SUBJECT_MAX: z.coerce.number().int().min(0).default(60).describe('/execute requests per window per JWT subject; 0 turns the limit off'),
     RATE_LIMIT_IP_MAX: z.coerce.number().int().min(0).default(30)
       .describe('/execute requests per window per client address, for callers without a token; 0 turns the limit off'),
+    RATE_LIMIT_ADDRESS_MAX: z.coerce.number().int().min(0).default(600)
+      .describe('/execute requests per window per client address, with or without a token, counted before any other work (token, body, policy); 0 turns the limit off'),
+    RATE_LIMIT_AUTH_FAILURES_MAX: z.coerce.number().int().min(0).default(20)
+      .describe('refused tokens (401) per window per client address; past it the address gets 429 before its token is even checked; 0 turns the limit off'),
     SHUTDOWN_GRACE_MS: positiveInt(25_000)
       .describe('on SIGTERM/SIGINT, how long running executions get to finish before their sandboxes are removed'),
     LOG_LEVEL: logLevel,
@@ -81,7 +142,11 @@ export const ConfigSchema = z
     message: 'must not exceed EXEC_MAX_TIMEOUT_MS',
     path: ['EXEC_TIMEOUT_MS'],
   })
-  .transform((c) => ({ ...c, DATA_DIR: resolve(c.DATA_DIR) }));
+  .transform((c) => ({
+    ...c,
+    DATA_DIR: resolve(c.DATA_DIR),
+    EXEC_MAX_CONCURRENT_PER_CALLER: c.EXEC_MAX_CONCURRENT_PER_CALLER ?? Math.max(1, Math.floor(c.EXEC_MAX_CONCURRENT / 2)),
+  }));
 
 export type Config = z.infer<typeof ConfigSchema>;
 

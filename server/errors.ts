@@ -1,7 +1,9 @@
 /**
  * One error type with a status, and the one place where anything thrown
  * becomes an HTTP answer. Unknown errors become a plain 500: their details
- * go to the log, never to the client.
+ * go to the log, never to the client. The same holds for known failures of
+ * what lies behind us (engine, proxy control channel, images): the client
+ * gets a stable code and words, the cause is logged.
  */
 import type { ErrorRequestHandler } from 'express';
 import { ControlChannelError } from '../egress-proxy/index.ts';
@@ -52,17 +54,18 @@ export function toApiError(error: unknown): ApiError | null {
     return new ApiError(503, 'KEYS_UNAVAILABLE', 'Tokens cannot be verified right now; try again shortly', undefined, { 'Retry-After': '5' });
   }
   if (error instanceof DockerUnavailableError) {
-    return new ApiError(503, 'DOCKER_UNAVAILABLE', 'The sandbox engine is unavailable; try again shortly', error.message, { 'Retry-After': '5' });
+    return new ApiError(503, 'DOCKER_UNAVAILABLE', 'The sandbox engine is unavailable; try again shortly', undefined, { 'Retry-After': '5' });
   }
   if (error instanceof CapacityError) {
+    if (error.code === 'CALLER_BUSY') return new ApiError(429, error.code, error.message, undefined, { 'Retry-After': String(error.retryAfterSeconds) });
     return new ApiError(503, error.code, error.message, undefined, { 'Retry-After': String(error.retryAfterSeconds) });
   }
   // The standalone proxy down or failing is a capacity problem; its 4xx answers are our bugs (500).
   if (error instanceof ControlChannelError && (error.status === 0 || error.status >= 500)) {
-    return new ApiError(503, 'EGRESS_UNAVAILABLE', 'The egress proxy is unavailable; try again shortly', error.message, { 'Retry-After': '5' });
+    return new ApiError(503, 'EGRESS_UNAVAILABLE', 'The egress proxy is unavailable; try again shortly', undefined, { 'Retry-After': '5' });
   }
   if (error instanceof ImageMissingError) {
-    return new ApiError(503, 'IMAGE_MISSING', 'The sandbox image is not ready; try again shortly', error.message, { 'Retry-After': '30' });
+    return new ApiError(503, 'IMAGE_MISSING', 'The sandbox image is not ready; try again shortly', undefined, { 'Retry-After': '30' });
   }
   const parserError = error as BodyParserError | null;
   switch (parserError?.type) {

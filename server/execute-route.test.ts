@@ -41,7 +41,7 @@ async function start(overrides: Partial<ExecuteRouteDependencies> = {}) {
       if (authorization === undefined) return Promise.resolve(null);
       if (authorization === 'Bearer bad') return Promise.reject(new TokenError('TOKEN_INVALID', 'The token could not be verified'));
       const subject = authorization.slice('Bearer '.length);
-      return Promise.resolve({ token: `token-of-${subject}`, subject, claims: {} } satisfies VerifiedToken);
+      return Promise.resolve({ token: `token-of-${subject}`, subject, expiresAt: Math.floor(Date.now() / 1000) + 3600, claims: {} } satisfies VerifiedToken);
     },
     policies: {
       fetchPolicy: (token): Promise<PolicyResult> => {
@@ -65,13 +65,36 @@ async function start(overrides: Partial<ExecuteRouteDependencies> = {}) {
   await new Promise((resolve) => server.once('listening', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/execute`;
   const post = async (body: string, authorization?: string) => {
-    const response = await fetch(url, { method: 'POST', body, headers: authorization === undefined ? {} : { authorization } });
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...(authorization === undefined ? {} : { authorization }) };
+    const response = await fetch(url, { method: 'POST', body, headers });
     return { status: response.status, headers: response.headers, json: (await response.json()) as Record<string, unknown> };
   };
-  return { post, calls };
+  const postAs = async (contentType: string | undefined, body: string) => {
+    const response = await fetch(url, { method: 'POST', body, headers: contentType === undefined ? {} : { 'content-type': contentType } });
+    return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+  };
+  return { post, postAs, calls };
 }
 
 describe('POST /execute pipeline', () => {
+  it.each([
+    ['text/plain (a cross-site form or fetch needs no preflight for it)', 'text/plain'],
+    ['a urlencoded form', 'application/x-www-form-urlencoded'],
+    ['no Content-Type at all', undefined],
+  ])('refuses %s with 415 naming the header, before any work', async (_name, contentType) => {
+    const { postAs, calls } = await start();
+    const response = await postAs(contentType, '{"code":"console.log(1)"}');
+    expect(response.status).toBe(415);
+    expect(response.json).toMatchObject({ success: false, code: 'UNSUPPORTED_MEDIA_TYPE', details: [{ field: 'header content-type' }] });
+    expect(response.json.error).toMatch(/Content-Type must be application\/json/);
+    expect(calls).toEqual({ policies: [], executions: 0 });
+  });
+
+  it('accepts application/json with a charset', async () => {
+    const { postAs } = await start();
+    expect((await postAs('Application/JSON; charset=utf-8', '{"code":"hi"}')).status).toBe(200);
+  });
+
   it('answers a bad token first, even with a broken body, and reads no policy', async () => {
     const { post, calls } = await start();
     const response = await post('{"code": ', 'Bearer bad');

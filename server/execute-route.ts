@@ -1,13 +1,16 @@
 /**
  * `POST /execute` as one pipeline, one named step per stage, in this order:
  *
- *   authenticate → read the body → seal? → rate-limit → validate
+ *   JSON only? → authenticate → read the body → seal? → rate-limit → validate
  *     → resolve the policy → execute → answer
+ *
+ * (The app's per-address limits run before all of it, see app.ts.)
  *
  * What a step learns goes on `res.locals` (ExecuteLocals) for the steps
  * after it. A step that fails throws, and the one error handler answers.
  */
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { ipKeyGenerator } from 'express-rate-limit';
 import type { Config } from './config.ts';
 import { sealJsonResponses, type ResponseEncryptor } from './encryption.ts';
 import { ApiError, badRequest } from './errors.ts';
@@ -93,6 +96,21 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
     next();
   };
 
+  /**
+   * Only `application/json`: a web page can send `text/plain` (or a form)
+   * cross-site without a CORS preflight, so accepting it would let any page
+   * a user visits run code through a local service.
+   */
+  const requireJson: Step = (req, _res, next) => {
+    const type = (req.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase();
+    if (type !== 'application/json') {
+      throw new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type must be application/json (got ${JSON.stringify(req.get('content-type') ?? '')})`, [
+        { field: 'header content-type', message: 'must be application/json' },
+      ]);
+    }
+    next();
+  };
+
   const readBody: RequestHandler = parseJson;
 
   const decideSealing: Step = (req, res, next) => {
@@ -150,8 +168,10 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
     // A caller that goes away while queued gives its place up.
     const gone = new AbortController();
     res.once('close', () => gone.abort());
+    // One caller may not hold every execution slot: subjects by name, anonymous callers by address.
+    const holder = caller.subject === undefined ? `ip:${ipKeyGenerator(req.ip ?? 'unknown')}` : `sub:${caller.subject}`;
     res.locals.data = await trackExecution(req.log ?? deps.logger, deps.metrics, request, caller, () =>
-      deps.drain.run(() => deps.executions.execute(request, caller, gone.signal)),
+      deps.drain.run(() => deps.executions.execute(request, caller, gone.signal, holder)),
     );
     next();
   };
@@ -161,6 +181,6 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
   };
 
   const router = Router();
-  router.post(EXECUTE_PATH, authenticate, readBody, decideSealing, rateLimit, validate, resolvePolicy, execute, answer);
+  router.post(EXECUTE_PATH, requireJson, authenticate, readBody, decideSealing, rateLimit, validate, resolvePolicy, execute, answer);
   return router;
 }

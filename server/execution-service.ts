@@ -58,15 +58,18 @@ function checkPackages(request: ExecuteRequest, caller: Caller): { ecosystem: Ec
 export class ExecutionService {
   constructor(private readonly options: ExecutionServiceOptions) {}
 
-  /** `signal` aborts a request still waiting in the queue (the client went away). */
-  async execute(request: ExecuteRequest, caller: Caller, signal?: AbortSignal): Promise<ExecuteResponseData> {
+  /**
+   * `signal` aborts a request still waiting in the queue (the client went
+   * away); `holder` names the caller for the per-caller concurrency cap.
+   */
+  async execute(request: ExecuteRequest, caller: Caller, signal?: AbortSignal, holder?: string): Promise<ExecuteResponseData> {
     const packages = checkPackages(request, caller);
     const executionId = randomUUID();
     const budgetMs = Math.min(request.timeoutMs ?? this.options.defaultTimeoutMs, this.options.maxTimeoutMs);
     // The request's timeout is its whole budget: the wait for a slot counts
     // against it and may take at most half, so an overloaded server still
     // answers within the timeout (plus sandbox start and teardown).
-    const slot = await this.options.admission.acquire(budgetMs / 2, signal);
+    const slot = await this.options.admission.acquire(budgetMs / 2, signal, holder);
     const timeoutMs = Math.max(1, budgetMs - slot.queuedMs);
     let result: ExecutionResult;
     try {

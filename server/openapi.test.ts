@@ -21,7 +21,7 @@ describe('openApiDocument', () => {
     expect(Object.keys(request.properties)).toEqual(
       expect.arrayContaining(['code', 'language', 'stdin', 'args', 'env', 'timeoutMs', 'packages', 'encrypt_messages']),
     );
-    expect(Object.keys(execute.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '413', '429', '503']));
+    expect(Object.keys(execute.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '413', '415', '429', '503']));
     const data = document.components.schemas.ExecuteSuccess.properties.data;
     expect(Object.keys(data.properties)).toEqual(
       expect.arrayContaining(['stdout', 'stderr', 'code', 'signal', 'timedOut', 'oomKilled', 'truncated', 'durationMs', 'executionId', 'networkLog', 'policyInfo']),

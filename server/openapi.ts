@@ -69,11 +69,16 @@ export function openApiDocument(version: string): JsonObject {
               content: json({ oneOf: [ref('ExecuteSuccess'), ref('EncryptedResponse')] }),
             },
             400: errorResponse('Bad input; `details` names each bad field (or encryption asked for but not configured)'),
-            401: errorResponse('Missing, malformed, expired or unverifiable bearer token', {
+            401: errorResponse('Missing, malformed, expired, too long-lived (no exp, or beyond JWT_MAX_TOKEN_AGE) or unverifiable bearer token', {
               'WWW-Authenticate': { description: 'Bearer challenge with the error', schema: { type: 'string' } },
             }),
+            403: errorResponse('HOST_NOT_ALLOWED: bound to loopback, the Host header names another site (DNS rebinding)'),
             413: errorResponse('Code or body too large'),
-            429: errorResponse('Rate limited (per subject, or per address for anonymous callers)', { ...retryAfter, ...rateLimitHeaders }),
+            415: errorResponse('Content-Type is not application/json, or the body is not UTF-8'),
+            429: errorResponse(
+              'RATE_LIMITED (per address before any work, per subject, or per address for anonymous callers), AUTH_FAILURES_LIMITED (too many refused tokens from this address) or CALLER_BUSY (the caller already holds its share of execution slots)',
+              { ...retryAfter, ...rateLimitHeaders },
+            ),
             503: errorResponse('No capacity, engine or image unavailable, or shutting down', retryAfter),
             500: errorResponse('Internal error; details only in the server log'),
           },

@@ -45,3 +45,66 @@ export function executeRateLimit(options: RateLimitOptions): RequestHandler {
     },
   });
 }
+
+const addressKey = (req: Request): string => ipKeyGenerator(req.ip ?? 'unknown');
+
+/**
+ * The first thing a request meets: a counter per client address, before its
+ * token is verified, its body read or its policy looked up, so a flood costs
+ * us one map lookup per request. Its limit is well above what one honest
+ * client sends; the per-subject and per-address limits above do the fine
+ * work. No RateLimit-* headers of its own: those describe the finer limit.
+ */
+export function addressRateLimit(options: { windowMs: number; max: number }): RequestHandler {
+  return rateLimit({
+    windowMs: options.windowMs,
+    limit: options.max,
+    skip: () => options.max === 0,
+    keyGenerator: (req) => `addr:${addressKey(req)}`,
+    standardHeaders: false,
+    legacyHeaders: false,
+    handler: (req, _res, next) => {
+      const resetsAt = (req as Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime?.getTime() ?? Date.now() + options.windowMs;
+      const retryAfter = Math.max(1, Math.ceil((resetsAt - Date.now()) / 1000));
+      next(new ApiError(429, RATE_LIMITED, `Too many requests from this address; retry after ${retryAfter} s`, undefined, { 'Retry-After': String(retryAfter) }));
+    },
+  });
+}
+
+export const AUTH_FAILURES_LIMITED = 'AUTH_FAILURES_LIMITED';
+
+/**
+ * Refused tokens (401 answers) counted per client address in fixed windows.
+ * Past the limit the address is refused (429) before its next token is even
+ * verified: guessing tokens or keys costs the guesser, not us.
+ */
+export function authFailureLimit(options: { windowMs: number; max: number }): RequestHandler {
+  const windows = new Map<string, { count: number; resetsAt: number }>();
+  const current = (key: string, now: number) => {
+    const window = windows.get(key);
+    if (window !== undefined && window.resetsAt > now) return window;
+    // Expired windows go as they are met, and all of them now and then, so the map stays as small as the set of recent offenders.
+    if (windows.size > 10_000) for (const [k, w] of windows) if (w.resetsAt <= now) windows.delete(k);
+    const fresh = { count: 0, resetsAt: now + options.windowMs };
+    windows.set(key, fresh);
+    return fresh;
+  };
+  return (req, res, next) => {
+    if (options.max === 0) {
+      next();
+      return;
+    }
+    const key = addressKey(req);
+    const now = Date.now();
+    const window = current(key, now);
+    if (window.count >= options.max) {
+      const retryAfter = Math.max(1, Math.ceil((window.resetsAt - now) / 1000));
+      next(new ApiError(429, AUTH_FAILURES_LIMITED, `Too many refused tokens from this address; retry after ${retryAfter} s`, undefined, { 'Retry-After': String(retryAfter) }));
+      return;
+    }
+    res.once('finish', () => {
+      if (res.statusCode === 401) current(key, Date.now()).count += 1;
+    });
+    next();
+  };
+}

@@ -99,6 +99,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     maxConcurrent: config.EXEC_MAX_CONCURRENT,
     queueLimit: config.EXEC_QUEUE_LIMIT,
     queueTimeoutMs: config.EXEC_QUEUE_TIMEOUT_MS,
+    perCallerMax: config.EXEC_MAX_CONCURRENT_PER_CALLER,
   });
   capacity.queueDepth = () => admission.queued;
   capacity.poolSize = () => Object.values(pool.stats().ready).reduce<number>((sum, n) => sum + (n ?? 0), 0);

@@ -88,11 +88,22 @@ describe('tokens verified with an RS256 public key (PEM)', () => {
     ['a wrong issuer', () => mintToken(keys.privateKey, { iss: 'https://evil.test' }), 'TOKEN_CLAIM_INVALID'],
     ['a wrong audience', () => mintToken(keys.privateKey, { aud: 'another-service' }), 'TOKEN_CLAIM_INVALID'],
     ['no sub claim', () => mintToken(keys.privateKey, { sub: null }), 'TOKEN_CLAIM_INVALID'],
+    ['no exp claim', () => mintToken(keys.privateKey, { expiresIn: null }), 'TOKEN_CLAIM_INVALID'],
+    ['a token issued to live 30 days (exp - iat)', () => mintToken(keys.privateKey, { expiresIn: 30 * 86_400 }), 'TOKEN_LIFETIME_TOO_LONG'],
+    ['a token without iat whose exp is 2 days away', () => mintToken(keys.privateKey, { issuedAt: null, expiresIn: 2 * 86_400 }), 'TOKEN_LIFETIME_TOO_LONG'],
+    ['a token whose iat is set ahead to stretch its life', () => mintToken(keys.privateKey, { issuedAt: 2 * 86_400, expiresIn: 2 * 86_400 + 60 }), 'TOKEN_LIFETIME_TOO_LONG'],
     ['garbage', () => Promise.resolve('not-a-jwt'), 'TOKEN_MALFORMED'],
     ['three dots of garbage', () => Promise.resolve('a.b.c'), 'TOKEN_MALFORMED'],
     ['a 10 KB token', () => Promise.resolve('a'.repeat(10 * 1024)), 'TOKEN_TOO_LARGE'],
   ])('refuses %s with 401 and its code', async (_name, make, code) => {
     expectRefusal(await execute(bearer(await make())), code);
+  });
+
+  it('names the missing exp claim in the body and the challenge', async () => {
+    const response = await execute(bearer(await mintToken(keys.privateKey, { expiresIn: null })));
+    expectRefusal(response, 'TOKEN_CLAIM_INVALID');
+    expect(response.json.error).toMatch(/"exp" claim is missing/);
+    expect(response.headers.get('www-authenticate')).toMatch(/'exp' claim is missing/);
   });
 
   it.each(['Basic YWxpY2U6cGFzcw==', 'Bearer', 'Bearer two tokens', 'Token abc.def.ghi'])(
@@ -235,6 +246,36 @@ describe('key configuration', () => {
     } finally {
       await rm(dataDir, { recursive: true, force: true });
     }
+  });
+
+  it.each<[string, Record<string, string>, RegExp[]]>([
+    ['without JWT_AUDIENCE', { JWT_SECRET: TEST_HS_SECRET }, [/^JWT_AUDIENCE: required with NODE_ENV=production/]],
+    ['with a JWKS URL but no JWT_ISSUER', { JWT_JWKS_URL: 'https://idp.test/jwks.json', JWT_AUDIENCE: TEST_AUDIENCE }, [/^JWT_ISSUER: required with NODE_ENV=production and JWT_JWKS_URL/]],
+    ['without any key, audience or issuer', {}, [/JWT_JWKS_URL.*JWT_PUBLIC_KEY.*JWT_SECRET/, /^JWT_AUDIENCE: required/]],
+  ])('refuses to start in production %s, naming the variable', async (_name, env, messages) => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'sandbox-prod-'));
+    try {
+      const config = loadConfig({ NODE_ENV: 'production', PORT: '0', DATA_DIR: dataDir, ...env });
+      const error: unknown = await startService({ config, images: await imageTags(), logger: createLogger('silent') }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      for (const message of messages) expect((error as ConfigError).problems.some((p) => message.test(p)), (error as Error).message).toBe(true);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('starts in production with a key, an audience and (for a JWKS URL) an issuer', async () => {
+    const keys = await rsaKeyPair();
+    const identity = await loadIdentity(loadConfig({ NODE_ENV: 'production', JWT_PUBLIC_KEY: keys.publicPem, JWT_AUDIENCE: TEST_AUDIENCE }));
+    expect((await identity.verifier.verify(await mintToken(keys.privateKey))).subject).toBe('alice');
+  });
+
+  it('takes JWT_MAX_TOKEN_AGE as a duration and refuses tokens living longer', async () => {
+    const keys = await rsaKeyPair();
+    const identity = await loadIdentity(loadConfig({ JWT_PUBLIC_KEY: keys.publicPem, JWT_MAX_TOKEN_AGE: '10m' }));
+    expect((await identity.verifier.verify(await mintToken(keys.privateKey, { expiresIn: 600 }))).subject).toBe('alice');
+    await expect(identity.verifier.verify(await mintToken(keys.privateKey, { expiresIn: 3600 }))).rejects.toMatchObject({ code: 'TOKEN_LIFETIME_TOO_LONG' });
+    expect(() => loadConfig({ JWT_MAX_TOKEN_AGE: 'forever' })).toThrow(/JWT_MAX_TOKEN_AGE: must be a positive duration/);
   });
 
   it.each<[string, (keys: TestKeyPair) => Record<string, string>, RegExp]>([

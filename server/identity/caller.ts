@@ -33,7 +33,7 @@ export async function resolveCaller(verified: VerifiedToken | null, policies: Po
   if (verified === null) return ANONYMOUS_CALLER;
   const result = await policies.fetchPolicy(verified.token, {
     subject: verified.subject,
-    ...(verified.expiresAt === undefined ? {} : { expiresAt: verified.expiresAt }),
+    expiresAt: verified.expiresAt,
   });
   if (result.source === 'default') {
     log?.warn({ subject: verified.subject, reason: result.reason, errorCode: result.errorCode }, 'default policy in force: user policy unavailable');

@@ -15,6 +15,7 @@ export type TokenErrorCode =
   | 'TOKEN_EXPIRED'
   | 'TOKEN_NOT_YET_VALID'
   | 'TOKEN_CLAIM_INVALID'
+  | 'TOKEN_LIFETIME_TOO_LONG'
   | 'TOKEN_INVALID';
 
 /** The RFC 6750 `error` attribute: none when no credentials were sent at all. */

@@ -15,15 +15,20 @@ export interface VerifiedToken {
   /** The compact token itself: the policy API is called with it. Never log it. */
   token: string;
   subject: string;
-  /** `exp` in seconds since the epoch, when the token has one. */
-  expiresAt?: number;
+  /** `exp` in seconds since the epoch (every accepted token has one). */
+  expiresAt: number;
   claims: JWTPayload;
 }
 
 export interface ExpectedClaims {
   issuer?: string[];
   audience?: string[];
+  /** Longest lifetime accepted, in seconds: `exp - iat`, or `exp - now` for a token without `iat`. */
+  maxTokenAgeSeconds?: number;
 }
+
+/** Default JWT_MAX_TOKEN_AGE: a day. */
+export const DEFAULT_MAX_TOKEN_AGE_SECONDS = 24 * 3600;
 
 export class TokenVerifier {
   constructor(
@@ -38,7 +43,8 @@ export class TokenVerifier {
       ({ payload: claims } = await jwtVerify(token, this.source.key, {
         algorithms: [...this.source.algorithms],
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
-        requiredClaims: ['sub'],
+        // Without `exp` a leaked token works forever, and its policy is cached without bound.
+        requiredClaims: ['sub', 'exp'],
         ...(this.expected.issuer ? { issuer: this.expected.issuer } : {}),
         ...(this.expected.audience ? { audience: this.expected.audience } : {}),
       }));
@@ -48,7 +54,24 @@ export class TokenVerifier {
     if (typeof claims.sub !== 'string' || claims.sub === '') {
       throw new TokenError('TOKEN_CLAIM_INVALID', 'The "sub" claim must be a non-empty string');
     }
-    return { token, subject: claims.sub, ...(typeof claims.exp === 'number' ? { expiresAt: claims.exp } : {}), claims };
+    const expiresAt = claims.exp as number;
+    this.#checkLifetime(expiresAt, claims.iat);
+    return { token, subject: claims.sub, expiresAt, claims };
+  }
+
+  /**
+   * A token's lifetime is measured from `iat` when it has one (what the
+   * issuer granted), otherwise from now (what is left), and never from a
+   * point in the future: either way a token minted to live for months is
+   * refused, however young it is.
+   */
+  #checkLifetime(expiresAt: number, issuedAt: unknown): void {
+    const maxAge = this.expected.maxTokenAgeSeconds ?? DEFAULT_MAX_TOKEN_AGE_SECONDS;
+    const now = Math.floor(Date.now() / 1000);
+    const from = typeof issuedAt === 'number' ? Math.min(issuedAt, now) : now;
+    if (expiresAt - from > maxAge + CLOCK_TOLERANCE_SECONDS) {
+      throw new TokenError('TOKEN_LIFETIME_TOO_LONG', `The token's lifetime (exp - ${typeof issuedAt === 'number' ? 'iat' : 'now'}) exceeds the ${maxAge} s this service accepts`);
+    }
   }
 }
 

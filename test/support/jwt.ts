@@ -41,6 +41,8 @@ export interface MintOptions {
   expiresIn?: number | null;
   /** Seconds from now. */
   notBefore?: number;
+  /** Seconds from now (default 0); `null` leaves `iat` out. */
+  issuedAt?: number | null;
   claims?: JWTPayload;
   /** Extra protected-header members (`kid`, `jku`, `jwk`, …). */
   header?: Partial<JWTHeaderParameters>;
@@ -55,7 +57,7 @@ export async function mintToken(key: KeyObject | Uint8Array | string, options: M
   if (options.sub !== null) claims.sub = options.sub ?? 'alice';
   if (options.iss !== null) claims.iss = options.iss ?? TEST_ISSUER;
   if (options.aud !== null) claims.aud = options.aud ?? TEST_AUDIENCE;
-  claims.iat = now();
+  if (options.issuedAt !== null) claims.iat = now() + (options.issuedAt ?? 0);
   if (options.expiresIn !== null) claims.exp = now() + (options.expiresIn ?? 3600);
   if (options.notBefore !== undefined) claims.nbf = now() + options.notBefore;
   const signingKey = typeof key === 'string' ? new TextEncoder().encode(key) : key;

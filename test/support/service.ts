@@ -26,7 +26,18 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     },
   });
   // Suites run many executions from one address; the rate-limit tests set their own limits.
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', RATE_LIMIT_IP_MAX: '10000', RATE_LIMIT_SUBJECT_MAX: '10000', ...env });
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'info',
+    RATE_LIMIT_IP_MAX: '10000',
+    RATE_LIMIT_SUBJECT_MAX: '10000',
+    RATE_LIMIT_ADDRESS_MAX: '10000',
+    RATE_LIMIT_AUTH_FAILURES_MAX: '10000',
+    EXEC_MAX_CONCURRENT_PER_CALLER: '10000',
+    ...env,
+  });
   const service = await startService({ config, images: await imageTags(), logger: createLogger('info', sink) });
   return {
     ...service,
