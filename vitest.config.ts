@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['policies/**/*.test.ts', 'service-kit/**/*.test.ts', 'egress-proxy/**/*.test.ts', 'executor/**/*.test.ts', 'server/**/*.test.ts'],
+          include: ['policies/**/*.test.ts', 'service-kit/**/*.test.ts', 'egress-proxy/**/*.test.ts', 'executor/**/*.test.ts', 'server/**/*.test.ts', 'eslint-rules/**/*.test.ts'],
           testTimeout: 20_000,
         },
       },
