@@ -2,14 +2,13 @@
  * Admission control through the real service: a bounded number of
  * executions at once, a bounded queue, and 503 with Retry-After beyond it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerAvailable } from './support/docker.ts';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithDocker } from './support/docker.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
-const hasDocker = await dockerAvailable();
 const SLOW = { code: 'setTimeout(() => console.log("done"), 1500)', timeoutMs: 20_000 };
 
-describe.skipIf(!hasDocker)('admission control', () => {
+describeWithDocker('admission control', () => {
   let service: TestService;
 
   beforeAll(async () => {

@@ -6,13 +6,12 @@
  * test asserts the forbidden request never reached it, that allowed ones
  * arrived exactly as checked, and what the network log says.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { NetworkLogEntry } from '../egress-proxy/index.ts';
 import type { Upstream } from './fixtures/upstream.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { SEED_USER, startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 
-const hasDocker = await dockerAvailable();
 
 /** GET only on /api/v1/users/* at okta, and okta's port 8443 opened. */
 const PATHS_USER = 'paths-user';
@@ -151,7 +150,7 @@ const allowedEntry = (method: string, url: string, hostname: string) =>
 /** The fixed fields of the service's per-decision log line (pino adds level, time and msg; the service its name). */
 const DECISION_LINE_FIELDS = ['level', 'time', 'service', 'component', 'msg', 'executionId', 'method', 'url', 'host', 'port', 'allowed', 'reason', 'rule', 'statusCode', 'durationMs'];
 
-describe.skipIf(!hasDocker)('attacks on the egress proxy from inside the sandbox', () => {
+describeWithDocker('attacks on the egress proxy from inside the sandbox', () => {
   let world: SeedWorld;
   const tokens: Record<string, string> = {};
 

@@ -14,7 +14,7 @@ import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL } from '../images/
 import { parseDeb822, parseOneLine } from '../images/lib/apt-source.ts';
 import { pruneSuperseded } from '../images/lib/build-image.ts';
 import { DockerContainerClient } from '../executor/index.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { runLocked, type LockedRun } from './support/locked-container.ts';
 
 describe('image inputs', () => {
@@ -44,9 +44,8 @@ describe('image inputs', () => {
   });
 });
 
-const hasDocker = await dockerAvailable();
 
-describe.skipIf(!hasDocker)('sandbox-node image', () => {
+describeWithDocker('sandbox-node image', () => {
   // The image build and its metadata are images/'s business (dockerode); runs go through the executor's client.
   const docker = new Docker();
   const engine = new DockerContainerClient();

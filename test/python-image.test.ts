@@ -12,7 +12,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL } from '../images/index.ts';
 import { DockerContainerClient } from '../executor/index.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { runLocked } from './support/locked-container.ts';
 
 it('tags the python image with the first 12 hex digits of its inputs hash', async () => {
@@ -20,9 +20,8 @@ it('tags the python image with the first 12 hex digits of its inputs hash', asyn
   expect(tag).toBe(`sandbox-python:${hash.slice(0, 12)}`);
 });
 
-const hasDocker = await dockerAvailable();
 
-describe.skipIf(!hasDocker)('sandbox-python image', () => {
+describeWithDocker('sandbox-python image', () => {
   // The image build and its metadata are images/'s business (dockerode); runs go through the executor's client.
   const docker = new Docker();
   const engine = new DockerContainerClient();

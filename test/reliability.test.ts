@@ -18,12 +18,12 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
-import { containersOf, eventually, startChildServer } from './support/child-server.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { containersOf, startChildServer } from './support/child-server.ts';
+import { eventually } from './support/eventually.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { mintToken, startRecordingServer, TEST_AUDIENCE, TEST_HS_SECRET, TEST_ISSUER } from './support/jwt.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
-const hasDocker = await dockerAvailable();
 
 const engineSocket = (): string => {
   const host = process.env.DOCKER_HOST;
@@ -69,7 +69,7 @@ async function startEngineRelay(path: string) {
 
 const tempDir = (prefix: string) => mkdtemp(join(tmpdir(), prefix));
 
-describe.skipIf(!hasDocker)('reliability', () => {
+describeWithDocker('reliability', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();

@@ -5,15 +5,14 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CA_CERT_FILE, DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, PROXY_SOCKET_FILE } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { expectSeedScenario } from './support/seed-expectations.ts';
 import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
-const hasDocker = await dockerAvailable();
 const docker = new DockerContainerClient();
 
 const ours = (service: TestService) => ({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(service.dataDir) });
@@ -32,7 +31,7 @@ async function run(service: TestService, body: Record<string, unknown>) {
   return response.json.data;
 }
 
-describe.skipIf(!hasDocker)('the warm pool', () => {
+describeWithDocker('the warm pool', () => {
   let service: TestService;
 
   beforeAll(async () => {
@@ -90,7 +89,7 @@ describe.skipIf(!hasDocker)('the warm pool', () => {
   });
 });
 
-describe.skipIf(!hasDocker)('the warm pool with egress', () => {
+describeWithDocker('the warm pool with egress', () => {
   let world: SeedWorld;
 
   beforeAll(async () => {
@@ -131,7 +130,7 @@ describe.skipIf(!hasDocker)('the warm pool with egress', () => {
   });
 });
 
-describe.skipIf(!hasDocker)('pool size 0', () => {
+describeWithDocker('pool size 0', () => {
   let service: TestService;
 
   beforeAll(async () => {
@@ -152,7 +151,7 @@ describe.skipIf(!hasDocker)('pool size 0', () => {
   });
 });
 
-describe.skipIf(!hasDocker)('closing a service with a full pool', () => {
+describeWithDocker('closing a service with a full pool', () => {
   it('leaves no container behind, even with refills under way', async () => {
     const service = await startTestService({ EXEC_POOL_SIZE: '3' });
     await service.pool.whenFull();
@@ -163,7 +162,7 @@ describe.skipIf(!hasDocker)('closing a service with a full pool', () => {
   });
 });
 
-describe.skipIf(!hasDocker)('a pooled container that dies before its job', () => {
+describeWithDocker('a pooled container that dies before its job', () => {
   let service: TestService;
 
   beforeAll(async () => {
@@ -205,7 +204,7 @@ describe.skipIf(!hasDocker)('a pooled container that dies before its job', () =>
   });
 });
 
-describe.skipIf(!hasDocker)('a job whose policy allows a tool', () => {
+describeWithDocker('a job whose policy allows a tool', () => {
   let world: SeedWorld;
   let jqUser: string;
 

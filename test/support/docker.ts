@@ -1,7 +1,11 @@
 /**
  * Integration tests need a real Docker engine and the sandbox images. Without
  * them a local run skips loudly; under CI a missing engine is a failure.
+ *
+ *   describeWithDocker('the warm pool', () => { … });
+ *   itWithDocker('runs code for a valid token', async () => { … });
  */
+import { describe, it } from 'vitest';
 import { DockerContainerClient } from '../../executor/index.ts';
 
 export async function dockerAvailable(): Promise<boolean> {
@@ -16,3 +20,12 @@ export async function dockerAvailable(): Promise<boolean> {
     return false;
   }
 }
+
+/** Whether the engine answered; asked once per test file. */
+const hasDocker = await dockerAvailable();
+
+/** A `describe` that needs the engine: skipped loudly without one locally, a failure under CI. */
+export const describeWithDocker = describe.skipIf(!hasDocker);
+
+/** The same for one test in a file whose other tests need no engine. */
+export const itWithDocker = it.skipIf(!hasDocker);
