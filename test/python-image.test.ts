@@ -10,16 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL } from '../images/index.ts';
+import { ensureImage, imageInputsHash, INPUTS_LABEL } from '../images/index.ts';
 import { DockerContainerClient } from '../executor/index.ts';
 import { describeWithDocker } from './support/docker.ts';
 import { runLocked } from './support/locked-container.ts';
-
-it('tags the python image with the first 12 hex digits of its inputs hash', async () => {
-  const [tag, hash] = await Promise.all([imageTag('python'), imageInputsHash('python')]);
-  expect(tag).toBe(`sandbox-python:${hash.slice(0, 12)}`);
-});
-
 
 describeWithDocker('sandbox-python image', () => {
   // The image build and its metadata are images/'s business (dockerode); runs go through the executor's client.
