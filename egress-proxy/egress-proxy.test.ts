@@ -18,6 +18,7 @@ import { canonicalHost, createDecider, policyFromApi } from '../policies/index.t
 import { startUpstream } from '../test/fixtures/upstream.ts';
 import type { Upstream } from '../test/fixtures/upstream.ts';
 import { connectTunnel, rawExchange, request, tlsOverTunnel } from '../test/fixtures/upstream-client.ts';
+import { eventually } from '../test/support/eventually.ts';
 import { EgressProxy, DECISION_LOG_MESSAGE } from './index.ts';
 import type { EgressSession, EgressSessionInfo, NetworkLogEntry } from './index.ts';
 
@@ -101,9 +102,7 @@ function json(body: string): Record<string, unknown> {
 }
 
 async function logOf(s: EgressSession<Mode>, count: number): Promise<NetworkLogEntry[]> {
-  for (let i = 0; i < 100 && s.networkLog().entries.filter((e) => e.durationMs >= 0 && e.statusCode !== 0 || e.blocked).length < count; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await eventually(() => s.networkLog().entries.filter((e) => (e.durationMs >= 0 && e.statusCode !== 0) || e.blocked).length >= count, { timeoutMs: 2_000 });
   return s.networkLog().entries;
 }
 
@@ -273,7 +272,7 @@ describe('upstream connections', () => {
   const WIDTH = 32;
 
   async function waitFor(done: () => boolean, ms: number): Promise<void> {
-    for (const until = Date.now() + ms; !done() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+    await eventually(done, { timeoutMs: ms, everyMs: 10 });
   }
 
   /**

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithDocker } from './support/docker.ts';
+import { eventually } from './support/eventually.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
 const SLOW = { code: 'setTimeout(() => console.log("done"), 1500)', timeoutMs: 20_000 };
@@ -35,8 +36,11 @@ describeWithDocker('admission control', () => {
   });
 
   it('answers a request that cannot get a slot within half its timeout with 503, not a hang', async () => {
+    const assigned = () => service.logLines.filter((line) => line.msg === 'sandbox assigned').length;
+    const before = assigned();
     const first = service.post('/execute', SLOW);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The first holds the only slot once its sandbox is assigned.
+    expect(await eventually(() => assigned() > before)).toBe(true);
     const second = await service.post('/execute', { code: '1', timeoutMs: 400 });
     expect(second.status).toBe(503);
     expect(second.json.code).toBe('QUEUE_TIMEOUT');

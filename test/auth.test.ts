@@ -113,6 +113,7 @@ describe('tokens verified with an RS256 public key (PEM)', () => {
       mintToken(attacker.privateKey, { header: { jwk: { ...attacker.publicJwk } } }),
     ]);
     for (const token of tokens) expectRefusal(await execute(bearer(token)), 'TOKEN_BAD_SIGNATURE');
+    // A window for a stray fetch the refusal did not wait for: nothing to wait on, since nothing may come.
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(keyHost.requests).toEqual([]);
   });

@@ -125,6 +125,7 @@ describeWithDocker('reliability', () => {
     expect(before.json.data.policyInfo).toMatchObject({ source: 'jwt', name: 'User Policy' });
 
     await policyApi.close();
+    // Past the cached policy's 100 ms lifetime (a lifetime to outlast, not an event to wait on).
     await new Promise((resolve) => setTimeout(resolve, 200));
     for (let i = 0; i < 2; i++) {
       const after = await service.post('/execute', { code: 'console.log(2)' }, headers);
@@ -189,8 +190,7 @@ describeWithDocker('reliability', () => {
     cleanups.push(() => server.kill());
 
     const running = server.post('/execute', { code: 'setTimeout(() => console.log("finished"), 3000)' });
-    expect(await eventually(() => Promise.resolve(server.logLines.some((l) => l.msg === 'sandbox assigned' || l.msg === 'container created')))).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await eventually(() => server.logLines.some((l) => l.msg === 'sandbox assigned'))).toBe(true);
     server.process.kill('SIGTERM');
 
     expect(await eventually(() => Promise.resolve(server.logLines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('shutting down'))))).toBe(true);
@@ -217,7 +217,7 @@ describeWithDocker('reliability', () => {
 
     const running = server.post('/execute', { code: 'setTimeout(() => console.log("never"), 60000)', timeoutMs: 90_000 });
     expect(await eventually(async () => (await containersOf(dataDir)).length > 0)).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await eventually(() => server.logLines.some((l) => l.msg === 'sandbox assigned'))).toBe(true);
     server.process.kill('SIGTERM');
 
     const answer = await running;
