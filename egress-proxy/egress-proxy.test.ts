@@ -245,7 +245,7 @@ describe('seed scenarios', () => {
           callback(null, tl);
         }, (err: Error) => callback(err));
       return undefined;
-    }) as unknown as typeof agent.createConnection;
+    });
     try {
       const answer = await new Promise<{ status: number | undefined; keepAlive: unknown }>((resolve, reject) => {
         https.get({ host: 'api.stripe.com', path: '/v1/first', agent }, (res) => {

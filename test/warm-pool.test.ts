@@ -121,7 +121,7 @@ describeWithDocker('the warm pool with egress', () => {
     const ca = await readFile(join(world.service.dataDir, 'ca', 'ca.pem'), 'utf8');
     expect((await readFile(join(egressDir, CA_CERT_FILE), 'utf8')).trim()).toBe(ca.trim());
 
-    await untilProgramWaits(pooled[0]!);
+    await untilProgramWaits(pooled[0]);
     const { warmRuns } = world.service.pool.stats();
     const data = await world.run({
       code: [
