@@ -1,7 +1,8 @@
 import tseslint from 'typescript-eslint';
+import { importGuards } from './eslint-rules/import-guards.js';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', '.cache/**', 'coverage/**', 'bench/results/**', 'images/*/agent/**', 'bin/**', 'scripts/**/*.mjs', 'scripts/**/*.sh', 'eslint.config.js'] },
+  { ignores: ['node_modules/**', '.data/**', '.cache/**', 'coverage/**', 'bench/results/**', 'images/*/agent/**', 'bin/**', 'scripts/**/*.mjs', 'scripts/**/*.sh', 'eslint.config.js', 'eslint-rules/**/*.js', 'eslint-rules/**/*.d.ts'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
@@ -16,6 +17,8 @@ export default tseslint.config(
       'no-restricted-imports': 'off',
     },
   },
+  // No import cycles; other folders enter a folder through its index.ts.
+  ...importGuards({ root: import.meta.dirname }),
   {
     files: ['policies/**/*.ts'],
     rules: {

@@ -17,7 +17,7 @@ import { checkFraming } from './http-checks.ts';
 import type { Destination } from './http-checks.ts';
 import { decodeBody } from './response-body.ts';
 import { upstreamPath } from './route.ts';
-import type { ProxyRuntime } from './runtime.ts';
+import type { ProxyRuntime } from './proxy-runtime.ts';
 import type { EgressSessionInfo } from './types.ts';
 
 export type Verdict = { rule: string; reason: string; path?: string; learn?: boolean; learnTail?: number } | { refusal: Refusal; rule: string };

@@ -19,12 +19,21 @@ import {
   type ControlErrorBody,
 } from './control-protocol.ts';
 import { EgressError } from './errors.ts';
-import type { EgressProxy } from './index.ts';
 import type { EgressSession } from './session.ts';
 import type { EgressLogger } from './types.ts';
 
+/**
+ * What the control API needs of the proxy: its CA and opening sessions.
+ * Named here rather than imported from the front door, which exports this
+ * module (an EgressProxy fits it).
+ */
+export interface ControlledProxy {
+  readonly caCertPem: string;
+  openSession(options: { executionId: string; socketPath: string; context: CompiledPolicy }): Promise<EgressSession<CompiledPolicy>>;
+}
+
 export interface ControlServerOptions {
-  proxy: EgressProxy<CompiledPolicy>;
+  proxy: ControlledProxy;
   /** The shared secret callers present as `Authorization: Bearer …`. */
   secret: string;
   /** The only directory sessions may listen in: `<sandboxesDir>/<sandbox>/<name>.sock`. */

@@ -6,6 +6,7 @@
  * for every allowed one, exactly what the policy saw.
  */
 import { promises as fs } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +19,7 @@ import { canonicalHost, createDecider, policyFromApi } from '../policies/index.t
 import { startUpstream } from '../test/fixtures/upstream.ts';
 import type { Upstream } from '../test/fixtures/upstream.ts';
 import { connectTunnel, rawExchange, request, tlsOverTunnel } from '../test/fixtures/upstream-client.ts';
+import { eventually } from '../test/support/eventually.ts';
 import { EgressProxy, DECISION_LOG_MESSAGE, DECISION_LOG_SAMPLE_EVERY } from './index.ts';
 import type { EgressSession, EgressSessionInfo, NetworkLogEntry } from './index.ts';
 
@@ -101,9 +103,7 @@ function json(body: string): Record<string, unknown> {
 }
 
 async function logOf(s: EgressSession<Mode>, count: number): Promise<NetworkLogEntry[]> {
-  for (let i = 0; i < 100 && s.networkLog().entries.filter((e) => e.durationMs >= 0 && e.statusCode !== 0 || e.blocked).length < count; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await eventually(() => s.networkLog().entries.filter((e) => (e.durationMs >= 0 && e.statusCode !== 0) || e.blocked).length >= count, { timeoutMs: 2_000 });
   return s.networkLog().entries;
 }
 
@@ -229,6 +229,38 @@ describe('seed scenarios', () => {
     await closed;
     expect(up.requests.map((r) => r.path)).toEqual(['/v1/first', '/v1/second']);
   }, 3_000);
+  // A kept-alive connection the proxy closes after TUNNEL_IDLE_MS would race
+  // the client's next request on a slow machine: the hint makes Node's own
+  // clients close it after each response instead.
+  it('tells a Node client inside a tunnel to close the connection after each response', async () => {
+    const s = await open();
+    const tunnels: tls.TLSSocket[] = [];
+    // Shaped like Node's global agent, whose idle timeout a server's hint can shorten.
+    const agent = new https.Agent({ keepAlive: true, timeout: 5_000 });
+    agent.createConnection = ((_options: unknown, callback: (err: Error | null, socket?: Duplex) => void) => {
+      connectTunnel(s.socketPath, 'api.stripe.com:443')
+        .then((t) => tlsOverTunnel(t.socket, 'api.stripe.com', proxy.caCertPem))
+        .then((tl) => {
+          tunnels.push(tl);
+          callback(null, tl);
+        }, (err: Error) => callback(err));
+      return undefined;
+    });
+    try {
+      const answer = await new Promise<{ status: number | undefined; keepAlive: unknown }>((resolve, reject) => {
+        https.get({ host: 'api.stripe.com', path: '/v1/first', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode, keepAlive: res.headers['keep-alive'] }));
+        }).on('error', reject);
+      });
+      expect(answer).toEqual({ status: 200, keepAlive: 'timeout=1' });
+      // Once the agent is done with the socket it either keeps it (a free socket) or closes it.
+      expect(await eventually(() => tunnels[0]?.destroyed === true || Object.keys(agent.freeSockets).length > 0)).toBe(true);
+      expect(Object.keys(agent.freeSockets)).toEqual([]);
+    } finally {
+      agent.destroy();
+    }
+  });
 });
 
 describe('plain HTTP through the proxy', () => {
@@ -273,7 +305,7 @@ describe('upstream connections', () => {
   const WIDTH = 32;
 
   async function waitFor(done: () => boolean, ms: number): Promise<void> {
-    for (const until = Date.now() + ms; !done() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+    await eventually(done, { timeoutMs: ms, everyMs: 10 });
   }
 
   /**

@@ -1,42 +1,17 @@
 /**
  * What the parts of a session share: the proxy-wide runtime the EgressProxy
- * owns, and the session-scoped services the request handlers use. Kept apart
- * from the session class so the handlers depend on this seam, not on it.
+ * owns (proxy-runtime.ts), and the session-scoped services the request
+ * handlers use. Kept apart from the session class so the handlers depend on
+ * this seam, not on it.
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import type tls from 'node:tls';
 import type { Admissions } from './admission.ts';
-import type { CaptureAccounting, CaptureLimits } from './capture-budget.ts';
-import type { HostMap } from './host-map.ts';
 import type { Destination } from './http-checks.ts';
-import type { LeafCertIssuer } from './leaf-certs.ts';
+import type { ProxyRuntime } from './proxy-runtime.ts';
 import type { Responder, Sink } from './responder.ts';
-import type { UpstreamProxy } from './upstream-proxy.ts';
-import type { CanonicalHostFn, DecideFn, DecisionObserver, EgressLogger, LearnFn } from './types.ts';
 
-/** What every session shares, owned by the EgressProxy. */
-export interface ProxyRuntime<TContext> {
-  decide: DecideFn<TContext>;
-  canonicalHost: CanonicalHostFn;
-  hostMap: HostMap;
-  leaves: LeafCertIssuer;
-  upstreamTls: tls.SecureContext;
-  logger: EgressLogger;
-  caCertPem: string;
-  /** Called with every finished decision of every session. */
-  observers: readonly DecisionObserver[];
-  /** The operator's upstream proxy (EGRESS_UPSTREAM_PROXY): allowed traffic to unmapped hosts leaves through it. */
-  upstreamProxy?: UpstreamProxy;
-  /** Reads responses the policy marked `learn` (registry metadata), before the client sees them. */
-  learn?: LearnFn<TContext>;
-  /** Largest such response (on the wire and decoded); bigger ones are answered 502. */
-  learnMaxBytes: number;
-  /** What each session's captured responses may hold (capture-budget.ts). */
-  captureLimits: CaptureLimits;
-  /** What they hold, proxy-wide. */
-  captures: CaptureAccounting;
-}
+export type { ProxyRuntime } from './proxy-runtime.ts';
 
 /** One exchange as it starts: its network-log slot is taken in arrival order. */
 export interface ExchangeRequest {

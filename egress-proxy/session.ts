@@ -70,10 +70,20 @@ const SERVER_OPTIONS: http.ServerOptions = {
  * idle TLS tunnel, so a program that made one https.get() stays alive until
  * we close the connection: this wait is added to the run time of every such
  * program. (The HTTP server's own keepAliveTimeout adds a second of grace on
- * top of its value, too slow here.) Back-to-back requests still reuse the
- * connection.
+ * top of its value, too slow here.) Clients that ignore the keep-alive hint
+ * below may still send back-to-back requests on the connection.
  */
 const TUNNEL_IDLE_MS = 250;
+/**
+ * Inside a tunnel, responses announce `Keep-Alive: timeout=1` rather than the
+ * server default's 5 s. Node's http Agent and undici (fetch) retire a
+ * connection a second or more before the announced timeout, so at 1 s they
+ * close it themselves after each response and never send a next request onto
+ * one the idle close above is ending. Announcing 5 s, a program slowed past
+ * TUNNEL_IDLE_MS between two requests (a loaded machine) had its next request
+ * cut off with the connection, and its fetch failed.
+ */
+const TUNNEL_SERVER_OPTIONS: http.ServerOptions = { ...SERVER_OPTIONS, keepAliveTimeout: 1_000 };
 /** Upstream connections per session and scheme, open and kept idle alike. */
 const UPSTREAM_SOCKETS = 64;
 const AGENT_OPTIONS: https.AgentOptions = { keepAlive: true, maxSockets: UPSTREAM_SOCKETS, maxFreeSockets: UPSTREAM_SOCKETS, timeout: 60_000 };
@@ -127,7 +137,7 @@ export class EgressSession<TContext = unknown> {
     this.#outer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onProxyUpgrade(req, socket, head));
     this.#outer.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) => refuseUnparsed(this.#handlers, err, socket, null));
 
-    this.#inner = http.createServer(SERVER_OPTIONS);
+    this.#inner = http.createServer(TUNNEL_SERVER_OPTIONS);
     this.#inner.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.#onTunnelRequest(req, res));
     this.#inner.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => this.#onTunnelRequest(req, res));
     this.#inner.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onTunnelUpgrade(req, socket, head));

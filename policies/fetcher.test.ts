@@ -3,9 +3,8 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { PolicyFetcher, decide } from './index.ts';
+import { PolicyFetcher, decide, type Clock } from './index.ts';
 
 const seedPolicy = readFileSync(new URL('../examples/policies/seed.json', import.meta.url), 'utf8');
 
@@ -38,6 +37,12 @@ beforeEach(() => {
   seen = [];
 });
 
+/** A clock the test moves by hand, so lifetimes are checked at exact instants, not raced. */
+function manualClock(start = Date.now()): Clock & { advance(ms: number): void } {
+  let now = start;
+  return { now: () => now, advance: (ms) => void (now += ms) };
+}
+
 /** An unsigned JWT-shaped token: the fetcher only reads `exp`, it never verifies. */
 function tokenWithExp(exp: number, subject = 'user-1'): string {
   const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -69,34 +74,40 @@ describe('PolicyFetcher', () => {
   });
 
   it('expires entries after the TTL', async () => {
-    const fetcher = new PolicyFetcher({ url, ttlMs: 100 });
+    const clock = manualClock();
+    const fetcher = new PolicyFetcher({ url, ttlMs: 100, clock });
     await fetcher.fetchPolicy('token-ttl');
+    clock.advance(99);
     await fetcher.fetchPolicy('token-ttl');
     expect(seen).toHaveLength(1);
-    await sleep(150);
+    clock.advance(2);
     await fetcher.fetchPolicy('token-ttl');
     expect(seen).toHaveLength(2);
     expect(fetcher.stats()).toMatchObject({ hits: 1, misses: 2, fetches: 2 });
   });
 
   it('never keeps an entry past the token exp given by the caller', async () => {
-    const fetcher = new PolicyFetcher({ url, ttlMs: 60_000 });
-    const expiresAt = Date.now() / 1000 + 0.15;
+    const clock = manualClock();
+    const fetcher = new PolicyFetcher({ url, ttlMs: 60_000, clock });
+    const expiresAt = (clock.now() + 150) / 1000;
     await fetcher.fetchPolicy('token-exp', { expiresAt });
+    clock.advance(149);
     await fetcher.fetchPolicy('token-exp', { expiresAt });
     expect(seen).toHaveLength(1);
-    await sleep(250);
-    await fetcher.fetchPolicy('token-exp', { expiresAt: Date.now() / 1000 + 60 });
+    clock.advance(2);
+    await fetcher.fetchPolicy('token-exp', { expiresAt: clock.now() / 1000 + 60 });
     expect(seen).toHaveLength(2);
   });
 
   it('reads exp from the token itself when the caller gives none', async () => {
-    const fetcher = new PolicyFetcher({ url, ttlMs: 60_000 });
-    const token = tokenWithExp(Date.now() / 1000 + 0.15);
+    const clock = manualClock();
+    const fetcher = new PolicyFetcher({ url, ttlMs: 60_000, clock });
+    const token = tokenWithExp((clock.now() + 150) / 1000);
     await fetcher.fetchPolicy(token);
+    clock.advance(149);
     await fetcher.fetchPolicy(token);
     expect(seen).toHaveLength(1);
-    await sleep(250);
+    clock.advance(2);
     await fetcher.fetchPolicy(token);
     expect(seen).toHaveLength(2);
   });

@@ -45,11 +45,21 @@ export interface PolicyResult {
   errorCode?: PolicyErrorCode;
 }
 
+/** Milliseconds since the epoch, like Date.now. */
+export interface Clock {
+  now(): number;
+}
+
+/** Epoch milliseconds that never run backwards: a wall-clock step back must not stretch a cached policy's life. */
+const MONOTONIC_CLOCK: Clock = { now: () => performance.timeOrigin + performance.now() };
+
 export interface PolicyCacheOptions {
   /** Cache lifetime (`POLICY_CACHE_TTL_MS`), never past the token's `exp`. */
   ttlMs?: number;
   /** Most tokens kept at once. */
   maxEntries?: number;
+  /** What lifetimes and token expiry are measured against (default: monotonic, from the epoch). */
+  clock?: Clock;
 }
 
 /** A source, or the policy API's URL (and timeout) as shorthand for an HttpPolicySource. */
@@ -109,6 +119,7 @@ export function unverifiedExpiry(token: string): number | undefined {
 export class PolicyFetcher {
   readonly #source: PolicySource;
   readonly #ttlMs: number;
+  readonly #clock: Clock;
   readonly #cache: LRUCache<string, PolicyResult>;
   readonly #inFlight = new Map<string, Promise<PolicyResult>>();
   #hits = 0;
@@ -119,7 +130,10 @@ export class PolicyFetcher {
   constructor(options: PolicyFetcherOptions) {
     this.#source = 'source' in options ? options.source : new HttpPolicySource(options);
     this.#ttlMs = options.ttlMs ?? DEFAULT_POLICY_TTL_MS;
-    this.#cache = new LRUCache({ max: options.maxEntries ?? 10_000, ttl: this.#ttlMs, ttlAutopurge: false });
+    this.#clock = options.clock ?? MONOTONIC_CLOCK;
+    // One clock for the cache's lifetimes and the token's exp (wall-clock seconds). ttlResolution 0: read
+    // the clock on every look-up rather than reuse a reading for a millisecond of real time.
+    this.#cache = new LRUCache({ max: options.maxEntries ?? 10_000, ttl: this.#ttlMs, ttlAutopurge: false, ttlResolution: 0, perf: this.#clock });
   }
 
   /** The caller's policy; the default policy (with a reason) when it cannot be had. */
@@ -178,7 +192,7 @@ export class PolicyFetcher {
       const result = await this.#fetch(token, subject);
       // A clear() during the fetch means this answer may already be stale: hand it out, don't keep it.
       if (result.source === 'jwt' && isCurrent()) {
-        const ttl = expiresAt === undefined ? this.#ttlMs : Math.min(this.#ttlMs, expiresAt * 1000 - Date.now());
+        const ttl = expiresAt === undefined ? this.#ttlMs : Math.min(this.#ttlMs, expiresAt * 1000 - this.#clock.now());
         if (ttl > 0) this.#cache.set(key, result, { ttl });
       }
       return result;

@@ -91,7 +91,7 @@ export {
   tokenCacheKey,
   unverifiedExpiry,
 } from './fetcher.ts';
-export type { FetchPolicyOptions, PolicyCacheOptions, PolicyCacheStats, PolicyFetcherOptions, PolicyInfo, PolicyResult } from './fetcher.ts';
+export type { Clock, FetchPolicyOptions, PolicyCacheOptions, PolicyCacheStats, PolicyFetcherOptions, PolicyInfo, PolicyResult } from './fetcher.ts';
 export type { PolicyRequest, PolicySource } from './source.ts';
 export { DEFAULT_POLICY_FETCH_TIMEOUT_MS, HttpPolicySource, MAX_POLICY_BYTES } from './http-source.ts';
 export type { HttpPolicySourceOptions, HttpRequest } from './http-source.ts';

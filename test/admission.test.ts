@@ -2,14 +2,14 @@
  * Admission control through the real service: a bounded number of
  * executions at once, a bounded queue, and 503 with Retry-After beyond it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerAvailable } from './support/docker.ts';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithDocker } from './support/docker.ts';
+import { eventually } from './support/eventually.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
-const hasDocker = await dockerAvailable();
 const SLOW = { code: 'setTimeout(() => console.log("done"), 1500)', timeoutMs: 20_000 };
 
-describe.skipIf(!hasDocker)('admission control', () => {
+describeWithDocker('admission control', () => {
   let service: TestService;
 
   beforeAll(async () => {
@@ -36,8 +36,11 @@ describe.skipIf(!hasDocker)('admission control', () => {
   });
 
   it('answers a request that cannot get a slot within half its timeout with 503, not a hang', async () => {
+    const assigned = () => service.logLines.filter((line) => line.msg === 'sandbox assigned').length;
+    const before = assigned();
     const first = service.post('/execute', SLOW);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The first holds the only slot once its sandbox is assigned.
+    expect(await eventually(() => assigned() > before)).toBe(true);
     const second = await service.post('/execute', { code: '1', timeoutMs: 400 });
     expect(second.status).toBe(503);
     expect(second.json.code).toBe('QUEUE_TIMEOUT');

@@ -5,14 +5,13 @@
  * spawn binding, ctypes, a copy) finds nothing to run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 
-const hasDocker = await dockerAvailable();
 
 const LOADER = '/lib64/ld-linux-x86-64.so.2';
 
-describe.skipIf(!hasDocker)('allowedBinaries', () => {
+describeWithDocker('allowedBinaries', () => {
   let world: SeedWorld;
   let jqOnly: string;
   let withShell: string;

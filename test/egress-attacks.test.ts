@@ -6,13 +6,12 @@
  * test asserts the forbidden request never reached it, that allowed ones
  * arrived exactly as checked, and what the network log says.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import type { NetworkLogEntry } from '../egress-proxy/index.ts';
 import type { Upstream } from './fixtures/upstream.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { SEED_USER, startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 
-const hasDocker = await dockerAvailable();
 
 /** GET only on /api/v1/users/* at okta, and okta's port 8443 opened. */
 const PATHS_USER = 'paths-user';
@@ -141,17 +140,19 @@ interface Outcome {
 }
 
 /** What the program read when the proxy refused: one answer, its X-Egress-Blocked code, its JSON reason. */
-const refused = (status: number, code: string, reason: string): Answer => ({ statuses: [status], blocked: [code], reasons: [reason] });
+const refused = (status: number, code: string, reason: unknown): Answer => ({ statuses: [status], blocked: [code], reasons: [reason as string] });
 const OK: Answer = { statuses: [200], blocked: [], reasons: [] };
-const blockedEntry = (method: string, url: string, hostname: string, statusCode: number, reason: string) =>
+const blockedEntry = (method: string, url: string, hostname: string, statusCode: number, reason: unknown) =>
   expect.objectContaining({ method, url, hostname, statusCode, blocked: true, reason });
+/** Our reason for a request llhttp refused; what follows it in parentheses is llhttp's wording, not ours to pin. */
+const parserRefusal = (ours: 'Ambiguous message framing' | 'Malformed request'): unknown => expect.stringMatching(new RegExp(`^${ours} \\(`, 'u'));
 const allowedEntry = (method: string, url: string, hostname: string) =>
   expect.objectContaining({ method, url, hostname, statusCode: 200, blocked: false });
 
 /** The fixed fields of the service's per-decision log line (pino adds level, time and msg; the service its name). */
 const DECISION_LINE_FIELDS = ['level', 'time', 'service', 'component', 'msg', 'executionId', 'method', 'url', 'host', 'port', 'allowed', 'reason', 'rule', 'statusCode', 'durationMs'];
 
-describe.skipIf(!hasDocker)('attacks on the egress proxy from inside the sandbox', () => {
+describeWithDocker('attacks on the egress proxy from inside the sandbox', () => {
   let world: SeedWorld;
   const tokens: Record<string, string> = {};
 
@@ -217,16 +218,16 @@ describe.skipIf(!hasDocker)('attacks on the egress proxy from inside the sandbox
       }`,
     );
     expect(answers.pipelined).toEqual({ statuses: [200, 403], blocked: ['policy'], reasons: ['Method DELETE not allowed for *.okta.com'] });
-    expect(answers.clThenTe).toEqual(refused(400, 'ambiguous-framing', "Ambiguous message framing (Transfer-Encoding can't be present with Content-Length)"));
-    expect(answers.teThenCl).toEqual(refused(400, 'ambiguous-framing', "Ambiguous message framing (Content-Length can't be present with Transfer-Encoding)"));
+    expect(answers.clThenTe).toEqual(refused(400, 'ambiguous-framing', parserRefusal('Ambiguous message framing')));
+    expect(answers.teThenCl).toEqual(refused(400, 'ambiguous-framing', parserRefusal('Ambiguous message framing')));
 
     // Neither the smuggled requests nor the carriers that framed them reached the upstream.
     expect(received()).toEqual(['https GET /api/v1/users/1 dev-123.okta.com']);
     expect(log).toEqual([
       allowedEntry('GET', 'https://dev-123.okta.com/api/v1/users/1', 'dev-123.okta.com'),
       blockedEntry('DELETE', 'https://dev-123.okta.com/api/v1/users/1', 'dev-123.okta.com', 403, 'Method DELETE not allowed for *.okta.com'),
-      blockedEntry('POST', 'https://api.stripe.com/v1/charges', 'api.stripe.com', 400, "Ambiguous message framing (Transfer-Encoding can't be present with Content-Length)"),
-      blockedEntry('POST', 'http://api.stripe.com/v1/charges', 'api.stripe.com', 400, "Ambiguous message framing (Content-Length can't be present with Transfer-Encoding)"),
+      blockedEntry('POST', 'https://api.stripe.com/v1/charges', 'api.stripe.com', 400, parserRefusal('Ambiguous message framing')),
+      blockedEntry('POST', 'http://api.stripe.com/v1/charges', 'api.stripe.com', 400, parserRefusal('Ambiguous message framing')),
     ]);
   });
 
@@ -239,13 +240,13 @@ describe.skipIf(!hasDocker)('attacks on the egress proxy from inside the sandbox
         overridePlain: () => plain(req('GET', 'http://dev-123.okta.com/api/v1/users/1', 'dev-123.okta.com', 'X-HTTP-Method-Override: delete\r\n')),
       }`,
     );
-    expect(answers.lowercase).toEqual(refused(400, 'malformed-request', 'Malformed request (HPE_INVALID_METHOD: Invalid method encountered)'));
+    expect(answers.lowercase).toEqual(refused(400, 'malformed-request', parserRefusal('Malformed request')));
     expect(answers.override).toEqual(refused(403, 'policy', 'Method DELETE not allowed for *.okta.com'));
     expect(answers.overridePlain).toEqual(refused(403, 'policy', 'Method DELETE not allowed for *.okta.com'));
 
     expect(received()).toEqual([]);
     expect(log).toEqual([
-      blockedEntry('delete', 'https://dev-123.okta.com/api/v1/users/1', 'dev-123.okta.com', 400, 'Malformed request (HPE_INVALID_METHOD: Invalid method encountered)'),
+      blockedEntry('delete', 'https://dev-123.okta.com/api/v1/users/1', 'dev-123.okta.com', 400, parserRefusal('Malformed request')),
       blockedEntry('GET', 'https://dev-123.okta.com/api/v1/users/1', 'dev-123.okta.com', 403, 'Method DELETE not allowed for *.okta.com'),
       blockedEntry('GET', 'http://dev-123.okta.com/api/v1/users/1', 'dev-123.okta.com', 403, 'Method DELETE not allowed for *.okta.com'),
     ]);

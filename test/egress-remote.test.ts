@@ -7,19 +7,18 @@
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { freePort, startEgressServiceProcess, type EgressServiceProcess } from './support/egress-service.ts';
 import { expectSeedScenario, SEED_POLICY_INFO } from './support/seed-expectations.ts';
 import { hostMapEnv, SEED_HOSTS, startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 
-const hasDocker = await dockerAvailable();
 
 const SECRET = 'remote-egress-test-secret-0123456789';
 
-describe.skipIf(!hasDocker)('the egress proxy as its own service', () => {
+describeWithDocker('the egress proxy as its own service', () => {
   let world: SeedWorld;
   let proxy: EgressServiceProcess | undefined;
   let proxyDir: string;

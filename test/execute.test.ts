@@ -2,15 +2,14 @@
  * The execution spine, end to end: the real HTTP API, the real engine, the
  * real image. Each test is one program and what the response must say.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
-const hasDocker = await dockerAvailable();
 
-describe.skipIf(!hasDocker)('POST /execute (JavaScript)', () => {
+describeWithDocker('POST /execute (JavaScript)', () => {
   let service: TestService;
 
   beforeAll(async () => {
@@ -168,7 +167,7 @@ describe.skipIf(!hasDocker)('POST /execute (JavaScript)', () => {
 
 // Enough memory that only the pids limit can stop the bomb, and a limit small
 // enough to hit quickly.
-describe.skipIf(!hasDocker)('POST /execute with a small pids limit', () => {
+describeWithDocker('POST /execute with a small pids limit', () => {
   let bombService: TestService;
 
   beforeAll(async () => {

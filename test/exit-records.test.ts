@@ -4,15 +4,14 @@
  * the job's token) neither ends its run early nor changes its exit, and the
  * exit reported is the program's own, even one a shell would read as a signal.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerAvailable } from './support/docker.ts';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithDocker } from './support/docker.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
-const hasDocker = await dockerAvailable();
 
 const FORGED = `\0sandbox:${'0'.repeat(32)}:exit:0:\n`;
 
-describe.skipIf(!hasDocker)('exit records', () => {
+describeWithDocker('exit records', () => {
   let service: TestService;
 
   beforeAll(async () => {

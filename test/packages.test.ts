@@ -8,20 +8,19 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { NPM_HOST, PYPI_HOST, startRegistry, type RegistryFixture } from './fixtures/registry.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { mintToken, TEST_AUDIENCE, TEST_HS_SECRET, TEST_ISSUER } from './support/jwt.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
-const hasDocker = await dockerAvailable();
 
 const USER = 'package-user';
 const POLICY = { allowedDomains: [], allowedPackages: ['tiny-app', '@tiny', 'Tiny_Py', 'tiny-pyapp'] };
 
 const fetchStatus = (url: string) => `require("https").get(${JSON.stringify(url)}, (r) => { r.resume(); console.log(r.statusCode); });`;
 
-describe.skipIf(!hasDocker)('package installs gated by allowedPackages', () => {
+describeWithDocker('package installs gated by allowedPackages', () => {
   let registry: RegistryFixture;
   let service: TestService;
   let token: string;

@@ -8,12 +8,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker, itWithDocker } from './support/docker.ts';
 import { closedPort, mintToken, TEST_HS_SECRET } from './support/jwt.ts';
 import { startTestService, type TestService } from './support/service.ts';
 import { SEED_POLICY_INFO } from './support/seed-expectations.ts';
 
-const hasDocker = await dockerAvailable();
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
 
 interface ExecuteData {
@@ -75,7 +74,7 @@ describe('the embedded policy service (GET /api/user/policies)', () => {
   });
 });
 
-describe.skipIf(!hasDocker)('policyInfo on /execute', () => {
+describeWithDocker('policyInfo on /execute', () => {
   let service: TestService;
   let policyDir: string;
 
@@ -189,7 +188,7 @@ describe('administrator endpoints', () => {
     expect(response.status).toBe(400);
   });
 
-  it.skipIf(!hasDocker)('show the cache filling, clear one token, then all', async () => {
+  itWithDocker('show the cache filling, clear one token, then all', async () => {
     const stats = async (): Promise<Record<string, number>> => (await admin('GET')).json.data as Record<string, number>;
     const [first, second] = await Promise.all([tokenFor('demo-user'), tokenFor('other-user')]);
     const before = await stats();

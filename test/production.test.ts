@@ -9,12 +9,11 @@ import { compactDecrypt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXECUTION_LOG_FIELDS, EXECUTION_LOG_MESSAGE } from '../server/execution-log.ts';
 import { ExecuteSuccessSchema } from '../server/execute-response.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { mintToken, TEST_AUDIENCE, TEST_HS_SECRET, TEST_ISSUER } from './support/jwt.ts';
 import { startTestService, type TestService } from './support/service.ts';
 import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 
-const hasDocker = await dockerAvailable();
 
 const KEY = Buffer.alloc(32, 0x5a);
 const KEY_TEXT = KEY.toString('base64url');
@@ -29,7 +28,7 @@ async function decrypt(body: any): Promise<any> {
 const STRIPE_GET = 'const https = require("https"); https.get("https://api.stripe.com/v1/products", r => console.log(r.statusCode));';
 const GITHUB_GET = 'const https = require("https"); https.get("https://api.github.com/users/github", r => console.log(r.statusCode));';
 
-describe.skipIf(!hasDocker)('production features', () => {
+describeWithDocker('production features', () => {
   let world: SeedWorld;
   let service: TestService;
   const auth = () => ({ authorization: `Bearer ${world.token}` });
@@ -197,7 +196,7 @@ describe.skipIf(!hasDocker)('production features', () => {
   });
 });
 
-describe.skipIf(!hasDocker)('rate limits', () => {
+describeWithDocker('rate limits', () => {
   let service: TestService;
 
   beforeAll(async () => {

@@ -10,19 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureImage, imageInputsHash, imageTag, INPUTS_LABEL } from '../images/index.ts';
+import { ensureImage, imageInputsHash, INPUTS_LABEL } from '../images/index.ts';
 import { DockerContainerClient } from '../executor/index.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker, untilProgramWaits } from './support/docker.ts';
 import { runLocked } from './support/locked-container.ts';
 
-it('tags the python image with the first 12 hex digits of its inputs hash', async () => {
-  const [tag, hash] = await Promise.all([imageTag('python'), imageInputsHash('python')]);
-  expect(tag).toBe(`sandbox-python:${hash.slice(0, 12)}`);
-});
-
-const hasDocker = await dockerAvailable();
-
-describe.skipIf(!hasDocker)('sandbox-python image', () => {
+describeWithDocker('sandbox-python image', () => {
   // The image build and its metadata are images/'s business (dockerode); runs go through the executor's client.
   const docker = new Docker();
   const engine = new DockerContainerClient();
@@ -32,7 +25,9 @@ describe.skipIf(!hasDocker)('sandbox-python image', () => {
     ({ tag } = await ensureImage('python', { docker, log: (line) => console.error(line) }));
   });
 
-  const run = (input: string, egressDir?: string, inputDelayMs = 0) => runLocked(engine, tag, input, { ...(egressDir === undefined ? {} : { egressDir }), inputDelayMs });
+  /** With `whenWaiting`, the job is sent only once the agent's program waits for it, as in a pooled sandbox. */
+  const run = (input: string, egressDir?: string, whenWaiting = false) =>
+    runLocked(engine, tag, input, { ...(egressDir === undefined ? {} : { egressDir }), ...(whenWaiting ? { beforeInput: untilProgramWaits } : {}) });
   const job = (code: string, extra: Record<string, unknown> = {}) => `${JSON.stringify({ v: 1, code, ...extra })}\n`;
 
   it('is configured to run the agent isolated, as uid 1000, with the tools named in a label', async () => {
@@ -65,26 +60,22 @@ describe.skipIf(!hasDocker)('sandbox-python image', () => {
     });
   });
 
-  // How long this process has existed, from the kernel's own account.
-  const UPTIME = [
-    'import os',
-    "start = int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19]) / os.sysconf('SC_CLK_TCK')",
-    "uptime = float(open('/proc/uptime').read().split()[0]) - start",
-  ].join('\n');
+  /** Whether the program runs in the interpreter the agent started ahead (the one running its prelude), not a fresh one. */
+  const STARTED_AHEAD = "started_ahead = any(arg.endswith(b'/prelude.py') for arg in open('/proc/self/cmdline', 'rb').read().split(b'\\0'))";
 
   it("starts the program's interpreter before its job arrives", async () => {
-    const result = await run(job(`${UPTIME}\nprint(uptime > 1.5)`), undefined, 3000);
+    const result = await run(job(`${STARTED_AHEAD}\nprint(started_ahead)`), undefined, true);
     expect(result).toEqual({ code: 0, stdout: 'True\n', stderr: '' });
   });
 
   it('runs the program in the interpreter started ahead as `python3 main.py args` would', async () => {
     const code = 'import sys, pickle\nclass A: pass\nprint(__name__, __file__, sys.argv, sys.path[0], len(pickle.dumps(A())) > 0)';
-    const result = await run(job(code, { args: ['a', 'b'] }), undefined, 500);
+    const result = await run(job(code, { args: ['a', 'b'] }), undefined, true);
     expect(result).toEqual({ code: 0, stdout: "__main__ /tmp/.job/main.py ['/tmp/.job/main.py', 'a', 'b'] /tmp/.job True\n", stderr: '' });
   });
 
   it('reports an uncaught exception with only the program\'s frames, as the interpreter does', async () => {
-    const raised = await run(job('def f():\n    raise ValueError("boom")\nf()'), undefined, 500);
+    const raised = await run(job('def f():\n    raise ValueError("boom")\nf()'), undefined, true);
     expect(raised).toEqual({
       code: 1,
       stdout: '',
@@ -98,13 +89,13 @@ describe.skipIf(!hasDocker)('sandbox-python image', () => {
         '',
       ].join('\n'),
     });
-    const syntax = await run(job('def (:'), undefined, 500);
+    const syntax = await run(job('def (:'), undefined, true);
     expect(syntax).toEqual({ code: 1, stdout: '', stderr: '  File "/tmp/.job/main.py", line 1\n    def (:\n        ^\nSyntaxError: invalid syntax\n' });
   });
 
   it('starts a fresh interpreter for a job whose env Python reads only at start-up', async () => {
-    const result = await run(job(`import sys\n${UPTIME}\nprint(sys.flags.dont_write_bytecode, uptime < 1.5)`, { env: { PYTHONDONTWRITEBYTECODE: '1' } }), undefined, 3000);
-    expect(result).toEqual({ code: 0, stdout: '1 True\n', stderr: '' });
+    const result = await run(job(`import sys\n${STARTED_AHEAD}\nprint(sys.flags.dont_write_bytecode, started_ahead)`, { env: { PYTHONDONTWRITEBYTECODE: '1' } }), undefined, true);
+    expect(result).toEqual({ code: 0, stdout: '1 False\n', stderr: '' });
   });
 
   it('exits with the program status, or 128 + signal', async () => {

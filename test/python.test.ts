@@ -4,13 +4,12 @@
  * with urllib and requests against the real proxy and recording upstreams.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { dockerAvailable } from './support/docker.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { expectSeedScenario } from './support/seed-expectations.ts';
 import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 
-const hasDocker = await dockerAvailable();
 
-describe.skipIf(!hasDocker)('POST /execute (Python)', () => {
+describeWithDocker('POST /execute (Python)', () => {
   let world: SeedWorld;
 
   beforeAll(async () => {

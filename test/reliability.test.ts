@@ -18,12 +18,12 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
-import { containersOf, eventually, startChildServer } from './support/child-server.ts';
-import { dockerAvailable } from './support/docker.ts';
+import { containersOf, startChildServer } from './support/child-server.ts';
+import { eventually } from './support/eventually.ts';
+import { describeWithDocker } from './support/docker.ts';
 import { mintToken, startRecordingServer, TEST_AUDIENCE, TEST_HS_SECRET, TEST_ISSUER } from './support/jwt.ts';
 import { startTestService, type TestService } from './support/service.ts';
 
-const hasDocker = await dockerAvailable();
 
 const engineSocket = (): string => {
   const host = process.env.DOCKER_HOST;
@@ -69,7 +69,7 @@ async function startEngineRelay(path: string) {
 
 const tempDir = (prefix: string) => mkdtemp(join(tmpdir(), prefix));
 
-describe.skipIf(!hasDocker)('reliability', () => {
+describeWithDocker('reliability', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -125,6 +125,7 @@ describe.skipIf(!hasDocker)('reliability', () => {
     expect(before.json.data.policyInfo).toMatchObject({ source: 'jwt', name: 'User Policy' });
 
     await policyApi.close();
+    // Past the cached policy's 100 ms lifetime (a lifetime to outlast, not an event to wait on).
     await new Promise((resolve) => setTimeout(resolve, 200));
     for (let i = 0; i < 2; i++) {
       const after = await service.post('/execute', { code: 'console.log(2)' }, headers);
@@ -189,8 +190,7 @@ describe.skipIf(!hasDocker)('reliability', () => {
     cleanups.push(() => server.kill());
 
     const running = server.post('/execute', { code: 'setTimeout(() => console.log("finished"), 3000)' });
-    expect(await eventually(() => Promise.resolve(server.logLines.some((l) => l.msg === 'sandbox assigned' || l.msg === 'container created')))).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await eventually(() => server.logLines.some((l) => l.msg === 'sandbox assigned'))).toBe(true);
     server.process.kill('SIGTERM');
 
     expect(await eventually(() => Promise.resolve(server.logLines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('shutting down'))))).toBe(true);
@@ -217,7 +217,7 @@ describe.skipIf(!hasDocker)('reliability', () => {
 
     const running = server.post('/execute', { code: 'setTimeout(() => console.log("never"), 60000)', timeoutMs: 90_000 });
     expect(await eventually(async () => (await containersOf(dataDir)).length > 0)).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await eventually(() => server.logLines.some((l) => l.msg === 'sandbox assigned'))).toBe(true);
     server.process.kill('SIGTERM');
 
     const answer = await running;

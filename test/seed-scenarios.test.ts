@@ -3,15 +3,12 @@
  * engine and image, the real proxy with TLS interception, and HTTPS
  * upstreams on loopback that record what reaches them.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { dockerAvailable } from './support/docker.ts';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { describeWithDocker } from './support/docker.ts';
 import { expectSeedScenario, SEED_POLICY_INFO } from './support/seed-expectations.ts';
 import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 
-const hasDocker = await dockerAvailable();
-
-
-describe.skipIf(!hasDocker)('the seed scenarios', () => {
+describeWithDocker('the seed scenarios', () => {
   let world: SeedWorld;
 
   beforeAll(async () => {
@@ -118,7 +115,7 @@ describe.skipIf(!hasDocker)('the seed scenarios', () => {
   });
 });
 
-describe.skipIf(!hasDocker)('the network log cap', () => {
+describeWithDocker('the network log cap', () => {
   let world: SeedWorld;
 
   beforeAll(async () => {

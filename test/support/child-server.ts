@@ -77,13 +77,3 @@ export async function startChildServer(env: Record<string, string> & { DATA_DIR:
 export function containersOf(dataDir: string): Promise<string[]> {
   return new DockerContainerClient().listLabelled({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(dataDir) });
 }
-
-/** Polls until `check` holds or `timeoutMs` passes; returns whether it held. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 20_000, everyMs = 100): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
-  return check();
-}

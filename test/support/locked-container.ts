@@ -28,8 +28,8 @@ export interface LockedRun {
 export interface LockedRunOptions {
   /** Mounted as the sandbox's egress directory; default: a fresh empty one (no route out). */
   egressDir?: string;
-  /** How long the agent waits for its input after the container starts (as in a pooled sandbox). */
-  inputDelayMs?: number;
+  /** Awaited after the container starts and before the input is written (e.g. until the program waits, as in a pooled sandbox). */
+  beforeInput?: (containerId: string) => Promise<void>;
 }
 
 class Collected implements OutputSink {
@@ -66,7 +66,7 @@ export async function runLocked(client: ContainerClient, image: string, input: s
     stream.on('data', (chunk: Buffer) => demuxer.push(chunk));
     const ended = once(stream, 'end');
     await container.start();
-    if (options.inputDelayMs) await new Promise((resolve) => setTimeout(resolve, options.inputDelayMs));
+    await options.beforeInput?.(container.id);
     stream.end(input);
     await container.wait();
     await ended;

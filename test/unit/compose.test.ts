@@ -8,8 +8,8 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadEgressServiceConfig } from '../egress-proxy/service-config.ts';
-import { loadConfig } from '../server/config.ts';
+import { loadEgressServiceConfig } from '../../egress-proxy/service-config.ts';
+import { loadConfig } from '../../server/config.ts';
 
 const SECRET = 's'.repeat(32);
 
@@ -45,7 +45,7 @@ function interpolateValues(value: unknown, env: Record<string, string>): unknown
 }
 
 async function composeFile(env: Record<string, string>): Promise<{ services: Record<string, Service>; networks: Record<string, { internal?: boolean }> }> {
-  const raw = await readFile(new URL('../docker-compose.yml', import.meta.url), 'utf8');
+  const raw = await readFile(new URL('../../docker-compose.yml', import.meta.url), 'utf8');
   return interpolateValues(parse(raw, { merge: true }), env) as any;
 }
 
