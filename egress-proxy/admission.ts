@@ -45,7 +45,7 @@ export class Admissions<TContext> {
     ex.policyReason = verdict.reason;
     const sendPath = upstreamPath(request.path, verdict.path);
     if (sendPath === null) return { refusal: refusal(403, 'policy-error', 'Policy returned an unusable path') };
-    const dial = this.#rt.upstreamProxy === undefined ? await dialTargetFor(dest, this.#rt.hostMap) : await dialTargetViaProxy(dest, this.#rt.hostMap);
+    const dial = this.#rt.upstreamProxy === undefined ? await dialTargetFor(dest, this.#rt.hostMap, this.#rt.addressGuard) : await dialTargetViaProxy(dest, this.#rt.hostMap, this.#rt.addressGuard);
     if (!('target' in dial)) return dial;
     const capture = verdict.learn === true ? this.#captureFor(request) : undefined;
     return { ...dial, path: sendPath, ...(capture === undefined ? {} : { capture }) };

@@ -9,7 +9,6 @@ import type http from 'node:http';
 import type { Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { EgressRequest } from '../policies/index.ts';
-import { forbiddenAddressReason } from './address-guard.ts';
 import { ipLiteralOf, splitHostPort } from './canonical-host.ts';
 import { refusal } from './errors.ts';
 import type { Refusal } from './errors.ts';
@@ -36,7 +35,7 @@ export async function serveConnect<TContext>(scope: SessionScope<TContext>, req:
 
   const literal = ipLiteralOf(host);
   if (literal !== null && rt.hostMap.lookup(host, hp.port) === undefined) {
-    const why = forbiddenAddressReason(literal);
+    const why = rt.addressGuard.reasonFor(literal);
     if (why !== null) {
       refuse(refusal(403, 'destination-address', `Destination ${host} is a forbidden address: ${why}`), dest);
       return;

@@ -10,7 +10,8 @@ export type EgressErrorCode =
   | 'ERR_EGRESS_SOCKET_PATH'
   | 'ERR_EGRESS_SESSION_EXISTS'
   | 'ERR_EGRESS_CLOSED'
-  | 'ERR_EGRESS_UPSTREAM_PROXY';
+  | 'ERR_EGRESS_UPSTREAM_PROXY'
+  | 'ERR_EGRESS_DENY_CIDRS';
 
 export class EgressError extends Error {
   override readonly name = 'EgressError';

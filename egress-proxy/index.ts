@@ -12,6 +12,8 @@ import { promises as fs } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
+import { AddressGuard, parseCidr } from './address-guard.ts';
+import type { Cidr } from './address-guard.ts';
 import { loadOrCreateCa } from './ca.ts';
 import type { CertificateAuthority } from './ca.ts';
 import { defaultCanonicalHost } from './canonical-host.ts';
@@ -57,6 +59,10 @@ export interface EgressProxyOptions<TContext> {
   dataDir: string;
   /** Operator host mapping (EGRESS_HOST_MAP, see parseHostMap): the only road to loopback/private addresses. */
   hostMap?: HostMapInput;
+  /** The operator's own ranges (`10.20.0.0/16`, `2001:db8::/32`, a bare address), refused like private ones unless mapped (EGRESS_DENY_CIDRS). */
+  denyCidrs?: readonly string[];
+  /** The addresses of the proxy's own host, refused unless mapped; default: every address of os.networkInterfaces(). */
+  hostAddresses?: readonly string[];
   /** Extra PEM certificate(s) trusted for upstream TLS, beside the system roots (EGRESS_UPSTREAM_CA contents). */
   upstreamCa?: string | readonly string[];
   /** Network-log entries kept per session (default 1000). */
@@ -127,12 +133,17 @@ export class EgressProxy<TContext = unknown> {
       throw new EgressError('ERR_EGRESS_CA', 'upstreamCa could not be loaded', { cause: err });
     }
     const upstreamProxy: UpstreamProxy | undefined = options.upstreamProxy === undefined ? undefined : parseUpstreamProxy(options.upstreamProxy);
+    const addressGuard = new AddressGuard({
+      denyCidrs: parseDenyCidrs(options.denyCidrs ?? []),
+      ...(options.hostAddresses === undefined ? {} : { hostAddresses: options.hostAddresses }),
+    });
     const ca = await loadOrCreateCa(options.dataDir);
     const logCap = options.logCap ?? 1000;
     const rt: ProxyRuntime<TContext> = {
       decide: options.decide,
       canonicalHost,
       hostMap,
+      addressGuard,
       leaves: new LeafCertIssuer(ca),
       upstreamTls,
       logger: options.logger ?? SILENT,
@@ -202,6 +213,13 @@ export class EgressProxy<TContext = unknown> {
   }
 }
 
+function parseDenyCidrs(texts: readonly string[]): Cidr[] {
+  const parsed = texts.map(parseCidr);
+  const problems = parsed.filter((p): p is string => typeof p === 'string');
+  if (problems.length > 0) throw new EgressError('ERR_EGRESS_DENY_CIDRS', `invalid denyCidrs: ${problems.join('; ')}`);
+  return parsed.filter((p): p is Cidr => typeof p !== 'string');
+}
+
 /** A socket left by a crashed run is removed; anything else at that path is not ours to delete. */
 async function removeStaleSocket(socketPath: string): Promise<void> {
   try {
@@ -227,6 +245,7 @@ export async function createPolicyEgressProxy(settings: EgressSettings, logger: 
     ...(settings.EGRESS_HOST_MAP ? { hostMap: parseHostMap(settings.EGRESS_HOST_MAP) } : {}),
     ...(settings.EGRESS_UPSTREAM_CA ? { upstreamCa: await readFile(settings.EGRESS_UPSTREAM_CA, 'utf8') } : {}),
     ...(settings.EGRESS_UPSTREAM_PROXY ? { upstreamProxy: settings.EGRESS_UPSTREAM_PROXY } : {}),
+    ...(settings.EGRESS_DENY_CIDRS === undefined ? {} : { denyCidrs: settings.EGRESS_DENY_CIDRS }),
     ...(options.onDecision === undefined ? {} : { onDecision: options.onDecision }),
     logCap: settings.EGRESS_LOG_LIMIT,
     logger,

@@ -7,6 +7,7 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import type { Admissions } from './admission.ts';
+import type { AddressGuard } from './address-guard.ts';
 import type { HostMap } from './host-map.ts';
 import type { Destination } from './http-checks.ts';
 import type { LeafCertIssuer } from './leaf-certs.ts';
@@ -19,6 +20,8 @@ export interface ProxyRuntime<TContext> {
   decide: DecideFn<TContext>;
   canonicalHost: CanonicalHostFn;
   hostMap: HostMap;
+  /** Which addresses may be dialled when the host map did not choose one. */
+  addressGuard: AddressGuard;
   leaves: LeafCertIssuer;
   upstreamTls: tls.SecureContext;
   logger: EgressLogger;
