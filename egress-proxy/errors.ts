@@ -38,6 +38,7 @@ export type RefusalCode =
   | 'ambiguous-framing'
   | 'malformed-request'
   | 'unsupported-request'
+  | 'unsupported-upgrade'
   | 'tls-handshake';
 
 export interface Refusal {

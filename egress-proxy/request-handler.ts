@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { refusal } from './errors.ts';
 import { forwardRequest, forwardUpgrade } from './forward.ts';
 import type { ForwardOutcome, UpstreamRoute } from './forward.ts';
-import { requestLineOf, urlOf } from './http-checks.ts';
+import { checkWebSocketUpgrade, requestLineOf, urlOf } from './http-checks.ts';
 import type { Destination } from './http-checks.ts';
 import type { Responder, Sink } from './responder.ts';
 import { absoluteDestination, parseErrorRefusal } from './route.ts';
@@ -35,6 +35,11 @@ export async function serveRequest<TContext>(
   }
   const { dest, path } = route;
   const out = scope.respond(sink, { method, dest, url: urlOf(dest, path), path });
+  const badUpgrade = sink.kind === 'socket' ? checkWebSocketUpgrade(req) : null;
+  if (badUpgrade !== null) {
+    out.refuse(badUpgrade);
+    return;
+  }
   const admitted = await scope.admissions.admit(req, dest, path, out.exchange);
   if ('refusal' in admitted) {
     out.refuse(admitted.refusal);

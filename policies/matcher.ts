@@ -48,6 +48,8 @@ export interface CompiledPolicy {
   readonly ruleSets: readonly CompiledRuleSet[];
   /** Hosts whose paths are compared with case: the rest are also read lower-cased. */
   readonly caseSensitivePaths: readonly HostPattern[];
+  /** Hosts WebSocket upgrades may go to. */
+  readonly webSocketHosts: readonly HostPattern[];
 }
 
 function unwrap<T>(result: { ok: true } & T | { ok: false; problem: string }, where: string, problems: string[]): T | null {
@@ -90,8 +92,12 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     const parsedHost = unwrap(parseHostPattern(raw), `caseSensitivePaths[${index}]`, problems);
     return parsedHost === null ? [] : [parsedHost.pattern];
   });
+  const webSocketHosts = (policy.webSocketDomains ?? []).flatMap((raw, index): HostPattern[] => {
+    const parsedHost = unwrap(parseHostPattern(raw), `webSocketDomains[${index}]`, problems);
+    return parsedHost === null ? [] : [parsedHost.pattern];
+  });
   if (problems.length > 0) throw new PolicyValidationError(problems);
-  return Object.freeze({ policy: Object.freeze(structuredClone(policy)), blocked, allowed, ruleSets, caseSensitivePaths });
+  return Object.freeze({ policy: Object.freeze(structuredClone(policy)), blocked, allowed, ruleSets, caseSensitivePaths, webSocketHosts });
 }
 
 /** Every method the request asks for: its own and any override header's. */
@@ -108,6 +114,13 @@ function requestedMethods(request: EgressRequest): string[] {
     }
   }
   return methods;
+}
+
+/** An upgrade needs both headers (RFC 9110 §7.8); an `Upgrade` alone is dropped as hop-by-hop and upgrades nothing. */
+function asksToUpgrade(request: EgressRequest): boolean {
+  const connection = request.headers.connection;
+  const tokens = (Array.isArray(connection) ? connection : [connection ?? '']).flatMap((v) => v.split(',')).map((t) => t.trim().toLowerCase());
+  return request.headers.upgrade !== undefined && tokens.includes('upgrade');
 }
 
 /** `CONNECT` with an empty path: may this host:port be reached at all (see EgressRequest). */
@@ -138,6 +151,11 @@ export function decide(compiled: CompiledPolicy, request: EgressRequest): Decisi
 
   // The tunnel question has no request behind it yet: path rules judge each request inside the tunnel instead.
   if (isTunnelQuestion(request)) return { allowed: true, reason: `Domain ${host} is allowed`, rule: portEntry.label, host };
+
+  // After an upgrade nothing is inspected, so a host must be opted in by name.
+  if (asksToUpgrade(request) && !compiled.webSocketHosts.some((pattern) => hostMatches(pattern, host))) {
+    return blockedBy(`WebSocket upgrades to ${host} are not allowed: the host is not in webSocketDomains`, 'webSocketDomains', host);
+  }
 
   const ruleSets = compiled.ruleSets.filter((set) => hostMatches(set.host, host));
   const [firstRuleSet] = ruleSets;
