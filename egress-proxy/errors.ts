@@ -39,14 +39,21 @@ export type RefusalCode =
   | 'malformed-request'
   | 'unsupported-request'
   | 'unsupported-upgrade'
-  | 'tls-handshake';
+  | 'tls-handshake'
+  | 'rate-limited';
 
 export interface Refusal {
-  readonly status: 400 | 403;
+  readonly status: 400 | 403 | 429;
   readonly code: RefusalCode;
   readonly reason: string;
+  /** With 429: seconds until asking again makes sense (the Retry-After header). */
+  readonly retryAfterS?: number;
 }
 
 export function refusal(status: 400 | 403, code: RefusalCode, reason: string): Refusal {
   return { status, code, reason };
+}
+
+export function rateLimited(reason: string, retryAfterS: number): Refusal {
+  return { status: 429, code: 'rate-limited', reason, retryAfterS };
 }

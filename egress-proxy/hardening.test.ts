@@ -269,3 +269,97 @@ describe('address guard: the proxy host and the operator ranges', () => {
     expect(up.requests.map((r) => r.path)).toEqual(['/ok']);
   });
 });
+
+describe('CONNECT cost: the policy first, leaves within limits', () => {
+  let clockMs = 0;
+  let limited: EgressProxy<CompiledPolicy>;
+  const floodPolicy = compilePolicy(policyFromApi({ allowedDomains: ['*.flood.example'] }));
+  let limitedSeq = 0;
+  const openLimited = async () => {
+    limitedSeq += 1;
+    const s = await limited.openSession({ executionId: `flood-${limitedSeq}`, socketPath: path.join(dataDir, 'limited', `s${limitedSeq}`, 'proxy.sock'), context: floodPolicy });
+    sessions.push(s);
+    return s;
+  };
+  /** CONNECT, and hang up at once when accepted (no TLS needed: the leaf is issued before the 200). */
+  const connectOnly = async (s: EgressSession<CompiledPolicy>, authority: string) => {
+    const t = await connectTunnel(s.socketPath, authority);
+    t.socket.destroy();
+    return t;
+  };
+
+  beforeAll(async () => {
+    limited = await EgressProxy.create<CompiledPolicy>({
+      decide: (request, session) => decide(session.context, request),
+      dataDir,
+      leafLimits: { perSession: 3, perSecond: 2, refusedHostsPerSession: 0 },
+      now: () => clockMs,
+      onDecision: (d) => decisions.push(d),
+    });
+  });
+  afterAll(async () => {
+    await limited.close();
+  });
+  beforeEach(() => {
+    // Every test starts with a full proxy-wide bucket.
+    clockMs += 10_000;
+  });
+
+  it('answers a CONNECT to a host the policy never allows with 403 and its reason: no TLS, no leaf', async () => {
+    const s = await openLimited();
+    const before = limited.leafIssuances;
+    const t = await connectOnly(s, 'evil.example.net:443');
+    expect(t.statusCode).toBe(403);
+    expect(t.headers['x-egress-blocked']).toBe('policy');
+    expect(reasonOf(t.body)).toBe('Domain evil.example.net is not in allowed list');
+    expect(limited.leafIssuances).toBe(before);
+    expect(decisions).toEqual([expect.objectContaining({ method: 'CONNECT', host: 'evil.example.net', port: 443, allowed: false, statusCode: 403, rule: 'allowedDomains' })]);
+    expect(s.networkLog().entries).toEqual([expect.objectContaining({ method: 'CONNECT', url: 'https://evil.example.net', blocked: true, reason: 'Domain evil.example.net is not in allowed list' })]);
+  });
+
+  it('intercepts a refused host only while the session budget lasts (so the program can read its 403), then refuses the CONNECT', async () => {
+    const s = await open();
+    // The default budget: a few refused hosts are intercepted, each costing one leaf.
+    for (let i = 1; i <= 4; i++) {
+      const [res] = await tunnelled(s, `refused-${i}.example.net`, `GET / HTTP/1.1\r\nHost: refused-${i}.example.net\r\n\r\n`);
+      expect(res?.statusCode).toBe(403);
+    }
+    const before = proxy.leafIssuances;
+    const t = await connectTunnel(s.socketPath, 'refused-5.example.net:443');
+    expect(t.statusCode).toBe(403);
+    expect(reasonOf(t.body)).toBe('Domain refused-5.example.net is not in allowed list');
+    expect(proxy.leafIssuances).toBe(before);
+    expect(up.requests).toEqual([]);
+  });
+
+  it('caps new leaves per session: 429 with Retry-After beyond, no leaf', async () => {
+    const s = await openLimited();
+    for (const n of [1, 2, 3]) {
+      clockMs += 1000;
+      expect((await connectOnly(s, `s${n}.flood.example:443`)).statusCode).toBe(200);
+    }
+    clockMs += 1000;
+    const before = limited.leafIssuances;
+    const t = await connectOnly(s, 's4.flood.example:443');
+    expect(t.statusCode).toBe(429);
+    expect(t.headers['retry-after']).toBe('60');
+    expect(t.headers['x-egress-blocked']).toBe('rate-limited');
+    expect(reasonOf(t.body)).toMatch(/Too many new hosts for this execution/u);
+    expect(limited.leafIssuances).toBe(before);
+    // A host whose leaf is cached costs nothing and is not limited.
+    expect((await connectOnly(s, 's1.flood.example:443')).statusCode).toBe(200);
+    expect(decisions.at(-1)).toMatchObject({ method: 'CONNECT', host: 's4.flood.example', allowed: false, statusCode: 429, rule: 'proxy:leaf-limit-session' });
+  });
+
+  it('caps new leaves per second across the proxy: 429 with Retry-After, then served once the second has passed', async () => {
+    const [a, b] = [await openLimited(), await openLimited()];
+    expect((await connectOnly(a, 'p1.flood.example:443')).statusCode).toBe(200);
+    expect((await connectOnly(b, 'p2.flood.example:443')).statusCode).toBe(200);
+    const t = await connectOnly(b, 'p3.flood.example:443');
+    expect(t.statusCode).toBe(429);
+    expect(t.headers['retry-after']).toBe('1');
+    expect(reasonOf(t.body)).toMatch(/Too many new hosts for the proxy/u);
+    clockMs += 1000;
+    expect((await connectOnly(b, 'p3.flood.example:443')).statusCode).toBe(200);
+  });
+});

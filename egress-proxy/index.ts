@@ -21,6 +21,7 @@ import { EgressError } from './errors.ts';
 import { HostMap, parseHostMap } from './host-map.ts';
 import type { HostMapInput } from './host-map.ts';
 import { LeafCertIssuer } from './leaf-certs.ts';
+import type { LeafLimits } from './leaf-certs.ts';
 import { EgressSession } from './session.ts';
 import type { ProxyRuntime } from './runtime.ts';
 import { parseUpstreamProxy } from './upstream-proxy.ts';
@@ -32,6 +33,8 @@ import { canonicalHost, sessionPackagePolicy, type CompiledPolicy } from '../pol
 export { EgressSession } from './session.ts';
 export { EgressError } from './errors.ts';
 export type { EgressErrorCode, RefusalCode } from './errors.ts';
+export { DEFAULT_LEAF_LIMITS } from './leaf-certs.ts';
+export type { LeafLimits } from './leaf-certs.ts';
 export { HostMap, parseHostMap } from './host-map.ts';
 export { EGRESS_SETTINGS_SHAPE } from './settings.ts';
 export type { EgressSettings } from './settings.ts';
@@ -51,7 +54,7 @@ export type { ControlClientOptions, RemoteSession } from './control-client.ts';
 export { CONTROL_PATHS, MIN_CONTROL_SECRET_LENGTH } from './control-protocol.ts';
 
 export interface EgressProxyOptions<TContext> {
-  /** The policy: asked about every request (and about tunnels to ports other than 80/443, with method CONNECT). */
+  /** The policy: asked about every request, and about every tunnel first (method CONNECT, empty path). */
   decide: DecideFn<TContext>;
   /** Must be the canonicaliser `decide` uses; defaults to policies' canonicalHost. */
   canonicalHost?: CanonicalHostFn;
@@ -59,6 +62,10 @@ export interface EgressProxyOptions<TContext> {
   dataDir: string;
   /** Operator host mapping (EGRESS_HOST_MAP, see parseHostMap): the only road to loopback/private addresses. */
   hostMap?: HostMapInput;
+  /** How many uncached leaf certificates may be issued (per session, per second across the proxy, for refused hosts); see LeafLimits. */
+  leafLimits?: Partial<LeafLimits>;
+  /** The clock (milliseconds) the proxy-wide issuance limit runs on; default performance.now. */
+  now?: () => number;
   /** The operator's own ranges (`10.20.0.0/16`, `2001:db8::/32`, a bare address), refused like private ones unless mapped (EGRESS_DENY_CIDRS). */
   denyCidrs?: readonly string[];
   /** The addresses of the proxy's own host, refused unless mapped; default: every address of os.networkInterfaces(). */
@@ -144,7 +151,7 @@ export class EgressProxy<TContext = unknown> {
       canonicalHost,
       hostMap,
       addressGuard,
-      leaves: new LeafCertIssuer(ca),
+      leaves: new LeafCertIssuer(ca, { ...(options.leafLimits === undefined ? {} : { limits: options.leafLimits }), ...(options.now === undefined ? {} : { now: options.now }) }),
       upstreamTls,
       logger: options.logger ?? SILENT,
       caCertPem: ca.certPem,
@@ -174,6 +181,11 @@ export class EgressProxy<TContext = unknown> {
   /** Where the CA certificate is kept (`${dataDir}/ca/ca.pem`). */
   get caCertPath(): string {
     return this.#ca.certPath;
+  }
+
+  /** Leaf certificates issued since start (cache hits excluded): what CONNECTs have cost. */
+  get leafIssuances(): number {
+    return this.#rt.leaves.issued;
   }
 
   get sessionCount(): number {
