@@ -15,7 +15,7 @@ import type { CompiledPolicy, PolicyApi } from '../policies/index.ts';
 import { compilePolicy, decide, policyFromApi } from '../policies/index.ts';
 import { startUpstream } from '../test/fixtures/upstream.ts';
 import type { Upstream } from '../test/fixtures/upstream.ts';
-import { connectTunnel, rawExchange, tlsOverTunnel } from '../test/fixtures/upstream-client.ts';
+import { connectTunnel, parseResponses, rawExchange, tlsOverTunnel } from '../test/fixtures/upstream-client.ts';
 import { EgressProxy } from './index.ts';
 import type { EgressDecision, EgressSession } from './index.ts';
 import { webSocketAccept } from './http-checks.ts';
@@ -361,5 +361,57 @@ describe('CONNECT cost: the policy first, leaves within limits', () => {
     expect(reasonOf(t.body)).toMatch(/Too many new hosts for the proxy/u);
     clockMs += 1000;
     expect((await connectOnly(b, 'p3.flood.example:443')).statusCode).toBe(200);
+  });
+});
+
+describe('method overrides the policy must see', () => {
+  const form = (body: string, extra = '') => `Content-Type: application/x-www-form-urlencoded\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  it.each([
+    ['the underscored header', '/items/1', 'X_HTTP_METHOD_OVERRIDE: DELETE\r\nContent-Length: 0\r\n\r\n'],
+    ['_method in the query', '/items/1?_method=DELETE', 'Content-Length: 0\r\n\r\n'],
+    ['an encoded _method in the query', '/items/1?x=1&%5Fmethod=delete', 'Content-Length: 0\r\n\r\n'],
+    ['_method in a form body', '/items/1', form('a=1&_method=DELETE')],
+    ['_method in a chunked form body', '/items/1', 'Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n5\r\na=1&_\r\nd\r\nmethod=DELETE\r\n0\r\n\r\n'],
+  ])('refuses DELETE spelt as %s; nothing reaches the upstream', async (_case, target, rest) => {
+    const s = await open();
+    const [res] = (await tunnelled(s, 'api.example.com', `POST ${target} HTTP/1.1\r\nHost: api.example.com\r\n${rest}`));
+    expect(res?.statusCode).toBe(403);
+    expect(reasonOf(res?.body)).toBe('Method DELETE not allowed for api.example.com');
+    expect(up.requests).toEqual([]);
+    expect(s.networkLog().entries).toEqual([expect.objectContaining({ method: 'POST', blocked: true, reason: 'Method DELETE not allowed for api.example.com' })]);
+  });
+
+  it('answers Expect: 100-continue before reading the form, then refuses its _method', async () => {
+    const s = await open();
+    const t = await connectTunnel(s.socketPath, 'api.example.com:443');
+    const tl = await tlsOverTunnel(t.socket, 'api.example.com', proxy.caCertPem);
+    const body = '_method=DELETE&b=2';
+    const received: Buffer[] = [];
+    tl.on('data', (d: Buffer) => received.push(d));
+    tl.write(`POST /items/1 HTTP/1.1\r\nHost: api.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\nExpect: 100-continue\r\nContent-Length: ${body.length}\r\n\r\n`);
+    await eventually(() => Buffer.concat(received).toString().startsWith('HTTP/1.1 100 Continue\r\n\r\n'), 'the 100 Continue');
+    tl.write(body);
+    await eventually(() => /\r\n\r\n\{.*\}$/su.test(Buffer.concat(received).toString().slice(25)), 'the final answer');
+    tl.destroy();
+    const [res] = parseResponses(Buffer.from(Buffer.concat(received).toString().slice('HTTP/1.1 100 Continue\r\n\r\n'.length)));
+    expect(res?.statusCode).toBe(403);
+    expect(reasonOf(res?.body)).toBe('Method DELETE not allowed for api.example.com');
+    expect(up.requests).toEqual([]);
+  });
+
+  it('forwards an allowed form body exactly as sent, after reading it', async () => {
+    const s = await open();
+    const body = 'a=1&_method=PATCH&note=%E2%9C%93';
+    const [res] = await plain(s, `POST http://api.example.com/items/1 HTTP/1.1\r\nHost: api.example.com\r\n${form(body)}`);
+    expect(res?.statusCode).toBe(200);
+    expect(up.requests.map((r) => [r.method, r.path, r.body])).toEqual([['POST', '/items/1', body]]);
+  });
+
+  it('streams a form body larger than the inspection limit unread', async () => {
+    const s = await open();
+    const body = `a=${'x'.repeat(70 * 1024)}`;
+    const [res] = await plain(s, `POST http://api.example.com/items/1 HTTP/1.1\r\nHost: api.example.com\r\n${form(body)}`);
+    expect(res?.statusCode).toBe(200);
+    expect((JSON.parse(res?.body ?? '{}') as { bodyLength: number }).bodyLength).toBe(body.length);
   });
 });

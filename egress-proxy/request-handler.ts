@@ -40,7 +40,14 @@ export async function serveRequest<TContext>(
     out.refuse(badUpgrade);
     return;
   }
-  const admitted = await scope.admissions.admit(req, dest, path, out.exchange);
+  let continued = false;
+  // Only with the request admitted (or its form body needed to admit it) may the client send its body.
+  const allowBody = () => {
+    if (continued || sink.kind !== 'response') return;
+    continued = true;
+    if (/^100-continue$/iu.test(String(req.headers.expect ?? ''))) sink.res.writeContinue();
+  };
+  const admitted = await scope.admissions.admit(req, dest, path, out.exchange, sink.kind === 'response' ? allowBody : undefined);
   if ('refusal' in admitted) {
     out.refuse(admitted.refusal);
     return;
@@ -64,8 +71,7 @@ export async function serveRequest<TContext>(
       out.ended({ statusCode: 0, blocked: false, reason: 'client closed the connection' });
       return;
     }
-    // Only now, with the request admitted, may the client send its body.
-    if (/^100-continue$/iu.test(String(req.headers.expect ?? ''))) res.writeContinue();
+    allowBody();
     upstream = forwardRequest(req, res, upstreamRoute, scope.agentFor(dest.scheme, upstreamRoute.via !== undefined), report, admitted.capture);
   } else {
     // An upgraded connection is long-lived by design; the idle limit no longer applies.

@@ -340,3 +340,23 @@ describe('webSocketDomains', () => {
     expect(none({ method: 'GET', host: 'ws.example.com', port: 443, scheme: 'https', path: '/', headers: upgrade })).toMatchObject({ allowed: false, rule: 'webSocketDomains' });
   });
 });
+
+describe('method overrides in other spellings', () => {
+  const decideFor = createDecider(policyFromApi({ allowedDomains: ['api.example.com'], apiPathRules: { 'api.example.com': [{ path: '/**', allow: true }, { path: '/items/**', allow: false, method: 'DELETE' }] } }));
+  const ask = (path: string, headers: Record<string, string> = {}, formMethods?: string[]) =>
+    decideFor({ method: 'POST', host: 'api.example.com', port: 443, scheme: 'https', path, headers, ...(formMethods === undefined ? {} : { formMethods }) });
+  it.each([
+    ['x_http_method_override header', ask('/items/1', { x_http_method_override: 'DELETE' })],
+    ['X_Method_Override header', ask('/items/1', { x_method_override: 'delete' })],
+    ['_method query', ask('/items/1?_method=DELETE')],
+    ['encoded _method query', ask('/items/1?a=1&%5Fmethod=De%6Cete')],
+    ['form _method', ask('/items/1', {}, ['DELETE'])],
+  ])('%s is checked as the method', (_case, decision) => {
+    expect(decision).toMatchObject({ allowed: false, reason: 'Method DELETE not allowed for api.example.com' });
+  });
+
+  it('leaves other query parameters and allowed overrides alone', () => {
+    expect(ask('/items/1?method=DELETE&x_method=DELETE')).toMatchObject({ allowed: true });
+    expect(ask('/items/1?_method=PATCH', {}, ['PUT'])).toMatchObject({ allowed: true });
+  });
+});

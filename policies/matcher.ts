@@ -100,17 +100,25 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
   return Object.freeze({ policy: Object.freeze(structuredClone(policy)), blocked, allowed, ruleSets, caseSensitivePaths, webSocketHosts });
 }
 
-/** Every method the request asks for: its own and any override header's. */
+/**
+ * Every method the request asks for: its own, any override header's (also
+ * spelt with underscores, which CGI and Rack servers read as the dashed
+ * name), `_method` in the query, and `_method` in a form body the proxy read.
+ */
 function requestedMethods(request: EgressRequest): string[] {
+  const overrides: string[] = [];
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined || !METHOD_OVERRIDE_HEADERS.includes(name.toLowerCase().replaceAll('_', '-'))) continue;
+    overrides.push(...(Array.isArray(value) ? value : [value]));
+  }
+  const query = request.path.indexOf('?');
+  if (query !== -1) overrides.push(...new URLSearchParams(request.path.slice(query + 1)).getAll('_method'));
+  overrides.push(...(request.formMethods ?? []));
   const methods = [request.method.toUpperCase()];
-  for (const name of METHOD_OVERRIDE_HEADERS) {
-    const value = request.headers[name];
-    const values = value === undefined ? [] : Array.isArray(value) ? value : [value];
-    for (const item of values) {
-      for (const part of item.split(',')) {
-        const method = part.trim().toUpperCase();
-        if (method !== '') methods.push(method);
-      }
+  for (const item of overrides) {
+    for (const part of item.split(',')) {
+      const method = part.trim().toUpperCase();
+      if (method !== '') methods.push(method);
     }
   }
   return methods;
