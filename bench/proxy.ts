@@ -249,3 +249,50 @@ export async function proxyCase(world: ProxyWorld, scheme: 'http' | 'https', con
     s.destroy();
   }
 }
+
+export interface ConnectCost {
+  count: number;
+  /** Proxy CPU per CONNECT to a host the policy refuses, answered 403 on the CONNECT (no TLS, no leaf). */
+  refusedUs: number;
+  /** Same run, the baseline: proxy CPU per allowed CONNECT whose leaf is cached (accepted, then hung up). */
+  allowedUs: number;
+}
+
+/** One CONNECT on its own connection; resolves with the status once the answer's head is in. */
+function connectOnce(socketPath: string, authority: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, method: 'CONNECT', path: authority, headers: { host: authority }, agent: false });
+    req.on('connect', (res: http.IncomingMessage, socket: net.Socket) => {
+      socket.destroy();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * What a CONNECT costs the proxy before any request: `count` CONNECTs to
+ * distinct hosts the policy refuses (past the per-session budget of readable
+ * refusals, each is answered 403 without TLS), then as many to the allowed
+ * host, whose leaf is cached after the first. Sequential, so the figure is
+ * CPU per CONNECT, not queueing.
+ */
+export async function connectCost(world: ProxyWorld, count: number): Promise<ConnectCost> {
+  // Spend the readable-refusal budget and warm the allowed host's leaf first.
+  for (let i = 0; i < 8; i++) await connectOnce(world.socketPath, `warm-${i}.refused.test:443`);
+  await connectOnce(world.socketPath, `${HOST}:443`);
+  const cpuOf = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => b.user - a.user + (b.system - a.system);
+  const before = await world.proxyCpu();
+  for (let i = 0; i < count; i++) {
+    const status = await connectOnce(world.socketPath, `flood-${i}.refused.test:443`);
+    if (status !== 403) throw new Error(`a refused CONNECT was answered ${status}`);
+  }
+  const mid = await world.proxyCpu();
+  for (let i = 0; i < count; i++) {
+    const status = await connectOnce(world.socketPath, `${HOST}:443`);
+    if (status !== 200) throw new Error(`an allowed CONNECT was answered ${status}`);
+  }
+  const after = await world.proxyCpu();
+  return { count, refusedUs: Math.round(cpuOf(before, mid) / count), allowedUs: Math.round(cpuOf(mid, after) / count) };
+}

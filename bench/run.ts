@@ -13,7 +13,7 @@ import { pathMatch, pathMatchRows } from './path-match.ts';
 import { policyCache } from './policy-cache.ts';
 import { registryCapture, registryCaptureRows } from './registry-capture.ts';
 import { secretsBench, secretsRows } from './secrets.ts';
-import { PROXY_TOPOLOGY, proxyCase, startProxyWorld, type ProxyCase } from './proxy.ts';
+import { PROXY_TOPOLOGY, connectCost, proxyCase, startProxyWorld, type ConnectCost, type ProxyCase } from './proxy.ts';
 import { coldDockerRun, dockerRunRate, HOST_PYTHON, nodeStartup, pythonStartup, sandboxNodeBinary } from './startup.ts';
 import { summarise, type LoadResult, type Summary } from './stats.ts';
 
@@ -95,10 +95,12 @@ async function main(): Promise<void> {
   log(`egress proxy vs direct (${PROXY_TOPOLOGY})`);
   const world = await startProxyWorld();
   const proxy: ProxyCase[] = [];
+  let connect: ConnectCost;
   try {
     for (const scheme of ['http', 'https'] as const) {
       for (const concurrency of [1, 32]) proxy.push(await proxyCase(world, scheme, concurrency, PROXY_MS));
     }
+    connect = await connectCost(world, 300);
   } finally {
     await world.close();
   }
@@ -120,6 +122,7 @@ async function main(): Promise<void> {
     execute: { warm: warm.latency, warmHits: warm.warmHits, warmPython: warmPython.latency, warmPythonHits: warmPython.warmHits, cold, throughput: load },
     proxyTopology: PROXY_TOPOLOGY,
     proxy,
+    connectCost: connect,
     policyCache: cache,
     pathMatch: pathMatch(),
     secrets,
@@ -160,6 +163,7 @@ async function main(): Promise<void> {
     ]);
     rows.push([`${p.scheme.toUpperCase()} via proxy (own process), c=${p.concurrency}: proxy CPU`, `${p.proxyCpu.perRequestUs} µs/request`, `${Math.round(p.proxyCpu.coreShare * 100)}% of a core`, '']);
   }
+  rows.push([`refused CONNECT (403, no TLS): proxy CPU, ${connect.count} sequential`, `${connect.refusedUs} µs/CONNECT`, `allowed, leaf cached ${connect.allowedUs} µs`, ratio(connect.refusedUs, connect.allowedUs)]);
   rows.push(['policy cache hit', `${cache.hitNs} ns`, `miss (loopback fetch) ${cache.miss.p50} ms`, '']);
   rows.push([`policy: ${cache.concurrentMisses} concurrent misses, one token`, `${cache.fetchesForThem} fetch(es)`, '', '']);
   rows.push(...pathMatchRows(results.pathMatch));

@@ -1,5 +1,8 @@
+import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { dialAddress, forbiddenAddressReason, mappedIPv4 } from './address-guard.ts';
+import { AddressGuard, dialAddress, forbiddenAddressReason, mappedIPv4, parseCidr } from './address-guard.ts';
+import type { Cidr } from './address-guard.ts';
+import { dialTargetFor } from './dial-target.ts';
 import { splitHostPort } from './canonical-host.ts';
 import { HostMap, parseHostMap } from './host-map.ts';
 import { forwardableHeaders, splitAbsoluteForm } from './http-checks.ts';
@@ -19,6 +22,8 @@ describe('forbiddenAddressReason', () => {
     ['255.255.255.255', /reserved/u],
     ['192.0.2.1', /documentation/u],
     ['198.18.0.1', /benchmarking/u],
+    ['168.63.129.16', /Azure wire server/u],
+    ['::ffff:168.63.129.16', /Azure wire server/u],
     ['::', /unspecified/u],
     ['::1', /loopback/u],
     ['::ffff:127.0.0.1', /IPv4-mapped: 127\.0\.0\.1 is loopback/u],
@@ -105,5 +110,51 @@ describe('request targets and headers', () => {
     expect(
       forwardableHeaders(['Host', 'h', 'Connection', 'keep-alive, X-Secret', 'X-Secret', 's', 'Proxy-Authorization', 'p', 'Keep-Alive', '5', 'Accept', '*/*', 'TE', 'trailers', 'X-Keep', 'k']),
     ).toEqual(['Accept', '*/*', 'X-Keep', 'k']);
+  });
+});
+
+describe('AddressGuard: the deployment\'s own addresses and ranges', () => {
+  const cidrs = (...texts: string[]): Cidr[] => texts.map((t) => parseCidr(t) as Cidr);
+  const guard = new AddressGuard({ hostAddresses: ['203.0.114.7', '2a01:4f8::7', 'fe80::1%eth0'], denyCidrs: cidrs('198.51.99.0/24', '2a02:c7f::/32', '81.2.69.160') });
+
+  it.each([
+    ['203.0.114.7', /own host/u],
+    ['::ffff:203.0.114.7', /own host/u],
+    ['2a01:4f8:0::7', /own host/u],
+    ['198.51.99.200', /operator's denied range 198\.51\.99\.0\/24/u],
+    ['::ffff:198.51.99.1', /198\.51\.99\.0\/24/u],
+    ['2a02:c7f:1::5', /2a02:c7f::\/32/u],
+    ['81.2.69.160', /81\.2\.69\.160\/32/u],
+    ['127.0.0.1', /loopback/u],
+  ])('refuses %s', (address, reason) => {
+    expect(guard.reasonFor(address)).toMatch(reason);
+  });
+
+  it.each(['203.0.114.8', '198.51.98.1', '2a01:4f8::8', '81.2.69.161'])('leaves %s to the base list (public)', (address) => {
+    expect(guard.reasonFor(address)).toBeNull();
+  });
+
+  it('takes the host addresses from os.networkInterfaces() by default', () => {
+    const own = Object.values(os.networkInterfaces()).flatMap((l) => l ?? []).map((i) => i.address);
+    const defaults = new AddressGuard();
+    for (const address of own) expect(defaults.reasonFor(address.replace(/%.*$/u, ''))).not.toBeNull();
+  });
+
+  it.each([
+    ['10.0.0.0/33', /prefix length/u],
+    ['10.0.0/8', /not an IP address/u],
+    ['::/129', /prefix length/u],
+    ['1.2.3.4/8/1', /not an IP address/u],
+    ['1.2.3.4/x', /prefix length/u],
+  ])('refuses the range %s', (text, problem) => {
+    expect(parseCidr(text)).toMatch(problem);
+  });
+
+  it('refuses a name that resolves to the host\'s own address, and lets a mapped host through', async () => {
+    const lookup = () => Promise.resolve([{ address: '203.0.114.7' }]);
+    const dest = { scheme: 'https' as const, rawHost: 'self.example', host: 'self.example', port: 443 };
+    expect(await dialTargetFor(dest, new HostMap(), guard, lookup)).toMatchObject({ refusal: { code: 'destination-address', reason: expect.stringMatching(/own host/u) as string } });
+    const mapped = new HostMap({ 'self.example': { address: '203.0.114.7', port: 8443 } });
+    expect(await dialTargetFor(dest, mapped, guard, lookup)).toMatchObject({ target: { address: '203.0.114.7', port: 8443, mapped: true } });
   });
 });

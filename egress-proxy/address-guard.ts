@@ -9,12 +9,14 @@
  * so `::ffff:127.0.0.1` is loopback however it is written.
  */
 import { BlockList, isIP } from 'node:net';
+import os from 'node:os';
 
 const V4_DENIED: ReadonlyArray<readonly [string, number, string]> = [
   ['0.0.0.0', 8, 'unspecified'],
   ['10.0.0.0', 8, 'private'],
   ['100.64.0.0', 10, 'carrier-grade NAT'],
   ['127.0.0.0', 8, 'loopback'],
+  ['168.63.129.16', 32, 'the cloud platform\'s host service (Azure wire server)'],
   ['169.254.0.0', 16, 'link-local (cloud metadata)'],
   ['172.16.0.0', 12, 'private'],
   ['192.0.0.0', 24, 'IETF protocol assignments'],
@@ -140,4 +142,75 @@ export function dialAddress(address: string): { address: string; family: 4 | 6 }
   const v4 = isIP(address) === 6 ? mappedIPv4(address) : null;
   if (v4 !== null) return { address: v4, family: 4 };
   return { address, family: isIP(address) === 6 ? 6 : 4 };
+}
+
+/**
+ * The base deny-list plus what only this deployment knows: the addresses of
+ * the machine the proxy runs on (a service bound to 0.0.0.0 there answers on
+ * the machine's public address too) and the operator's own ranges
+ * (EGRESS_DENY_CIDRS). The operator's host map is consulted before the
+ * guard, so a host mapped explicitly still reaches its address.
+ */
+export class AddressGuard {
+  readonly #own: ReadonlySet<string>;
+  readonly #operator: ReadonlyArray<{ list: BlockList; cidr: string }>;
+
+  /** `hostAddresses` defaults to every address of `os.networkInterfaces()`; `denyCidrs` as parseCidrs returns them. */
+  constructor(options: { denyCidrs?: readonly Cidr[]; hostAddresses?: readonly string[] } = {}) {
+    const own = options.hostAddresses ?? interfaceAddresses();
+    this.#own = new Set(own.map(normaliseAddress).filter((a): a is string => a !== null));
+    this.#operator = (options.denyCidrs ?? []).map((c) => {
+      const list = new BlockList();
+      list.addSubnet(c.network, c.prefix, c.family);
+      return { list, cidr: `${c.network}/${c.prefix}` };
+    });
+  }
+
+  /** Why `address` must not be reached, or null. */
+  reasonFor(address: string): string | null {
+    const base = forbiddenAddressReason(address);
+    if (base !== null) return base;
+    const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    const v4 = family === 'ipv6' ? mappedIPv4(address) : null;
+    const judged = v4 ?? address;
+    const judgedFamily = v4 === null ? family : 'ipv4';
+    if (this.#own.has(normaliseAddress(judged) ?? judged)) return `${address} is an address of the proxy's own host`;
+    const hit = this.#operator.find((r) => r.list.check(judged, judgedFamily));
+    return hit === undefined ? null : `${address} is in the operator's denied range ${hit.cidr}`;
+  }
+}
+
+/** Only the built-in ranges: for callers that have no deployment at hand. */
+export const BASE_ADDRESS_GUARD: Pick<AddressGuard, 'reasonFor'> = { reasonFor: forbiddenAddressReason };
+
+function interfaceAddresses(): string[] {
+  return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address.replace(/%.*$/u, '')));
+}
+
+/** One spelling per address, so `::ffff:1.2.3.4`, `0:0::ffff:102:304` and `1.2.3.4` compare equal. */
+function normaliseAddress(address: string): string | null {
+  const family = isIP(address);
+  if (family === 4) return address;
+  if (family !== 6) return null;
+  const v4 = mappedIPv4(address);
+  if (v4 !== null) return v4;
+  const bytes = parseIPv6(address);
+  return bytes === null ? null : Buffer.from(bytes).toString('hex');
+}
+
+export interface Cidr {
+  network: string;
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
+}
+
+/** Parses `a.b.c.d/n` or `x::/n` (a bare address is a /32 or /128); a problem string when it is not one. */
+export function parseCidr(text: string): Cidr | string {
+  const [network = '', prefixText, ...rest] = text.trim().split('/');
+  const family = isIP(network);
+  if (family === 0 || rest.length > 0) return `"${text}" is not an IP address or CIDR range`;
+  const max = family === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  if (!/^\d{1,3}$/u.test(prefixText ?? String(max)) || prefix > max) return `"${text}" has a prefix length outside 0-${max}`;
+  return { network, prefix, family: family === 4 ? 'ipv4' : 'ipv6' };
 }

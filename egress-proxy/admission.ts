@@ -13,6 +13,7 @@ import type { Refusal } from './errors.ts';
 import type { Exchange } from './exchange.ts';
 import { CaptureBudget } from './capture-budget.ts';
 import type { ResponseCapture } from './forward.ts';
+import { formMethodsOf, isUrlencodedForm, peekBody } from './form-method.ts';
 import { checkFraming } from './http-checks.ts';
 import type { Destination } from './http-checks.ts';
 import { decodeBody } from './response-body.ts';
@@ -36,8 +37,13 @@ export class Admissions<TContext> {
     this.#captures = new CaptureBudget(rt.captureLimits, rt.captures);
   }
 
-  /** Returns where to dial, or why not. Records on `ex` which rule decided and the policy's reason. */
-  async admit(req: IncomingMessage, dest: Destination, pathPart: string, ex: Exchange): Promise<Admission> {
+  /**
+   * Returns where to dial, or why not. Records on `ex` which rule decided and
+   * the policy's reason. `allowBody` lets the client send its body (answers
+   * `Expect: 100-continue`): called only once the request line and headers
+   * passed, before a small form body is read for its `_method`.
+   */
+  async admit(req: IncomingMessage, dest: Destination, pathPart: string, ex: Exchange, allowBody?: () => void): Promise<Admission> {
     const framing = checkFraming(req);
     if (framing !== null) return { refusal: framing };
 
@@ -45,13 +51,28 @@ export class Admissions<TContext> {
     const verdict = await this.decide(request, dest);
     ex.rule = verdict.rule;
     if ('refusal' in verdict) return verdict;
+    const formVerdict = allowBody === undefined ? null : await this.#decideFormMethods(req, request, dest, allowBody);
+    if (formVerdict !== null) {
+      ex.rule = formVerdict.rule;
+      if ('refusal' in formVerdict) return formVerdict;
+    }
     ex.policyReason = verdict.reason;
     const sendPath = upstreamPath(request.path, verdict.path);
     if (sendPath === null) return { refusal: refusal(403, 'policy-error', 'Policy returned an unusable path') };
-    const dial = this.#rt.upstreamProxy === undefined ? await dialTargetFor(dest, this.#rt.hostMap) : await dialTargetViaProxy(dest, this.#rt.hostMap);
+    const dial = this.#rt.upstreamProxy === undefined ? await dialTargetFor(dest, this.#rt.hostMap, this.#rt.addressGuard) : await dialTargetViaProxy(dest, this.#rt.hostMap, this.#rt.addressGuard);
     if (!('target' in dial)) return dial;
     const capture = verdict.learn === true ? this.#captureFor(request, verdict.learnTail) : undefined;
     return { ...dial, path: sendPath, ...(capture === undefined ? {} : { capture }) };
+  }
+
+  /** A small urlencoded form carrying `_method` asks for that method too: the policy is asked again, with it. */
+  async #decideFormMethods(req: IncomingMessage, request: EgressRequest, dest: Destination, allowBody: () => void): Promise<Verdict | null> {
+    if (!isUrlencodedForm(req)) return null;
+    allowBody();
+    const body = await peekBody(req);
+    const formMethods = body === null ? [] : formMethodsOf(body);
+    if (formMethods.length === 0) return null;
+    return this.decide({ ...request, formMethods }, dest);
   }
 
   /** Asks the policy; a throwing policy or one that decided about another host fails closed. */

@@ -91,7 +91,7 @@ describe('decision observers', () => {
     seen.length = 0;
     const session = await proxy.openSession({ executionId: 'exec-upgrade', socketPath: path.join(dataDir, 'sandboxes', 's2', 'proxy.sock'), context: undefined });
     const socket = net.connect(session.socketPath);
-    const responses = await rawExchange(socket, 'GET http://down.example.com/ws HTTP/1.1\r\nHost: down.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    const responses = await rawExchange(socket, 'GET http://down.example.com/ws HTTP/1.1\r\nHost: down.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
     socket.destroy();
     await session.close();
     expect(responses.map((r) => [r.statusCode, r.headers['x-egress-error']])).toEqual([[502, 'upstream']]);

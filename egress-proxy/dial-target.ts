@@ -10,7 +10,8 @@
  * `secret.attacker.example`).
  */
 import { promises as dns } from 'node:dns';
-import { dialAddress, forbiddenAddressReason } from './address-guard.ts';
+import { BASE_ADDRESS_GUARD, dialAddress } from './address-guard.ts';
+import type { AddressGuard } from './address-guard.ts';
 import { ipLiteralOf } from './canonical-host.ts';
 import { refusal } from './errors.ts';
 import type { Refusal } from './errors.ts';
@@ -35,7 +36,9 @@ const systemLookup: LookupFn = (host) => dns.lookup(host, { all: true, verbatim:
 
 const LOOKUP_TIMEOUT_MS = 5000;
 
-export async function dialTargetFor(dest: Destination, hostMap: HostMap, lookup: LookupFn = systemLookup): Promise<DialResult> {
+export type Guard = Pick<AddressGuard, 'reasonFor'>;
+
+export async function dialTargetFor(dest: Destination, hostMap: HostMap, guard: Guard = BASE_ADDRESS_GUARD, lookup: LookupFn = systemLookup): Promise<DialResult> {
   const mapped = hostMap.lookup(dest.host, dest.port);
   if (mapped !== undefined) {
     const { address, family } = dialAddress(mapped.address);
@@ -59,7 +62,7 @@ export async function dialTargetFor(dest: Destination, hostMap: HostMap, lookup:
   // Every address must pass, not just the one dialled: a name that also
   // resolves to 127.0.0.1 is a rebinding attempt, not a choice to make.
   for (const address of candidates) {
-    const why = forbiddenAddressReason(address);
+    const why = guard.reasonFor(address);
     if (why !== null) return { refusal: refusal(403, 'destination-address', `Destination ${dest.host} resolves to a forbidden address: ${why}`) };
   }
   const first = candidates[0] ?? '';
@@ -84,7 +87,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
  * loopback or the metadata address even through the operator's proxy. What
  * a name reaches from the upstream proxy is that proxy's policy.
  */
-export async function dialTargetViaProxy(dest: Destination, hostMap: HostMap): Promise<DialResult> {
-  if (hostMap.lookup(dest.host, dest.port) !== undefined || ipLiteralOf(dest.host) !== null) return dialTargetFor(dest, hostMap);
+export async function dialTargetViaProxy(dest: Destination, hostMap: HostMap, guard: Guard = BASE_ADDRESS_GUARD): Promise<DialResult> {
+  if (hostMap.lookup(dest.host, dest.port) !== undefined || ipLiteralOf(dest.host) !== null) return dialTargetFor(dest, hostMap, guard);
   return { target: { address: dest.host, family: 0, port: dest.port, mapped: false } };
 }

@@ -78,6 +78,8 @@ let up: Upstream;
 let dataDir: string;
 let proxy: EgressProxy<Mode>;
 const logLines: Array<Record<string, unknown>> = [];
+/** Every other info line: the one per accepted tunnel. */
+const tunnelLines: Array<Record<string, unknown>> = [];
 const sessions: EgressSession<Mode>[] = [];
 let seq = 0;
 
@@ -115,7 +117,7 @@ beforeAll(async () => {
     dataDir,
     hostMap: up.hostMap(['api.stripe.com', 'dev-123.okta.com', 'api.github.com']),
     upstreamCa: up.caPem,
-    logger: { info: (obj) => logLines.push(obj as Record<string, unknown>), warn: () => undefined, error: () => undefined },
+    logger: { info: (obj, msg) => (msg === DECISION_LOG_MESSAGE ? logLines.push(obj as Record<string, unknown>) : tunnelLines.push(obj as Record<string, unknown>)), warn: () => undefined, error: () => undefined },
   });
 });
 
@@ -129,6 +131,7 @@ beforeEach(() => {
   up.reset();
   asked.length = 0;
   logLines.length = 0;
+  tunnelLines.length = 0;
 });
 
 /**
@@ -640,6 +643,8 @@ describe('network log and decision log lines', () => {
       },
     ]);
     expect(DECISION_LOG_MESSAGE).toBe('egress decision');
+    // The tunnel the request came through has its own line.
+    expect(tunnelLines).toEqual([{ executionId: s.executionId, method: 'CONNECT', host: 'dev-123.okta.com', port: 443, allowed: true, rule: 'allowedDomains[0]' }]);
   });
 });
 

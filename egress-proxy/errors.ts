@@ -10,7 +10,8 @@ export type EgressErrorCode =
   | 'ERR_EGRESS_SOCKET_PATH'
   | 'ERR_EGRESS_SESSION_EXISTS'
   | 'ERR_EGRESS_CLOSED'
-  | 'ERR_EGRESS_UPSTREAM_PROXY';
+  | 'ERR_EGRESS_UPSTREAM_PROXY'
+  | 'ERR_EGRESS_DENY_CIDRS';
 
 export class EgressError extends Error {
   override readonly name = 'EgressError';
@@ -37,14 +38,22 @@ export type RefusalCode =
   | 'ambiguous-framing'
   | 'malformed-request'
   | 'unsupported-request'
-  | 'tls-handshake';
+  | 'unsupported-upgrade'
+  | 'tls-handshake'
+  | 'rate-limited';
 
 export interface Refusal {
-  readonly status: 400 | 403;
+  readonly status: 400 | 403 | 429;
   readonly code: RefusalCode;
   readonly reason: string;
+  /** With 429: seconds until asking again makes sense (the Retry-After header). */
+  readonly retryAfterS?: number;
 }
 
 export function refusal(status: 400 | 403, code: RefusalCode, reason: string): Refusal {
   return { status, code, reason };
+}
+
+export function rateLimited(reason: string, retryAfterS: number): Refusal {
+  return { status: 429, code: 'rate-limited', reason, retryAfterS };
 }

@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { authorityFor, ipLiteralOf } from './canonical-host.ts';
 import type { DialTarget } from './dial-target.ts';
-import { forwardableHeaders } from './http-checks.ts';
+import { forwardableHeaders, upgradeResponseProblem } from './http-checks.ts';
 import type { Destination } from './http-checks.ts';
 import type { UpstreamFailureStatus } from './responder.ts';
 import { proxyHeaders, tunnelledConnection } from './upstream-proxy.ts';
@@ -412,13 +412,22 @@ export function forwardUpgrade(
   const end = (result: ForwardResult) => outcome.ended(result);
   let upstream: http.ClientRequest;
   try {
-    upstream = send(route, requestOptions(req, route, false, ['Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? '']));
+    // Only a checked WebSocket handshake gets here (checkWebSocketUpgrade); the token is ours, not the client's spelling.
+    upstream = send(route, requestOptions(req, route, false, ['Connection', 'Upgrade', 'Upgrade', 'websocket']));
   } catch (err) {
     outcome.failed(502, describe(err));
     return null;
   }
 
   upstream.on('upgrade', (ures, usock, uhead) => {
+    const problem = upgradeResponseProblem(req.headers, ures.headers);
+    if (problem !== null) {
+      // Past a 101 we cannot check, the upstream may be speaking anything: its connection is cut, and the
+      // client's is answered 502 and closed (a raw answer always closes).
+      usock.destroy();
+      outcome.failed(502, problem);
+      return;
+    }
     let headText = `HTTP/1.1 ${ures.statusCode ?? 101} ${ures.statusMessage ?? ''}\r\n`;
     for (let i = 0; i + 1 < ures.rawHeaders.length; i += 2) headText += `${ures.rawHeaders[i]}: ${ures.rawHeaders[i + 1]}\r\n`;
     client.write(`${headText}\r\n`);

@@ -3,7 +3,8 @@
  * whether its framing is unambiguous, which headers may travel on. Nothing
  * here touches a socket.
  */
-import type { IncomingMessage } from 'node:http';
+import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { authorityFor, splitHostPort } from './canonical-host.ts';
 import { refusal } from './errors.ts';
 import type { Refusal } from './errors.ts';
@@ -125,6 +126,8 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'host',
   'expect',
+  // Only meaningful with an h2c upgrade, which is never relayed; sent alone it still primes an h2c server.
+  'http2-settings',
 ]);
 
 /** Header pairs, as received minus hop-by-hop ones, in their original order and case. */
@@ -141,6 +144,55 @@ export function forwardableHeaders(rawHeaders: readonly string[]): string[] {
     out.push(name, rawHeaders[i + 1] ?? '');
   }
   return out;
+}
+
+const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{22}==$/u;
+
+/**
+ * The only upgrade the proxy relays is a WebSocket handshake (RFC 6455 §4.1):
+ * `GET`, exactly one `websocket` token, one well-formed `Sec-WebSocket-Key`,
+ * `Sec-WebSocket-Version: 13`. Anything else (h2c above all, which would
+ * carry further requests the policy never sees) is refused.
+ */
+export function checkWebSocketUpgrade(req: IncomingMessage): Refusal | null {
+  const raw = req.rawHeaders;
+  const tokens = rawValues(raw, 'upgrade').flatMap((v) => v.split(',')).map((t) => t.trim()).filter((t) => t !== '');
+  const named = truncate(tokens.join(', '), 100);
+  if (tokens.length !== 1 || tokens[0]?.toLowerCase() !== 'websocket') {
+    return refusal(403, 'unsupported-upgrade', `Upgrade to "${named}" is not allowed: only a single WebSocket upgrade is relayed`);
+  }
+  if (req.method !== 'GET') return refusal(403, 'unsupported-upgrade', `A WebSocket upgrade must use GET, not ${truncate(req.method ?? '', 32)}`);
+  const keys = rawValues(raw, 'sec-websocket-key');
+  if (keys.length !== 1 || !WEBSOCKET_KEY.test(keys[0]?.trim() ?? '')) {
+    return refusal(403, 'unsupported-upgrade', 'A WebSocket upgrade needs exactly one valid Sec-WebSocket-Key');
+  }
+  const versions = rawValues(raw, 'sec-websocket-version');
+  if (versions.length !== 1 || versions[0]?.trim() !== '13') {
+    return refusal(403, 'unsupported-upgrade', 'A WebSocket upgrade needs Sec-WebSocket-Version: 13');
+  }
+  return null;
+}
+
+/** The Sec-WebSocket-Accept a server must answer `key` with. */
+export function webSocketAccept(key: string): string {
+  return createHash('sha1').update(`${key.trim()}${WEBSOCKET_GUID}`).digest('base64');
+}
+
+/**
+ * Why a `101` answering a WebSocket handshake cannot be trusted, or null: it
+ * must switch to `websocket` and prove it read our key. Anything else means
+ * the upstream speaks some other protocol on the connection from here on.
+ */
+export function upgradeResponseProblem(requestHeaders: IncomingHttpHeaders, responseHeaders: IncomingHttpHeaders): string | null {
+  const upgrade = String(responseHeaders.upgrade ?? '').trim().toLowerCase();
+  if (upgrade !== 'websocket') return `upstream switched to "${truncate(upgrade, 100)}", not websocket`;
+  const key = requestHeaders['sec-websocket-key'];
+  const accept = responseHeaders['sec-websocket-accept'];
+  if (typeof key !== 'string' || typeof accept !== 'string' || accept.trim() !== webSocketAccept(key)) {
+    return 'upstream answered 101 without the matching Sec-WebSocket-Accept';
+  }
+  return null;
 }
 
 export function truncate(text: string, max: number): string {

@@ -12,6 +12,8 @@ import { promises as fs } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
+import { AddressGuard, parseCidr } from './address-guard.ts';
+import type { Cidr } from './address-guard.ts';
 import { loadOrCreateCa } from './ca.ts';
 import type { CertificateAuthority } from './ca.ts';
 import { CaptureAccounting, DEFAULT_CAPTURE_LIMITS } from './capture-budget.ts';
@@ -21,6 +23,7 @@ import { EgressError } from './errors.ts';
 import { HostMap, parseHostMap } from './host-map.ts';
 import type { HostMapInput } from './host-map.ts';
 import { LeafCertIssuer } from './leaf-certs.ts';
+import type { LeafLimits } from './leaf-certs.ts';
 import { EgressSession } from './session.ts';
 import type { ProxyRuntime } from './runtime.ts';
 import { parseUpstreamProxy } from './upstream-proxy.ts';
@@ -32,6 +35,8 @@ import { canonicalHost, sessionPackagePolicy, type CompiledPolicy } from '../pol
 export { EgressSession } from './session.ts';
 export { EgressError } from './errors.ts';
 export type { EgressErrorCode, RefusalCode } from './errors.ts';
+export { DEFAULT_LEAF_LIMITS } from './leaf-certs.ts';
+export type { LeafLimits } from './leaf-certs.ts';
 export { HostMap, parseHostMap } from './host-map.ts';
 export { EGRESS_SETTINGS_SHAPE } from './settings.ts';
 export type { EgressSettings } from './settings.ts';
@@ -53,7 +58,7 @@ export type { ControlClientOptions, RemoteSession } from './control-client.ts';
 export { CONTROL_PATHS, MIN_CONTROL_SECRET_LENGTH } from './control-protocol.ts';
 
 export interface EgressProxyOptions<TContext> {
-  /** The policy: asked about every request (and about tunnels to ports other than 80/443, with method CONNECT). */
+  /** The policy: asked about every request, and about every tunnel first (method CONNECT, empty path). */
   decide: DecideFn<TContext>;
   /** Must be the canonicaliser `decide` uses; defaults to policies' canonicalHost. */
   canonicalHost?: CanonicalHostFn;
@@ -61,6 +66,14 @@ export interface EgressProxyOptions<TContext> {
   dataDir: string;
   /** Operator host mapping (EGRESS_HOST_MAP, see parseHostMap): the only road to loopback/private addresses. */
   hostMap?: HostMapInput;
+  /** How many uncached leaf certificates may be issued (per session, per second across the proxy, for refused hosts); see LeafLimits. */
+  leafLimits?: Partial<LeafLimits>;
+  /** The clock (milliseconds) the proxy-wide issuance limit runs on; default performance.now. */
+  now?: () => number;
+  /** The operator's own ranges (`10.20.0.0/16`, `2001:db8::/32`, a bare address), refused like private ones unless mapped (EGRESS_DENY_CIDRS). */
+  denyCidrs?: readonly string[];
+  /** The addresses of the proxy's own host, refused unless mapped; default: every address of os.networkInterfaces(). */
+  hostAddresses?: readonly string[];
   /** Extra PEM certificate(s) trusted for upstream TLS, beside the system roots (EGRESS_UPSTREAM_CA contents). */
   upstreamCa?: string | readonly string[];
   /** Network-log entries kept per session (default 1000). */
@@ -137,13 +150,18 @@ export class EgressProxy<TContext = unknown> {
       throw new EgressError('ERR_EGRESS_CA', 'upstreamCa could not be loaded', { cause: err });
     }
     const upstreamProxy: UpstreamProxy | undefined = options.upstreamProxy === undefined ? undefined : parseUpstreamProxy(options.upstreamProxy);
+    const addressGuard = new AddressGuard({
+      denyCidrs: parseDenyCidrs(options.denyCidrs ?? []),
+      ...(options.hostAddresses === undefined ? {} : { hostAddresses: options.hostAddresses }),
+    });
     const ca = await loadOrCreateCa(options.dataDir);
     const logCap = options.logCap ?? 1000;
     const rt: ProxyRuntime<TContext> = {
       decide: options.decide,
       canonicalHost,
       hostMap,
-      leaves: new LeafCertIssuer(ca),
+      addressGuard,
+      leaves: new LeafCertIssuer(ca, { ...(options.leafLimits === undefined ? {} : { limits: options.leafLimits }), ...(options.now === undefined ? {} : { now: options.now }) }),
       upstreamTls,
       logger: options.logger ?? SILENT,
       caCertPem: ca.certPem,
@@ -180,6 +198,11 @@ export class EgressProxy<TContext = unknown> {
   /** Where the CA certificate is kept (`${dataDir}/ca/ca.pem`). */
   get caCertPath(): string {
     return this.#ca.certPath;
+  }
+
+  /** Leaf certificates issued since start (cache hits excluded): what CONNECTs have cost. */
+  get leafIssuances(): number {
+    return this.#rt.leaves.issued;
   }
 
   get sessionCount(): number {
@@ -219,6 +242,13 @@ export class EgressProxy<TContext = unknown> {
   }
 }
 
+function parseDenyCidrs(texts: readonly string[]): Cidr[] {
+  const parsed = texts.map(parseCidr);
+  const problems = parsed.filter((p): p is string => typeof p === 'string');
+  if (problems.length > 0) throw new EgressError('ERR_EGRESS_DENY_CIDRS', `invalid denyCidrs: ${problems.join('; ')}`);
+  return parsed.filter((p): p is Cidr => typeof p !== 'string');
+}
+
 /** A socket left by a crashed run is removed; anything else at that path is not ours to delete. */
 async function removeStaleSocket(socketPath: string): Promise<void> {
   try {
@@ -244,6 +274,7 @@ export async function createPolicyEgressProxy(settings: EgressSettings, logger: 
     ...(settings.EGRESS_HOST_MAP ? { hostMap: parseHostMap(settings.EGRESS_HOST_MAP) } : {}),
     ...(settings.EGRESS_UPSTREAM_CA ? { upstreamCa: await readFile(settings.EGRESS_UPSTREAM_CA, 'utf8') } : {}),
     ...(settings.EGRESS_UPSTREAM_PROXY ? { upstreamProxy: settings.EGRESS_UPSTREAM_PROXY } : {}),
+    ...(settings.EGRESS_DENY_CIDRS === undefined ? {} : { denyCidrs: settings.EGRESS_DENY_CIDRS }),
     ...(options.onDecision === undefined ? {} : { onDecision: options.onDecision }),
     logCap: settings.EGRESS_LOG_LIMIT,
     logger,

@@ -4,6 +4,7 @@
  * scope needs admission.
  */
 import type tls from 'node:tls';
+import type { AddressGuard } from './address-guard.ts';
 import type { CaptureAccounting, CaptureLimits } from './capture-budget.ts';
 import type { HostMap } from './host-map.ts';
 import type { LeafCertIssuer } from './leaf-certs.ts';
@@ -15,6 +16,8 @@ export interface ProxyRuntime<TContext> {
   decide: DecideFn<TContext>;
   canonicalHost: CanonicalHostFn;
   hostMap: HostMap;
+  /** Which addresses may be dialled when the host map did not choose one. */
+  addressGuard: AddressGuard;
   leaves: LeafCertIssuer;
   upstreamTls: tls.SecureContext;
   logger: EgressLogger;

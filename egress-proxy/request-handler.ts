@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { refusal } from './errors.ts';
 import { forwardRequest, forwardUpgrade } from './forward.ts';
 import type { ForwardOutcome, UpstreamRoute } from './forward.ts';
-import { requestLineOf, urlOf } from './http-checks.ts';
+import { checkWebSocketUpgrade, requestLineOf, urlOf } from './http-checks.ts';
 import type { Destination } from './http-checks.ts';
 import type { Responder, Sink } from './responder.ts';
 import { absoluteDestination, parseErrorRefusal } from './route.ts';
@@ -35,7 +35,19 @@ export async function serveRequest<TContext>(
   }
   const { dest, path } = route;
   const out = scope.respond(sink, { method, dest, url: urlOf(dest, path), path });
-  const admitted = await scope.admissions.admit(req, dest, path, out.exchange);
+  const badUpgrade = sink.kind === 'socket' ? checkWebSocketUpgrade(req) : null;
+  if (badUpgrade !== null) {
+    out.refuse(badUpgrade);
+    return;
+  }
+  let continued = false;
+  // Only with the request admitted (or its form body needed to admit it) may the client send its body.
+  const allowBody = () => {
+    if (continued || sink.kind !== 'response') return;
+    continued = true;
+    if (/^100-continue$/iu.test(String(req.headers.expect ?? ''))) sink.res.writeContinue();
+  };
+  const admitted = await scope.admissions.admit(req, dest, path, out.exchange, sink.kind === 'response' ? allowBody : undefined);
   if ('refusal' in admitted) {
     out.refuse(admitted.refusal);
     return;
@@ -59,8 +71,7 @@ export async function serveRequest<TContext>(
       out.ended({ statusCode: 0, blocked: false, reason: 'client closed the connection' });
       return;
     }
-    // Only now, with the request admitted, may the client send its body.
-    if (/^100-continue$/iu.test(String(req.headers.expect ?? ''))) res.writeContinue();
+    allowBody();
     upstream = forwardRequest(req, res, upstreamRoute, scope.agentFor(dest.scheme, upstreamRoute.via !== undefined), report, admitted.capture);
   } else {
     // An upgraded connection is long-lived by design; the idle limit no longer applies.

@@ -29,7 +29,8 @@ export type UpstreamFailureStatus = 502 | 503 | 504;
 const RAW_LINGER_MS = 2000;
 
 export function refusalBody(r: Refusal): string {
-  return JSON.stringify({ error: r.status === 403 ? 'blocked by egress policy' : 'bad request', reason: r.reason });
+  const error = r.status === 403 ? 'blocked by egress policy' : r.status === 429 ? 'too many requests' : 'bad request';
+  return JSON.stringify({ error, reason: r.reason });
 }
 
 export function upstreamFailureBody(status: UpstreamFailureStatus, reason: string): string {
@@ -58,7 +59,8 @@ export class Responder {
   refuse(r: Refusal, options: { status?: number; rule?: string } = {}): void {
     const status = options.status ?? r.status;
     // After a framing or syntax problem the rest of the connection cannot be trusted.
-    this.#write(status, { [BLOCKED_HEADER]: r.code }, refusalBody(r), r.status === 400);
+    const headers = { [BLOCKED_HEADER]: r.code, ...(r.retryAfterS === undefined ? {} : { 'Retry-After': String(r.retryAfterS) }) };
+    this.#write(status, headers, refusalBody(r), r.status === 400);
     this.#finish({ statusCode: status, blocked: true, reason: r.reason, rule: options.rule ?? this.#ex.rule ?? `proxy:${r.code}` });
   }
 

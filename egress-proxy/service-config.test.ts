@@ -31,4 +31,17 @@ describe('loadEgressServiceConfig', () => {
     expect(loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: secret, EGRESS_UPSTREAM_PROXY: 'http://proxy.corp.example:3128' }).EGRESS_UPSTREAM_PROXY).toBe('http://proxy.corp.example:3128');
     expect(() => loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: secret, EGRESS_UPSTREAM_PROXY: 'proxy.corp.example:3128' })).toThrow(/EGRESS_UPSTREAM_PROXY: /);
   });
+
+  it('reads EGRESS_DENY_CIDRS as a list, naming every bad range', () => {
+    const secret = 'x'.repeat(32);
+    expect(loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: secret, EGRESS_DENY_CIDRS: ' 10.20.0.0/16, 2001:db8::/32,81.2.69.160 ' }).EGRESS_DENY_CIDRS).toEqual(['10.20.0.0/16', '2001:db8::/32', '81.2.69.160']);
+    expect(loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: secret, EGRESS_DENY_CIDRS: '' }).EGRESS_DENY_CIDRS).toBeUndefined();
+    let error: unknown;
+    try {
+      loadEgressServiceConfig({ EGRESS_CONTROL_SECRET: secret, EGRESS_DENY_CIDRS: '10.0.0.0/33,corp.example' });
+    } catch (caught) {
+      error = caught;
+    }
+    expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^EGRESS_DENY_CIDRS: .*10\.0\.0\.0\/33.*prefix length/u), expect.stringMatching(/^EGRESS_DENY_CIDRS: .*corp\.example.*not an IP address/u)]);
+  });
 });

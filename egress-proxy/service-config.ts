@@ -1,7 +1,7 @@
 /**
  * Environment of the standalone egress proxy service (`npm run egress-proxy`,
  * the compose `egress-proxy` service). The variables it shares with the API
- * (DATA_DIR, EGRESS_HOST_MAP, EGRESS_UPSTREAM_CA, EGRESS_LOG_LIMIT) mean the
+ * (DATA_DIR, EGRESS_HOST_MAP, EGRESS_UPSTREAM_CA, EGRESS_DENY_CIDRS, EGRESS_LOG_LIMIT) mean the
  * same thing in both. Every bad one is named at once.
  */
 import { resolve } from 'node:path';

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { canonicalHost, DEFAULT_REGISTRY_HOSTS } from '../policies/index.ts';
 import { optionalText } from '../service-kit/index.ts';
+import { parseCidr } from './address-guard.ts';
 import { parseUpstreamProxy } from './upstream-proxy.ts';
 
 /** Comma-separated host names, each canonicalised; a bad one is named. */
@@ -39,6 +40,17 @@ export const EGRESS_SETTINGS_SHAPE = {
       }
     })
     .describe("the operator's upstream proxy, http://[user:pass@]host:port: allowed traffic to hosts not in EGRESS_HOST_MAP leaves through it"),
+  EGRESS_DENY_CIDRS: optionalText
+    .transform((value, ctx) => {
+      if (value === undefined) return undefined;
+      const ranges = value.split(',').map((c) => c.trim()).filter((c) => c !== '');
+      for (const range of ranges) {
+        const parsed = parseCidr(range);
+        if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+      }
+      return ranges;
+    })
+    .describe("the operator's own address ranges, comma-separated CIDRs (10.20.0.0/16, 2001:db8::/32): refused like private addresses unless EGRESS_HOST_MAP maps the host"),
   EGRESS_LOG_LIMIT: z.coerce.number().int().positive().default(1000).describe('network-log entries kept per execution; the log is flagged when capped'),
   NPM_REGISTRY_HOST: hostList(DEFAULT_REGISTRY_HOSTS.npm)
     .refine((hosts) => hosts.length === 1, { message: 'must be one host name' })
@@ -54,6 +66,7 @@ export interface EgressSettings {
   EGRESS_HOST_MAP?: string | undefined;
   EGRESS_UPSTREAM_CA?: string | undefined;
   EGRESS_UPSTREAM_PROXY?: string | undefined;
+  EGRESS_DENY_CIDRS?: string[] | undefined;
   EGRESS_LOG_LIMIT: number;
   NPM_REGISTRY_HOST: string[];
   PYPI_HOSTS: string[];

@@ -65,8 +65,8 @@ export interface EgressSessionInfo<TContext> {
 }
 
 /**
- * The policy seam. Besides ordinary requests the proxy asks once per tunnel to a
- * port other than 80/443, with `method: 'CONNECT'` and `path: ''`: that
+ * The policy seam. Besides ordinary requests the proxy asks once per CONNECT,
+ * before any TLS work, with `method: 'CONNECT'` and `path: ''`: that
  * question is about host and port only (may this port on this host be reached
  * at all?); every request inside the tunnel is still decided on its own.
  */

@@ -185,3 +185,17 @@ describe('lintPolicy package warnings', () => {
     expect(lintPolicy({ allowedDomains: [], allowedPackages: ['cargo:serde'] })).toMatchObject({ ok: false, problems: [expect.stringMatching(/^allowedPackages\[0\]: /)] });
   });
 });
+
+describe('lintPolicy webSocketDomains', () => {
+  it('accepts hosts allowedDomains covers', () => {
+    expect(lintPolicy({ allowedDomains: ['*.example.com', 'chat.test'], webSocketDomains: ['ws.example.com', '*.rt.example.com', 'chat.test'] }).ok).toBe(true);
+  });
+
+  it('refuses a host allowedDomains does not cover, and a malformed pattern', () => {
+    expect(lintPolicy({ allowedDomains: ['api.example.com'], webSocketDomains: ['ws.example.com'] })).toEqual({
+      ok: false,
+      problems: ['webSocketDomains[0]: "ws.example.com" is not covered by allowedDomains; add the host there too (WebSockets never widen egress)'],
+    });
+    expect(lintPolicy({ allowedDomains: ['*'], webSocketDomains: ['ws.*.com'] })).toMatchObject({ ok: false, problems: [expect.stringMatching(/^webSocketDomains\[0\]: /u)] });
+  });
+});

@@ -6,11 +6,11 @@
  */
 import { parse as parseDomain } from 'tldts';
 import type { z } from 'zod';
-import { parseDomainEntry } from './host.ts';
+import { parseDomainEntry, parseHostPattern } from './host.ts';
 import { parseAllowedPackage } from './package-spec.ts';
 import { PolicyApiSchema, policyFromApi } from './schema.ts';
 import type { Policy, PolicyApi } from './schema.ts';
-import { secretCoverageProblems } from './secrets.ts';
+import { hostPatternCovers, secretCoverageProblems } from './secrets.ts';
 
 export type LintResult = { ok: true; policy: Policy; api: PolicyApi; warnings: string[] } | { ok: false; problems: string[] };
 
@@ -57,9 +57,22 @@ export function lintPolicy(json: unknown): LintResult {
   if (!parsed.success) return { ok: false, problems: formatIssues(parsed.error.issues) };
   const policy = policyFromApi(parsed.data);
   // Secrets: a host the policy itself does not allow.
-  const secretProblems = secretCoverageProblems(policy);
+  const secretProblems = [...secretCoverageProblems(policy), ...webSocketCoverageProblems(policy)];
   if (secretProblems.length > 0) return { ok: false, problems: secretProblems };
   return { ok: true, policy, api: parsed.data, warnings: policyWarnings(policy) };
+}
+
+/** A webSocketDomains entry no allowedDomains entry covers would never be reached: a mistake worth refusing. */
+function webSocketCoverageProblems(policy: Policy): string[] {
+  const allowed = policy.allowedDomains.flatMap((raw) => {
+    const parsed = parseDomainEntry(raw);
+    return parsed.ok ? [parsed.entry.host] : [];
+  });
+  return (policy.webSocketDomains ?? []).flatMap((raw, index) => {
+    const parsed = parseHostPattern(raw);
+    if (!parsed.ok || allowed.some((outer) => hostPatternCovers(outer, parsed.pattern))) return [];
+    return [`webSocketDomains[${index}]: "${raw}" is not covered by allowedDomains; add the host there too (WebSockets never widen egress)`];
+  });
 }
 
 /** Warnings for a valid policy, one `path: message` line each. */

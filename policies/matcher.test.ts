@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_POLICY, PolicyValidationError, compilePolicy, createDecider, decide, lintPolicy } from './index.ts';
+import { DEFAULT_POLICY, PolicyValidationError, compilePolicy, createDecider, decide, lintPolicy, policyFromApi } from './index.ts';
 import { MAX_RULED_PATH_LENGTH } from './path.ts';
 import type { CompiledPolicy, EgressRequest, Policy } from './index.ts';
 
@@ -319,5 +319,44 @@ describe('compilePolicy', () => {
       expect(problems).toContain('apiPathRules["x.com"][0].path: path pattern "nope" must start with "/"');
       expect((error as PolicyValidationError).code).toBe('ERR_POLICY_INVALID');
     }
+  });
+});
+
+describe('webSocketDomains', () => {
+  const decideFor = createDecider(policyFromApi({ allowedDomains: ['*.example.com'], webSocketDomains: ['ws.example.com'] }));
+  const upgrade = { connection: 'Upgrade', upgrade: 'websocket' };
+  it.each([
+    ['ws.example.com', upgrade, true, 'Domain ws.example.com is allowed'],
+    ['api.example.com', upgrade, false, 'WebSocket upgrades to api.example.com are not allowed: the host is not in webSocketDomains'],
+    ['api.example.com', { connection: 'keep-alive, Upgrade', upgrade: 'h2c' }, false, 'WebSocket upgrades to api.example.com are not allowed: the host is not in webSocketDomains'],
+    // Without Connection: Upgrade the header is hop-by-hop noise and upgrades nothing.
+    ['api.example.com', { upgrade: 'websocket' }, true, 'Domain api.example.com is allowed'],
+  ])('%s %j → %s', (host, headers, allowed, reason) => {
+    expect(decideFor({ method: 'GET', host, port: 443, scheme: 'https', path: '/chat', headers })).toMatchObject({ allowed, reason });
+  });
+
+  it('opts no host in by default', () => {
+    const none = createDecider(policyFromApi({ allowedDomains: ['*'] }));
+    expect(none({ method: 'GET', host: 'ws.example.com', port: 443, scheme: 'https', path: '/', headers: upgrade })).toMatchObject({ allowed: false, rule: 'webSocketDomains' });
+  });
+});
+
+describe('method overrides in other spellings', () => {
+  const decideFor = createDecider(policyFromApi({ allowedDomains: ['api.example.com'], apiPathRules: { 'api.example.com': [{ path: '/**', allow: true }, { path: '/items/**', allow: false, method: 'DELETE' }] } }));
+  const ask = (path: string, headers: Record<string, string> = {}, formMethods?: string[]) =>
+    decideFor({ method: 'POST', host: 'api.example.com', port: 443, scheme: 'https', path, headers, ...(formMethods === undefined ? {} : { formMethods }) });
+  it.each([
+    ['x_http_method_override header', ask('/items/1', { x_http_method_override: 'DELETE' })],
+    ['X_Method_Override header', ask('/items/1', { x_method_override: 'delete' })],
+    ['_method query', ask('/items/1?_method=DELETE')],
+    ['encoded _method query', ask('/items/1?a=1&%5Fmethod=De%6Cete')],
+    ['form _method', ask('/items/1', {}, ['DELETE'])],
+  ])('%s is checked as the method', (_case, decision) => {
+    expect(decision).toMatchObject({ allowed: false, reason: 'Method DELETE not allowed for api.example.com' });
+  });
+
+  it('leaves other query parameters and allowed overrides alone', () => {
+    expect(ask('/items/1?method=DELETE&x_method=DELETE')).toMatchObject({ allowed: true });
+    expect(ask('/items/1?_method=PATCH', {}, ['PUT'])).toMatchObject({ allowed: true });
   });
 });

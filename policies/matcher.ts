@@ -48,6 +48,8 @@ export interface CompiledPolicy {
   readonly ruleSets: readonly CompiledRuleSet[];
   /** Hosts whose paths are compared with case: the rest are also read lower-cased. */
   readonly caseSensitivePaths: readonly HostPattern[];
+  /** Hosts WebSocket upgrades may go to. */
+  readonly webSocketHosts: readonly HostPattern[];
 }
 
 function unwrap<T>(result: { ok: true } & T | { ok: false; problem: string }, where: string, problems: string[]): T | null {
@@ -90,24 +92,43 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     const parsedHost = unwrap(parseHostPattern(raw), `caseSensitivePaths[${index}]`, problems);
     return parsedHost === null ? [] : [parsedHost.pattern];
   });
+  const webSocketHosts = (policy.webSocketDomains ?? []).flatMap((raw, index): HostPattern[] => {
+    const parsedHost = unwrap(parseHostPattern(raw), `webSocketDomains[${index}]`, problems);
+    return parsedHost === null ? [] : [parsedHost.pattern];
+  });
   if (problems.length > 0) throw new PolicyValidationError(problems);
-  return Object.freeze({ policy: Object.freeze(structuredClone(policy)), blocked, allowed, ruleSets, caseSensitivePaths });
+  return Object.freeze({ policy: Object.freeze(structuredClone(policy)), blocked, allowed, ruleSets, caseSensitivePaths, webSocketHosts });
 }
 
-/** Every method the request asks for: its own and any override header's. */
+/**
+ * Every method the request asks for: its own, any override header's (also
+ * spelt with underscores, which CGI and Rack servers read as the dashed
+ * name), `_method` in the query, and `_method` in a form body the proxy read.
+ */
 function requestedMethods(request: EgressRequest): string[] {
+  const overrides: string[] = [];
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined || !METHOD_OVERRIDE_HEADERS.includes(name.toLowerCase().replaceAll('_', '-'))) continue;
+    overrides.push(...(Array.isArray(value) ? value : [value]));
+  }
+  const query = request.path.indexOf('?');
+  if (query !== -1) overrides.push(...new URLSearchParams(request.path.slice(query + 1)).getAll('_method'));
+  overrides.push(...(request.formMethods ?? []));
   const methods = [request.method.toUpperCase()];
-  for (const name of METHOD_OVERRIDE_HEADERS) {
-    const value = request.headers[name];
-    const values = value === undefined ? [] : Array.isArray(value) ? value : [value];
-    for (const item of values) {
-      for (const part of item.split(',')) {
-        const method = part.trim().toUpperCase();
-        if (method !== '') methods.push(method);
-      }
+  for (const item of overrides) {
+    for (const part of item.split(',')) {
+      const method = part.trim().toUpperCase();
+      if (method !== '') methods.push(method);
     }
   }
   return methods;
+}
+
+/** An upgrade needs both headers (RFC 9110 §7.8); an `Upgrade` alone is dropped as hop-by-hop and upgrades nothing. */
+function asksToUpgrade(request: EgressRequest): boolean {
+  const connection = request.headers.connection;
+  const tokens = (Array.isArray(connection) ? connection : [connection ?? '']).flatMap((v) => v.split(',')).map((t) => t.trim().toLowerCase());
+  return request.headers.upgrade !== undefined && tokens.includes('upgrade');
 }
 
 /** `CONNECT` with an empty path: may this host:port be reached at all (see EgressRequest). */
@@ -138,6 +159,11 @@ export function decide(compiled: CompiledPolicy, request: EgressRequest): Decisi
 
   // The tunnel question has no request behind it yet: path rules judge each request inside the tunnel instead.
   if (isTunnelQuestion(request)) return { allowed: true, reason: `Domain ${host} is allowed`, rule: portEntry.label, host };
+
+  // After an upgrade nothing is inspected, so a host must be opted in by name.
+  if (asksToUpgrade(request) && !compiled.webSocketHosts.some((pattern) => hostMatches(pattern, host))) {
+    return blockedBy(`WebSocket upgrades to ${host} are not allowed: the host is not in webSocketDomains`, 'webSocketDomains', host);
+  }
 
   const ruleSets = compiled.ruleSets.filter((set) => hostMatches(set.host, host));
   const [firstRuleSet] = ruleSets;

@@ -169,6 +169,9 @@ export const PolicyApiSchema = z
     caseSensitivePaths: z.array(HostPatternSchema).optional().describe(
       'Hosts (patterns as in apiPathRules keys) whose servers treat paths case-sensitively: their rules compare case exactly. On every other host a deny rule also catches a path in any case ("/User/repos" meets a deny on "/user/**"), while an allow still needs the case it names.',
     ),
+    webSocketDomains: z.array(HostPatternSchema).optional().describe(
+      'Hosts (patterns as in allowedDomains, without ports) to which WebSocket upgrades are relayed; absent means none. Each must also be allowed by allowedDomains, and the upgrade request itself passes path rules like any GET. After the upgrade the proxy relays frames both ways and inspects nothing.',
+    ),
     allowedPackages: z
       .array(z.string().regex(PACKAGE_NAME, { message: 'not a package name or @scope, optionally prefixed npm: or pypi:' }))
       .optional()
@@ -213,6 +216,7 @@ export const PolicySchema = z
       .array(HostPatternSchema)
       .optional()
       .describe('Hosts whose path rules compare case exactly; absent means none.'),
+    webSocketDomains: z.array(HostPatternSchema).optional().describe('Hosts WebSocket upgrades are relayed to; absent means none.'),
     allowedPackages: z.array(z.string()).describe('Installable packages and @scopes.'),
     allowedBinaries: z.array(z.string()).describe('Executables the sandbox may run, by name.'),
     secrets: secretRecord(SecretRuleSchema).optional().describe('Credentials bound to hosts, keyed by name; absent when none are declared.'),
@@ -236,6 +240,7 @@ export function policyFromApi(api: PolicyApi): Policy {
     apiPathRules,
     // Only when given, so policies written before the option map exactly as they always did.
     ...(api.caseSensitivePaths === undefined ? {} : { caseSensitivePaths: [...api.caseSensitivePaths] }),
+    ...(api.webSocketDomains === undefined ? {} : { webSocketDomains: [...api.webSocketDomains] }),
     allowedPackages: [...(api.allowedPackages ?? [])],
     allowedBinaries: [...(api.allowedBinaries ?? [])],
   };

@@ -23,6 +23,11 @@ export interface EgressRequest {
   path: string;
   /** Request headers, lower-case names (method-override headers are read from here). */
   headers: Readonly<Record<string, string | string[] | undefined>>;
+  /**
+   * `_method` values of a small urlencoded form body, when the proxy read
+   * one (frameworks read them as the method); checked like override headers.
+   */
+  formMethods?: readonly string[];
 }
 
 /** What `decide` answered, and why. */
