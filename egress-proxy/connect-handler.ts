@@ -16,6 +16,7 @@ import type { Refusal } from './errors.ts';
 import { urlOf } from './http-checks.ts';
 import type { Destination } from './http-checks.ts';
 import { openTunnel } from './intercept.ts';
+import { checkHostForPlaceholders } from './secrets/index.ts';
 import type { SessionScope } from './runtime.ts';
 
 export async function serveConnect<TContext>(scope: SessionScope<TContext>, req: http.IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
@@ -49,6 +50,13 @@ export async function serveConnect<TContext>(scope: SessionScope<TContext>, req:
       refuse(verdict.refusal, dest, verdict.rule);
       return;
     }
+  }
+
+  // A placeholder in the target would reach DNS and the TLS handshake, never substituted: refused whatever the policy says.
+  const secretInTarget = checkHostForPlaceholders(scope.secrets, authority);
+  if (secretInTarget !== null) {
+    refuse(refusal(403, secretInTarget.code, secretInTarget.reason), dest);
+    return;
   }
 
   let leaf: tls.SecureContext;

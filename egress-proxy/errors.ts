@@ -37,7 +37,9 @@ export type RefusalCode =
   | 'ambiguous-framing'
   | 'malformed-request'
   | 'unsupported-request'
-  | 'tls-handshake';
+  | 'tls-handshake'
+  | 'secret-misplaced'
+  | 'secret-unscrubbable';
 
 export interface Refusal {
   readonly status: 400 | 403;

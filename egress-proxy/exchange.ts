@@ -47,6 +47,8 @@ export class Exchange {
   rule: string | undefined;
   /** The policy's reason for allowing, for the log line (the network log carries reasons only for refusals). */
   policyReason: string | undefined;
+  /** Names of the secrets substituted into the request, for the log entry and the decision. */
+  secrets: readonly string[] = [];
 
   constructor(start: ExchangeStart, sinks: ExchangeSinks, onDone: (ex: Exchange) => void) {
     this.#start = start;
@@ -69,6 +71,7 @@ export class Exchange {
       this.#entry.blocked = outcome.blocked;
       if (outcome.reason !== undefined) this.#entry.reason = outcome.reason;
       this.#entry.durationMs = durationMs;
+      if (this.secrets.length > 0) this.#entry.secrets = [...this.secrets];
     }
     const s = this.#start;
     const decision: EgressDecision = {
@@ -83,6 +86,7 @@ export class Exchange {
       rule: outcome.rule ?? this.rule ?? null,
       statusCode: outcome.statusCode,
       durationMs,
+      ...(this.secrets.length === 0 ? {} : { secrets: [...this.secrets] }),
     };
     const { path: _path, ...line } = decision;
     this.#sinks.logger.info(line, DECISION_LOG_MESSAGE);

@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { SANDBOX_RUNTIMES } from '../images/index.ts';
 import type { ExecutionJob, ExecutionResult, NetworkLogEntry } from '../executor/index.ts';
-import { checkRequestedPackages, packageRules, type Ecosystem, type PolicyInfo } from '../policies/index.ts';
+import { scrubText } from '../egress-proxy/index.ts';
+import { checkRequestedPackages, packageRules, SecretBinding, type Ecosystem, type PolicyInfo } from '../policies/index.ts';
 import type { Admission } from './admission.ts';
 import { ApiError, badRequest } from './errors.ts';
 import type { ExecuteRequest } from './execute-request.ts';
@@ -58,8 +59,12 @@ function checkPackages(request: ExecuteRequest, caller: Caller): { ecosystem: Ec
 export class ExecutionService {
   constructor(private readonly options: ExecutionServiceOptions) {}
 
-  /** `signal` aborts a request still waiting in the queue (the client went away). */
-  async execute(request: ExecuteRequest, caller: Caller, signal?: AbortSignal): Promise<ExecuteResponseData> {
+  /**
+   * `signal` aborts a request still waiting in the queue (the client went
+   * away). `secrets` reach the program as placeholders in its environment,
+   * and the egress session with their values.
+   */
+  async execute(request: ExecuteRequest, caller: Caller, signal?: AbortSignal, secrets: SecretBinding = SecretBinding.EMPTY): Promise<ExecuteResponseData> {
     const packages = checkPackages(request, caller);
     const executionId = randomUUID();
     const budgetMs = Math.min(request.timeoutMs ?? this.options.defaultTimeoutMs, this.options.maxTimeoutMs);
@@ -76,12 +81,13 @@ export class ExecutionService {
         allowedBinaries: caller.policy.policy.allowedBinaries,
         code: request.code,
         args: request.args,
-        env: request.env,
+        env: { ...request.env, ...secrets.placeholderEnv() },
         stdin: request.stdin,
         ...(packages === null ? {} : { packages: packages.specs, packageRegistry: this.options.packageRegistries[packages.ecosystem] }),
         timeoutMs,
         // The executor opens the sandbox's egress session with it.
         policy: caller.policy,
+        ...(secrets.size === 0 ? {} : { secrets }),
       });
     } finally {
       slot.release();
@@ -89,6 +95,9 @@ export class ExecutionService {
     const { networkLogCapped, ...run } = result;
     return {
       ...run,
+      // The last line of defence: a value the program got hold of anyway (reflected, guessed) leaves as its placeholder.
+      stdout: scrubText(run.stdout, secrets, { truncated: run.truncated.stdout }),
+      stderr: scrubText(run.stderr, secrets, { truncated: run.truncated.stderr }),
       executionId,
       ...(networkLogCapped ? { networkLogCapped: true } : {}),
       policyInfo: caller.policyInfo,
