@@ -121,6 +121,7 @@ const scenarios = {
   githubBody: [G + '/gists', json({ key: b })],
   githubPath: [G + '/repos/' + k],
   queryNotAllowed: [S + '/v1/charges?key=' + k],
+  pathNotAllowed: [S + '/v1/customers/' + k],
   basicNotAllowed: [S + '/v1/charges', { headers: basic(q) }],
   bodyNotAllowed: [S + '/v1/charges', json({ key: k })],
   reflectHeader: [S + '/reflect/header', { headers: bearer(k) }],
@@ -254,13 +255,14 @@ export function describeCredentialSuite(mode: 'in-process' | 'remote'): void {
       expect(out.githubHeader).toMatchObject({ status: 403, reason: 'Secret STRIPE_KEY may not be sent to api.github.com' });
       expect(out.githubQuery).toMatchObject({ status: 403, reason: 'Secret STRIPE_KEY may not be sent to api.github.com' });
       expect(out.githubBody).toMatchObject({ status: 403, reason: 'Secret STRIPE_BODY_KEY may not be sent to api.github.com' });
-      expect(out.githubPath).toMatchObject({ status: 403, reason: 'Secret STRIPE_KEY may not be sent to api.github.com in the path' });
+      expect(out.githubPath).toMatchObject({ status: 403, reason: 'Secret STRIPE_KEY may not be sent to api.github.com' });
+      expect(out.pathNotAllowed).toMatchObject({ status: 403, reason: 'Secret STRIPE_KEY may not be sent to api.stripe.com in the path' });
       expect(world.upstream.requests.filter((r) => hostOf(r) === 'api.github.com')).toEqual([]);
       expect(out.queryNotAllowed).toMatchObject({ status: 403, reason: 'Secret STRIPE_KEY may not be sent to api.stripe.com in the query' });
       expect(out.basicNotAllowed?.status).toBe(403);
       expect(out.basicNotAllowed?.reason).toMatch(/^Secret STRIPE_QUERY_KEY may not be sent to api\.stripe\.com in a header/);
       expect(out.bodyNotAllowed).toMatchObject({ status: 403, reason: 'Secret STRIPE_KEY may not be sent to api.stripe.com in the body' });
-      expect(stripe.filter((r) => r.path === `/v1/charges?key=${encodeURIComponent(STRIPE_KEY)}` || r.body.includes(STRIPE_KEY))).toEqual([]);
+      expect(stripe.filter((r) => r.path.includes('sbx_secret_') || r.path.startsWith('/v1/customers/') || r.body.includes(STRIPE_KEY))).toEqual([]);
 
       // Reflections come back as placeholders: in a header, a gzip body, a base64 body, a JSON-escaped body.
       for (const name of ['reflectHeader', 'reflectGzip', 'reflectBase64', 'reflectJson']) {
