@@ -26,7 +26,9 @@ const QUERY_KEY = 'sk_query_Zq81mWv0Lr5TnB2x';
 const BODY_KEY = 'sk_body_Hx93kPq2Lw7Ys4Vn';
 /** Held by the policy source: the caller never sends it. */
 const VAULT_KEY = 'sk_vault_P0l1cyHeldV4lue9';
-const ALL_VALUES = [STRIPE_KEY, QUERY_KEY, BODY_KEY, VAULT_KEY];
+/** The key of the README's example. */
+const README_KEY = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc';
+const ALL_VALUES = [STRIPE_KEY, QUERY_KEY, BODY_KEY, VAULT_KEY, README_KEY];
 
 const USER = 'credential-user';
 const CONTROL_SECRET = 'credential-suite-control-secret-0123456789';
@@ -63,7 +65,7 @@ function standIns(release: { go: boolean }) {
       bodyKey = undefined;
     }
     const authorized =
-      auth === `Bearer ${STRIPE_KEY}` || auth === `Bearer ${VAULT_KEY}` || password === STRIPE_KEY || url.searchParams.get('key') === QUERY_KEY || bodyKey === BODY_KEY;
+      auth === `Bearer ${STRIPE_KEY}` || auth === `Bearer ${VAULT_KEY}` || auth === `Bearer ${README_KEY}` || password === STRIPE_KEY || url.searchParams.get('key') === QUERY_KEY || bodyKey === BODY_KEY;
     if (!authorized) {
       res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"invalid api key"}');
       return true;
@@ -291,6 +293,17 @@ export function describeCredentialSuite(mode: 'in-process' | 'remote'): void {
       expect(out.status).toBe(200);
       expect(unreverse(out.rev)).toMatch(placeholderOf('STRIPE_KEY'));
       expect(world.upstream.requests.some((r) => r.headers.authorization === `Bearer ${STRIPE_KEY}`)).toBe(true);
+    });
+
+    it.skipIf(mode === 'remote')('runs the README\'s credential example as printed', async () => {
+      const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+      const printed = /-d '(\{"language": "python", "secrets".*)'\n/.exec(readme)?.[1];
+      expect(printed).toBeDefined();
+      const response = await execute(JSON.parse(printed ?? '{}') as Record<string, unknown>);
+      expect(response.status).toBe(200);
+      expect(response.json.data).toMatchObject({ stdout: '200\n', stderr: '' });
+      expect(response.json.data.networkLog).toEqual([expect.objectContaining({ url: 'https://api.stripe.com/v1/products', statusCode: 200, secrets: ['STRIPE_KEY'] })]);
+      expect(world.upstream.requests.some((r) => r.headers.authorization === `Bearer ${README_KEY}`)).toBe(true);
     });
 
     it('puts the key nowhere the sandbox or an observer can read it: docker inspect, the egress directory, /metrics', async () => {
