@@ -12,7 +12,7 @@ import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchServ
 import { pathMatch, pathMatchRows } from './path-match.ts';
 import { policyCache } from './policy-cache.ts';
 import { secretsBench, secretsRows } from './secrets.ts';
-import { PROXY_TOPOLOGY, proxyCase, startProxyWorld, type ProxyCase } from './proxy.ts';
+import { PROXY_TOPOLOGY, proxyCase, secretCase, startProxyWorld, type ProxyCase, type SecretCase } from './proxy.ts';
 import { coldDockerRun, dockerRunRate, HOST_PYTHON, nodeStartup, pythonStartup, sandboxNodeBinary } from './startup.ts';
 import { summarise, type LoadResult, type Summary } from './stats.ts';
 
@@ -94,10 +94,12 @@ async function main(): Promise<void> {
   log(`egress proxy vs direct (${PROXY_TOPOLOGY})`);
   const world = await startProxyWorld();
   const proxy: ProxyCase[] = [];
+  let substitution: SecretCase;
   try {
     for (const scheme of ['http', 'https'] as const) {
       for (const concurrency of [1, 32]) proxy.push(await proxyCase(world, scheme, concurrency, PROXY_MS));
     }
+    substitution = await secretCase(world, 1, PROXY_MS);
   } finally {
     await world.close();
   }
@@ -118,7 +120,7 @@ async function main(): Promise<void> {
     proxy,
     policyCache: cache,
     pathMatch: pathMatch(),
-    secrets,
+    secrets: { ...secrets, substitutedHttps: substitution },
     memory: { serverRssAtRestBytes: rssAtRest, serverRssPeakUnderLoadBytes: Math.max(...load.map((l) => l.peakRssBytes)), idlePooledContainerBytes: containerMemory },
   };
 
@@ -159,6 +161,12 @@ async function main(): Promise<void> {
   rows.push([`policy: ${cache.concurrentMisses} concurrent misses, one token`, `${cache.fetchesForThem} fetch(es)`, '', '']);
   rows.push(...pathMatchRows(results.pathMatch));
   rows.push(...secretsRows(secrets));
+  rows.push([
+    'HTTPS via proxy with a substituted secret, c=1: p50 / p99',
+    `${substitution.substituted.latency.p50} / ${substitution.substituted.latency.p99}`,
+    `no secret ${substitution.plain.latency.p50} / ${substitution.plain.latency.p99}`,
+    `+${(substitution.substituted.latency.p50 - substitution.plain.latency.p50).toFixed(2)} ms p50`,
+  ]);
   rows.push(['server RSS at rest / peak under load', `${mb(rssAtRest)} / ${mb(results.memory.serverRssPeakUnderLoadBytes)} MiB`, '', '']);
   rows.push(['idle pooled container memory', containerMemory.map((b) => `${mb(b)} MiB`).join(', '), '', '']);
 
