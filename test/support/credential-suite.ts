@@ -7,6 +7,7 @@
  * remote suite, so both prove the same contract.
  */
 import { execFile } from 'node:child_process';
+import type { ServerResponse } from 'node:http';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,7 +48,7 @@ const hostOf = (record: RecordedRequest): string => String(record.headers.host ?
 
 /** The stand-in Stripe: 200 only to a real key, echoing headers, query and body; /reflect/* sends the key back. */
 function standIns(release: { go: boolean }) {
-  return (record: RecordedRequest, res: import('node:http').ServerResponse): boolean => {
+  return (record: RecordedRequest, res: ServerResponse): boolean => {
     const url = new URL(record.path, 'https://x');
     if (hostOf(record) === 'api.github.com') {
       if (url.pathname !== '/release') return false;
@@ -309,7 +310,7 @@ export function describeCredentialSuite(mode: 'in-process' | 'remote'): void {
     it('puts the key nowhere the sandbox or an observer can read it: docker inspect, the egress directory, /metrics', async () => {
       release.go = false;
       const running = execute({ code: WAITING_PROGRAM, secrets: { STRIPE_KEY } });
-      await eventually(async () => (world.upstream.requests.some((r) => r.path === '/release') ? true : undefined), 'the program asks for its release');
+      await eventually(() => Promise.resolve(world.upstream.requests.some((r) => r.path === '/release') ? true : undefined), 'the program asks for its release');
       const { stdout: ids } = await run('docker', ['ps', '-q', '--filter', `label=${LABEL_MANAGED}`]);
       expect(ids.trim()).not.toBe('');
       const { stdout: inspected } = await run('docker', ['inspect', ...ids.trim().split(/\s+/)], { maxBuffer: 64 * 1024 * 1024 });
