@@ -15,7 +15,7 @@ import { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { EgressProxy } from '../egress-proxy/index.ts';
-import { canonicalHost, createDecider, policyFromApi } from '../policies/index.ts';
+import { canonicalHost, createDecider, policyFromApi, SecretBinding } from '../policies/index.ts';
 import { createLogger } from '../server/logger.ts';
 
 const CONFIG = z.object({
@@ -24,11 +24,15 @@ const CONFIG = z.object({
   host: z.string().min(1).describe('The one host the policy allows'),
   hostMap: z.record(z.string(), z.object({ address: z.string(), port: z.number().int() })).describe("host:port → the bench's loopback upstream"),
   upstreamCa: z.string().describe("PEM of the CA that signed the upstream's certificate"),
+  secretSocketPath: z.string().min(1).describe('A second session, bound to one secret for `host`'),
 });
 export type ProxyServerConfig = z.infer<typeof CONFIG>;
 
 export interface ProxyServerReady {
   socketPath: string;
+  /** The session with a secret, and the placeholder its requests carry. */
+  secretSocketPath: string;
+  placeholder: string;
   caCertPem: string;
   pid: number;
 }
@@ -52,14 +56,17 @@ async function main(): Promise<void> {
   });
   // The network log stops growing at its cap (1000), as in production.
   const session = await proxy.openSession({ executionId: 'bench', socketPath: config.socketPath, context: null });
+  const secrets = SecretBinding.fromSpecs([
+    { name: 'STRIPE_KEY', value: 'sk_test_51HxYzAbCdEfGhIjKlMnOpQrStUvWxYz0123456789', hosts: [config.host], in: ['header'], source: 'request' },
+  ]);
+  const secretSession = await proxy.openSession({ executionId: 'bench-secret', socketPath: config.secretSocketPath, context: null, secrets });
 
   let closing = false;
   const shutdown = () => {
     if (closing) return;
     closing = true;
     setTimeout(() => process.exit(1), CLOSE_GRACE_MS).unref();
-    void session
-      .close()
+    void Promise.all([session.close(), secretSession.close()])
       .then(() => proxy.close())
       .then(
         () => process.exit(0),
@@ -76,7 +83,13 @@ async function main(): Promise<void> {
   });
   lines.once('close', shutdown);
 
-  const ready: ProxyServerReady = { socketPath: session.socketPath, caCertPem: proxy.caCertPem, pid: process.pid };
+  const ready: ProxyServerReady = {
+    socketPath: session.socketPath,
+    secretSocketPath: secretSession.socketPath,
+    placeholder: secrets.placeholderEnv().STRIPE_KEY ?? '',
+    caCertPem: proxy.caCertPem,
+    pid: process.pid,
+  };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
 }
 

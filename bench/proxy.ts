@@ -38,6 +38,9 @@ export const PROXY_TOPOLOGY =
 export interface ProxyWorld {
   upstream: Upstream;
   socketPath: string;
+  /** A session of the same proxy with one secret bound to the bench host, and its placeholder. */
+  secretSocketPath: string;
+  placeholder: string;
   /** The proxy's CA, which the tunnelled client trusts. */
   caCertPem: string;
   /** The proxy process's own CPU time so far (µs), from process.cpuUsage() there. */
@@ -65,6 +68,7 @@ export async function startProxyWorld(): Promise<ProxyWorld> {
   const config: ProxyServerConfig = {
     dataDir,
     socketPath: join(dataDir, 'proxy.sock'),
+    secretSocketPath: join(dataDir, 'secret', 'proxy.sock'),
     host: HOST,
     hostMap: Object.fromEntries(upstream.hostMap([HOST])),
     upstreamCa: upstream.caPem,
@@ -123,6 +127,8 @@ export async function startProxyWorld(): Promise<ProxyWorld> {
   return {
     upstream,
     socketPath: ready.socketPath,
+    secretSocketPath: ready.secretSocketPath,
+    placeholder: ready.placeholder,
     caCertPem: ready.caCertPem,
     async proxyCpu() {
       const answer = nextLine(5_000);
@@ -295,4 +301,34 @@ export async function connectCost(world: ProxyWorld, count: number): Promise<Con
   }
   const after = await world.proxyCpu();
   return { count, refusedUs: Math.round(cpuOf(before, mid) / count), allowedUs: Math.round(cpuOf(mid, after) / count) };
+}
+
+export interface SecretCase {
+  concurrency: number;
+  /** The same HTTPS request through a session without secrets. */
+  plain: LoadResult;
+  /** Through a session with a secret, carrying its placeholder in `Authorization`: substituted, the response scrubbed. */
+  substituted: LoadResult;
+}
+
+/** A substituted HTTPS request against the same request without a secret, same proxy, same run. */
+export async function secretCase(world: ProxyWorld, concurrency: number, durationMs: number): Promise<SecretCase> {
+  const agentOptions = { keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency };
+  const plainAgent = new TunnelAgent(world.socketPath, world.caCertPem, agentOptions);
+  const secretAgent = new TunnelAgent(world.secretSocketPath, world.caCertPem, agentOptions);
+  const plain = send(() => https.request({ host: HOST, port: 443, path: PATH, headers: { host: HOST, authorization: 'Bearer sk_test_not_a_secret_of_this_session' }, agent: plainAgent }));
+  const substituted = send(() => https.request({ host: HOST, port: 443, path: PATH, headers: { host: HOST, authorization: `Bearer ${world.placeholder}` }, agent: secretAgent }));
+  try {
+    await closedLoop(concurrency, 300, plain);
+    await closedLoop(concurrency, 300, substituted);
+    world.upstream.reset();
+    const plainRun = await closedLoop(concurrency, durationMs, plain);
+    world.upstream.reset();
+    const substitutedRun = await closedLoop(concurrency, durationMs, substituted);
+    world.upstream.reset();
+    return { concurrency, plain: plainRun, substituted: substitutedRun };
+  } finally {
+    plainAgent.destroy();
+    secretAgent.destroy();
+  }
 }

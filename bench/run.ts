@@ -13,7 +13,7 @@ import { pathMatch, pathMatchRows } from './path-match.ts';
 import { policyCache } from './policy-cache.ts';
 import { registryCapture, registryCaptureRows } from './registry-capture.ts';
 import { secretsBench, secretsRows } from './secrets.ts';
-import { PROXY_TOPOLOGY, connectCost, proxyCase, startProxyWorld, type ConnectCost, type ProxyCase } from './proxy.ts';
+import { PROXY_TOPOLOGY, connectCost, proxyCase, secretCase, startProxyWorld, type ConnectCost, type ProxyCase, type SecretCase } from './proxy.ts';
 import { coldDockerRun, dockerRunRate, HOST_PYTHON, nodeStartup, pythonStartup, sandboxNodeBinary } from './startup.ts';
 import { summarise, type LoadResult, type Summary } from './stats.ts';
 
@@ -96,11 +96,13 @@ async function main(): Promise<void> {
   const world = await startProxyWorld();
   const proxy: ProxyCase[] = [];
   let connect: ConnectCost;
+  let substitution: SecretCase;
   try {
     for (const scheme of ['http', 'https'] as const) {
       for (const concurrency of [1, 32]) proxy.push(await proxyCase(world, scheme, concurrency, PROXY_MS));
     }
     connect = await connectCost(world, 300);
+    substitution = await secretCase(world, 1, PROXY_MS);
   } finally {
     await world.close();
   }
@@ -125,7 +127,7 @@ async function main(): Promise<void> {
     connectCost: connect,
     policyCache: cache,
     pathMatch: pathMatch(),
-    secrets,
+    secrets: { ...secrets, substitutedHttps: substitution },
     registryCapture: capture,
     memory: { serverRssAtRestBytes: rssAtRest, serverRssPeakUnderLoadBytes: Math.max(...load.map((l) => l.peakRssBytes)), idlePooledContainerBytes: containerMemory },
   };
@@ -169,6 +171,12 @@ async function main(): Promise<void> {
   rows.push(...pathMatchRows(results.pathMatch));
   rows.push(...secretsRows(secrets));
   rows.push(...registryCaptureRows(capture));
+  rows.push([
+    'HTTPS via proxy with a substituted secret, c=1: p50 / p99',
+    `${substitution.substituted.latency.p50} / ${substitution.substituted.latency.p99}`,
+    `no secret ${substitution.plain.latency.p50} / ${substitution.plain.latency.p99}`,
+    `+${(substitution.substituted.latency.p50 - substitution.plain.latency.p50).toFixed(2)} ms p50`,
+  ]);
   rows.push(['server RSS at rest / peak under load', `${mb(rssAtRest)} / ${mb(results.memory.serverRssPeakUnderLoadBytes)} MiB`, '', '']);
   rows.push(['idle pooled container memory', containerMemory.map((b) => `${mb(b)} MiB`).join(', '), '', '']);
 

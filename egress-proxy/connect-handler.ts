@@ -19,6 +19,7 @@ import type { Refusal } from './errors.ts';
 import { urlOf } from './http-checks.ts';
 import type { Destination } from './http-checks.ts';
 import { openTunnel } from './intercept.ts';
+import { checkHostForPlaceholders } from './secrets/index.ts';
 import type { SessionScope } from './runtime.ts';
 
 /** The log line of every tunnel accepted (refused ones are decisions, like any refusal). */
@@ -67,6 +68,13 @@ export async function serveConnect<TContext>(scope: SessionScope<TContext>, req:
       const where = grant.limited === 'session' ? 'this execution' : 'the proxy';
       refuse(rateLimited(`Too many new hosts for ${where}: no certificate is issued for ${host} now`, grant.retryAfterS), dest, `proxy:leaf-limit-${grant.limited}`);
     }
+    return;
+  }
+
+  // A placeholder in the target would reach DNS and the TLS handshake, never substituted: refused whatever the policy says.
+  const secretInTarget = checkHostForPlaceholders(scope.secrets, authority);
+  if (secretInTarget !== null) {
+    refuse(refusal(403, secretInTarget.code, secretInTarget.reason), dest);
     return;
   }
 

@@ -3,7 +3,7 @@
  * (control-protocol.ts). Every call is bounded by a timeout: a proxy that
  * hangs must fail an execution, not hold it forever.
  */
-import type { CompiledPolicy, Policy } from '../policies/index.ts';
+import type { CompiledPolicy, Policy, SecretBinding } from '../policies/index.ts';
 import {
   CONTROL_PATHS,
   ControlErrorBodySchema,
@@ -54,8 +54,10 @@ export class ControlClient {
   }
 
   /** Resolves once the proxy listens on `socketPath` (with `ca.pem` beside it). */
-  async openSession(request: { executionId: string; socketPath: string; policy: Policy }): Promise<RemoteSession> {
-    const body: OpenSessionBody = request;
+  async openSession(request: { executionId: string; socketPath: string; policy: Policy; secrets?: SecretBinding }): Promise<RemoteSession> {
+    const { secrets, ...rest } = request;
+    // The one place secret values are serialised: this authenticated channel, to the proxy.
+    const body: OpenSessionBody = secrets === undefined || secrets.size === 0 ? rest : { ...rest, secrets: secrets.toWire() };
     await this.#call('POST', CONTROL_PATHS.sessions, body);
     const path = `${CONTROL_PATHS.sessions}/${encodeURIComponent(request.executionId)}`;
     return {
@@ -117,8 +119,13 @@ export class RemoteEgressProxy {
 
   constructor(private readonly client: ControlClient) {}
 
-  openSession(request: { executionId: string; socketPath: string; context: CompiledPolicy }): Promise<RemoteSession> {
-    return this.client.openSession({ executionId: request.executionId, socketPath: request.socketPath, policy: request.context.policy });
+  openSession(request: { executionId: string; socketPath: string; context: CompiledPolicy; secrets?: SecretBinding }): Promise<RemoteSession> {
+    return this.client.openSession({
+      executionId: request.executionId,
+      socketPath: request.socketPath,
+      policy: request.context.policy,
+      ...(request.secrets === undefined ? {} : { secrets: request.secrets }),
+    });
   }
 
   /** A failed fetch is asked again next time. */

@@ -5,7 +5,7 @@
  * the internal Policy JSON; the proxy compiles it with policies/ itself, so
  * nothing executable crosses the wire.
  *
- *   POST   /sessions       { executionId, socketPath, policy } → 201 { executionId, socketPath }
+ *   POST   /sessions       { executionId, socketPath, policy, secrets? } → 201 { executionId, socketPath }
  *   DELETE /sessions/:id   → 200 { entries, capped } (the network log)
  *   GET    /ca.pem         → the CA certificate sandboxes trust
  *   GET    /healthz        → 200 { ok: true } (no secret needed: it says nothing)
@@ -14,7 +14,7 @@
  * Everything but /healthz and /metrics needs `Authorization: Bearer <EGRESS_CONTROL_SECRET>`.
  */
 import { z } from 'zod';
-import { PolicySchema } from '../policies/index.ts';
+import { PolicySchema, SecretBindingWireSchema } from '../policies/index.ts';
 
 /** Shorter secrets are refused at start-up on both ends. */
 export const MIN_CONTROL_SECRET_LENGTH = 32;
@@ -37,6 +37,7 @@ export const OpenSessionBodySchema = z
     executionId: ExecutionIdSchema,
     socketPath: z.string().min(1).describe('absolute path of the Unix socket, inside the shared sandboxes directory'),
     policy: PolicySchema.describe('the caller\'s policy in the internal format; the proxy compiles it'),
+    secrets: SecretBindingWireSchema.optional().describe('the execution\'s secrets with their values: this channel is the only way they reach the proxy'),
   })
   .describe('POST /sessions body');
 export type OpenSessionBody = z.infer<typeof OpenSessionBodySchema>;
@@ -49,6 +50,7 @@ export const NetworkLogEntrySchema = z.object({
   blocked: z.boolean(),
   reason: z.string().optional(),
   durationMs: z.number(),
+  secrets: z.array(z.string()).optional(),
 });
 
 export const NetworkLogResultSchema = z

@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Registry } from 'prom-client';
-import { compilePolicy, PolicyValidationError, type CompiledPolicy } from '../policies/index.ts';
+import { compilePolicy, PolicyValidationError, SecretBinding, type CompiledPolicy } from '../policies/index.ts';
 import {
   CONTROL_PATHS,
   ExecutionIdSchema,
@@ -29,7 +29,7 @@ import type { EgressLogger } from './types.ts';
  */
 export interface ControlledProxy {
   readonly caCertPem: string;
-  openSession(options: { executionId: string; socketPath: string; context: CompiledPolicy }): Promise<EgressSession<CompiledPolicy>>;
+  openSession(options: { executionId: string; socketPath: string; context: CompiledPolicy; secrets?: SecretBinding }): Promise<EgressSession<CompiledPolicy>>;
 }
 
 export interface ControlServerOptions {
@@ -181,7 +181,8 @@ export class ControlServer {
       if (err instanceof PolicyValidationError) throw new ControlError(400, 'invalid_policy', 'invalid policy', err.problems);
       throw err;
     }
-    const session = await this.#options.proxy.openSession({ executionId, socketPath, context: compiled });
+    const secrets = parsed.data.secrets === undefined ? SecretBinding.EMPTY : SecretBinding.fromWire(parsed.data.secrets);
+    const session = await this.#options.proxy.openSession({ executionId, socketPath, context: compiled, secrets });
     const expiry = setTimeout(() => {
       if (this.#sessions.get(executionId)?.session !== session) return;
       this.#sessions.delete(executionId);

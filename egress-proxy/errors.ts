@@ -40,7 +40,9 @@ export type RefusalCode =
   | 'unsupported-request'
   | 'unsupported-upgrade'
   | 'tls-handshake'
-  | 'rate-limited';
+  | 'rate-limited'
+  | 'secret-misplaced'
+  | 'secret-unscrubbable';
 
 export interface Refusal {
   readonly status: 400 | 403 | 429;

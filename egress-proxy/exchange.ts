@@ -61,6 +61,8 @@ export class Exchange {
   rule: string | undefined;
   /** The policy's reason for allowing, for the log line (the network log carries reasons only for refusals). */
   policyReason: string | undefined;
+  /** Names of the secrets substituted into the request, for the log entry and the decision. */
+  secrets: readonly string[] = [];
 
   constructor(start: ExchangeStart, sinks: ExchangeSinks, onDone: (ex: Exchange) => void) {
     this.#start = start;
@@ -84,6 +86,7 @@ export class Exchange {
       this.#entry.blocked = outcome.blocked;
       if (outcome.reason !== undefined) this.#entry.reason = outcome.reason;
       this.#entry.durationMs = durationMs;
+      if (this.secrets.length > 0) this.#entry.secrets = [...this.secrets];
     }
     const s = this.#start;
     const decision: EgressDecision = {
@@ -98,6 +101,7 @@ export class Exchange {
       rule: outcome.rule ?? this.rule ?? null,
       statusCode: outcome.statusCode,
       durationMs,
+      ...(this.secrets.length === 0 ? {} : { secrets: [...this.secrets] }),
     };
     if (this.#logged) {
       const { path: _path, ...line } = decision;

@@ -8,10 +8,12 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream';
+import type { Duplex, Transform } from 'node:stream';
 import tls from 'node:tls';
 import { authorityFor, ipLiteralOf } from './canonical-host.ts';
 import type { DialTarget } from './dial-target.ts';
+import type { Refusal } from './errors.ts';
 import { forwardableHeaders, upgradeResponseProblem } from './http-checks.ts';
 import type { Destination } from './http-checks.ts';
 import type { UpstreamFailureStatus } from './responder.ts';
@@ -51,6 +53,25 @@ export interface ResponseCapture {
 /** Pieces a held body is written in, so the client's pace sets how fast it goes. */
 const WRITE_SLICE_BYTES = 64 * 1024;
 
+/**
+ * A request forwarded otherwise than as received (secrets substituted): the
+ * headers to send, the body stream, and what to do with the response before
+ * the client sees it. forward.ts only applies it; secret-request.ts makes it.
+ */
+export interface RequestRewrite {
+  /** Header pairs (flat) sent instead of the client's forwardable ones, framing included. */
+  headers: string[];
+  /** The body as it is sent; the upstream request opens on its first output, so a refusal within it sends nothing. */
+  body?: Transform;
+  response(ures: http.IncomingMessage): ResponseTreatment;
+}
+
+export type ResponseTreatment =
+  | { kind: 'pass' }
+  | { kind: 'refuse'; refusal: Refusal; status: number }
+  /** Headers (flat, forwardable) to send, and the body's transforms in order. */
+  | { kind: 'rewrite'; headers: string[]; transforms: Transform[] };
+
 export interface ForwardResult {
   statusCode: number;
   /** Set when the upstream could not be reached or broke off. */
@@ -63,6 +84,8 @@ export interface ForwardResult {
  */
 export interface ForwardOutcome {
   failed(status: UpstreamFailureStatus, reason: string): void;
+  /** The request (its body) or the response may not pass: answered as a refusal. */
+  refused(refusal: Refusal, status: number): void;
   ended(result: ForwardResult): void;
 }
 
@@ -78,6 +101,11 @@ function once(outcome: ForwardOutcome): ForwardOutcome & { readonly over: boolea
       over = true;
       outcome.failed(status, reason);
     },
+    refused(refusal, status) {
+      if (over) return;
+      over = true;
+      outcome.refused(refusal, status);
+    },
     ended(result) {
       if (over) return;
       over = true;
@@ -88,11 +116,17 @@ function once(outcome: ForwardOutcome): ForwardOutcome & { readonly over: boolea
 
 type UpstreamRequestOptions = https.RequestOptions & Pick<tls.ConnectionOptions, 'secureContext' | 'ALPNProtocols'>;
 
-function requestOptions(req: http.IncomingMessage, route: UpstreamRoute, agent: http.Agent | false, extraHeaders: string[]): UpstreamRequestOptions {
+function requestOptions(
+  req: http.IncomingMessage,
+  route: UpstreamRoute,
+  agent: http.Agent | false,
+  extraHeaders: string[],
+  rewrite?: RequestRewrite,
+): UpstreamRequestOptions {
   const { dest, target } = route;
-  const headers = ['Host', authorityFor(dest.host, dest.port, dest.scheme), ...forwardableHeaders(req.rawHeaders), ...extraHeaders];
+  const headers = ['Host', authorityFor(dest.host, dest.port, dest.scheme), ...(rewrite?.headers ?? forwardableHeaders(req.rawHeaders)), ...extraHeaders];
   // A chunked request body stays chunked: without the header Node would send a GET body unframed.
-  if (req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
+  if (rewrite === undefined && req.headers['transfer-encoding'] !== undefined) headers.push('Transfer-Encoding', 'chunked');
   const options: UpstreamRequestOptions = {
     host: target.address,
     family: target.family,
@@ -155,6 +189,7 @@ export function forwardRequest(
   agent: http.Agent,
   report: ForwardOutcome,
   capture?: ResponseCapture,
+  rewrite?: RequestRewrite,
 ): http.ClientRequest | null {
   // A capture's slot is taken before anything goes upstream, and given back however the exchange ends.
   const ticket = capture?.budget.open();
@@ -167,7 +202,7 @@ export function forwardRequest(
   const end = (result: ForwardResult) => outcome.ended(result);
   let upstream: http.ClientRequest;
   try {
-    upstream = send(route, requestOptions(req, route, agent, []));
+    upstream = send(route, requestOptions(req, route, agent, [], rewrite));
   } catch (err) {
     outcome.failed(502, describe(err));
     return null;
@@ -180,8 +215,14 @@ export function forwardRequest(
       else relayTail(ures, res, capture, capture.tailBytes, ticket, outcome);
       return;
     }
+    const treatment: ResponseTreatment = rewrite?.response(ures) ?? { kind: 'pass' };
+    if (treatment.kind === 'refuse') {
+      ures.destroy();
+      outcome.refused(treatment.refusal, treatment.status);
+      return;
+    }
     try {
-      res.writeHead(statusCode, ures.statusMessage, forwardableHeaders(ures.rawHeaders));
+      res.writeHead(statusCode, ures.statusMessage, treatment.kind === 'rewrite' ? treatment.headers : forwardableHeaders(ures.rawHeaders));
     } catch (err) {
       ures.destroy();
       outcome.failed(502, `upstream response rejected: ${describe(err)}`);
@@ -192,11 +233,19 @@ export function forwardRequest(
       end({ statusCode, error: `upstream broke off: ${describe(err)}` });
     });
     res.on('finish', () => end({ statusCode }));
-    ures.pipe(res);
+    if (treatment.kind === 'rewrite') {
+      pipeline([ures, ...treatment.transforms, res], (err) => {
+        if (err) end({ statusCode, error: `response could not be relayed: ${describe(err)}` });
+      });
+    } else {
+      ures.pipe(res);
+    }
   });
 
   upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('upstream timed out'), { code: 'ETIMEDOUT' })));
   upstream.on('error', (err) => {
+    // Already answered in full (the proxy's own refusal of a body): cutting it now would lose the answer.
+    if (outcome.over && res.writableEnded) return;
     if (!res.headersSent) {
       outcome.failed((err as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? 504 : 502, describe(err));
     } else {
@@ -212,8 +261,27 @@ export function forwardRequest(
     }
   });
   req.on('error', () => upstream.destroy());
-  req.pipe(upstream);
+  if (rewrite?.body === undefined) {
+    req.pipe(upstream);
+  } else {
+    pipeBodyThrough(req, rewrite.body, upstream, outcome);
+  }
   return upstream;
+}
+
+/**
+ * Sends the body through its rewrite. Node connects a request only once it
+ * is written to or ended, so nothing reaches the upstream before the rewrite
+ * released its first bytes: a refusal within them sends nothing at all.
+ */
+function pipeBodyThrough(req: http.IncomingMessage, body: Transform, upstream: http.ClientRequest, outcome: ReturnType<typeof once>): void {
+  body.on('error', (err) => {
+    upstream.destroy();
+    const refused = (err as { refusal?: Refusal }).refusal;
+    if (refused !== undefined) outcome.refused(refused, refused.status);
+    else outcome.failed(502, `request body could not be relayed: ${describe(err)}`);
+  });
+  req.pipe(body).pipe(upstream);
 }
 
 /** Ends the capture's share of the budget with the exchange. */
@@ -222,6 +290,10 @@ function closingTicket(report: ForwardOutcome, ticket: CaptureTicket): ForwardOu
     failed(status, reason) {
       ticket.close();
       report.failed(status, reason);
+    },
+    refused(refusal, status) {
+      ticket.close();
+      report.refused(refusal, status);
     },
     ended(result) {
       ticket.close();

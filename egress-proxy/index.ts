@@ -30,7 +30,7 @@ import { parseUpstreamProxy } from './upstream-proxy.ts';
 import type { UpstreamProxy } from './upstream-proxy.ts';
 import type { EgressSettings } from './settings.ts';
 import type { CanonicalHostFn, DecideFn, DecisionObserver, EgressLogger, LearnFn } from './types.ts';
-import { canonicalHost, sessionPackagePolicy, type CompiledPolicy } from '../policies/index.ts';
+import { canonicalHost, SecretBinding, sessionPackagePolicy, type CompiledPolicy } from '../policies/index.ts';
 
 export { EgressSession } from './session.ts';
 export { EgressError } from './errors.ts';
@@ -51,6 +51,7 @@ export type { UpstreamProxy } from './upstream-proxy.ts';
 export { countDecisions, DECISIONS_METRIC, decisionReasonLabel } from './decision-metrics.ts';
 export { CA_CERT_FILE, CA_KEY_FILE } from './ca.ts';
 export type { CanonicalHostFn, DecideFn, DecisionObserver, EgressDecision, EgressLogger, EgressSessionInfo, LearnFn, NetworkLogEntry, NetworkLogResult } from './types.ts';
+export { scrubText } from './secrets/index.ts';
 export { ControlServer } from './control.ts';
 export type { ControlServerOptions } from './control.ts';
 export { ControlChannelError, ControlClient, RemoteEgressProxy } from './control-client.ts';
@@ -111,6 +112,11 @@ export interface OpenSessionOptions<TContext> {
   socketPath: string;
   /** Handed to `decide` with every request of this session (e.g. the compiled policy). */
   context: TContext;
+  /**
+   * The execution's secrets: substituted toward their hosts in requests the
+   * policy allowed, scrubbed from every response. Default: none.
+   */
+  secrets?: SecretBinding;
   /** Overrides the proxy's logCap for this session. */
   logCap?: number;
 }
@@ -221,7 +227,7 @@ export class EgressProxy<TContext = unknown> {
     }
     if (this.#sessions.has(socketPath)) throw new EgressError('ERR_EGRESS_SESSION_EXISTS', `a session already listens on ${socketPath}`);
     await removeStaleSocket(socketPath);
-    const session = new EgressSession(this.#rt, { ...options, socketPath, logCap: options.logCap ?? this.#logCap }, () => {
+    const session = new EgressSession(this.#rt, { ...options, socketPath, secrets: options.secrets ?? SecretBinding.EMPTY, logCap: options.logCap ?? this.#logCap }, () => {
       if (this.#sessions.get(socketPath) === session) this.#sessions.delete(socketPath);
     });
     this.#sessions.set(socketPath, session);

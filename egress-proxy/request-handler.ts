@@ -15,6 +15,7 @@ import { checkWebSocketUpgrade, requestLineOf, urlOf } from './http-checks.ts';
 import type { Destination } from './http-checks.ts';
 import type { Responder, Sink } from './responder.ts';
 import { absoluteDestination, parseErrorRefusal } from './route.ts';
+import { prepareSecrets } from './secret-request.ts';
 import type { Route } from './route.ts';
 import type { SessionScope } from './runtime.ts';
 
@@ -56,9 +57,17 @@ export async function serveRequest<TContext>(
     out.upstreamFailed(502, admitted.unreachable);
     return;
   }
+  // Only now, with the policy's allow in hand, may secrets be substituted.
+  const secrets = prepareSecrets(scope.secrets, req, dest, admitted.path, sink.kind === 'socket', (names) => {
+    out.exchange.secrets = names;
+  });
+  if ('refusal' in secrets) {
+    out.refuse(secrets.refusal);
+    return;
+  }
   const upstreamRoute: UpstreamRoute = {
     dest,
-    path: admitted.path,
+    path: secrets.path,
     target: admitted.target,
     secureContext: scope.rt.upstreamTls,
     ...(scope.rt.upstreamProxy === undefined || admitted.target.mapped ? {} : { via: scope.rt.upstreamProxy }),
@@ -72,7 +81,7 @@ export async function serveRequest<TContext>(
       return;
     }
     allowBody();
-    upstream = forwardRequest(req, res, upstreamRoute, scope.agentFor(dest.scheme, upstreamRoute.via !== undefined), report, admitted.capture);
+    upstream = forwardRequest(req, res, upstreamRoute, scope.agentFor(dest.scheme, upstreamRoute.via !== undefined), report, admitted.capture, secrets.rewrite);
   } else {
     // An upgraded connection is long-lived by design; the idle limit no longer applies.
     if (typeof (sink.socket as Partial<Socket>).setTimeout === 'function') (sink.socket as Socket).setTimeout(0);
@@ -84,6 +93,7 @@ export async function serveRequest<TContext>(
 function forwardReport(out: Responder): ForwardOutcome {
   return {
     failed: (status, reason) => out.upstreamFailed(status, reason),
+    refused: (r, status) => out.refuse(r, { status }),
     ended: (r) => out.ended({ statusCode: r.statusCode, blocked: false, ...(r.error === undefined ? {} : { reason: r.error }) }),
   };
 }

@@ -6,6 +6,7 @@
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { SecretBinding } from '../policies/index.ts';
 import type { Admissions } from './admission.ts';
 import type { Destination } from './http-checks.ts';
 import type { ProxyRuntime } from './proxy-runtime.ts';
@@ -29,6 +30,8 @@ export interface ExchangeRequest {
 export interface SessionScope<TContext> {
   readonly rt: ProxyRuntime<TContext>;
   readonly executionId: string;
+  /** The execution's secrets: substituted into allowed requests, scrubbed from responses. */
+  readonly secrets: SecretBinding;
   readonly admissions: Admissions<TContext>;
   /** Opens the exchange for one request, answered (when the proxy answers itself) through `sink`. */
   respond(sink: Sink, request: ExchangeRequest): Responder;

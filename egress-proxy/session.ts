@@ -29,6 +29,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
+import type { SecretBinding } from '../policies/index.ts';
 import { Admissions } from './admission.ts';
 import { serveConnect } from './connect-handler.ts';
 import { Exchange } from './exchange.ts';
@@ -51,6 +52,8 @@ export interface SessionOptions<TContext> {
   socketPath: string;
   /** Handed to `decide` with every request (typically the compiled policy). */
   context: TContext;
+  /** The execution's secrets; empty when it has none. */
+  secrets: SecretBinding;
   logCap: number;
 }
 
@@ -122,7 +125,7 @@ export class EgressSession<TContext = unknown> {
     this.executionId = opts.executionId;
     this.socketPath = opts.socketPath;
     this.caCertPath = path.join(path.dirname(opts.socketPath), 'ca.pem');
-    this.#info = Object.freeze({ executionId: opts.executionId, context: opts.context });
+    this.#info = Object.freeze({ executionId: opts.executionId, context: opts.context, secrets: opts.secrets });
     this.#log = new NetworkLog(opts.logCap);
     this.#tunnellingAgent = rt.upstreamProxy === undefined ? undefined : new TunnellingAgent(rt.upstreamProxy, AGENT_OPTIONS);
     this.#sinks = { log: this.#log, logger: rt.logger, observers: rt.observers };
@@ -223,6 +226,7 @@ export class EgressSession<TContext = unknown> {
     return {
       rt: this.#rt,
       executionId: this.executionId,
+      secrets: this.#info.secrets,
       admissions: new Admissions(this.#rt, this.#info),
       respond: (sink: Sink, request: ExchangeRequest) => new Responder(sink, this.#exchange(request)),
       tunnelOf: (stream) => this.#tunnels.get(stream),

@@ -1,4 +1,4 @@
-import type { Decision, EgressRequest, RegistryResponse } from '../policies/index.ts';
+import type { Decision, EgressRequest, RegistryResponse, SecretBinding } from '../policies/index.ts';
 
 /** One entry of an execution's network log (DESIGN §6). */
 export interface NetworkLogEntry {
@@ -13,6 +13,8 @@ export interface NetworkLogEntry {
   blocked: boolean;
   reason?: string;
   durationMs: number;
+  /** Names of the secrets substituted into this request (never values); absent when none. */
+  secrets?: string[];
 }
 
 export interface NetworkLogResult {
@@ -46,6 +48,8 @@ export interface EgressDecision {
   /** Status the client received; 0 when no HTTP response was possible. */
   statusCode: number;
   durationMs: number;
+  /** Names of the secrets substituted into the request (never values); absent when none. */
+  secrets?: string[];
 }
 
 /** Called once per finished decision; must not throw (a throwing observer is logged and ignored). */
@@ -62,6 +66,8 @@ export interface EgressLogger {
 export interface EgressSessionInfo<TContext> {
   readonly executionId: string;
   readonly context: TContext;
+  /** The execution's secrets (names, hosts, places; values only for substitution). */
+  readonly secrets: SecretBinding;
 }
 
 /**

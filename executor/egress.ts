@@ -10,7 +10,7 @@
  * ahead of time (warm pool) therefore has no route out until a session
  * creates the socket in its directory.
  */
-import type { CompiledPolicy } from '../policies/index.ts';
+import type { CompiledPolicy, SecretBinding } from '../policies/index.ts';
 
 export const SANDBOX_EGRESS_DIR = '/run/egress';
 /** File names inside the egress directory, the same on the host and in the sandbox. */
@@ -45,6 +45,8 @@ export interface NetworkLogEntry {
   blocked: boolean;
   reason?: string;
   durationMs: number;
+  /** Names of the secrets the proxy substituted into this request; absent when none. */
+  secrets?: string[];
 }
 
 /** What a closed egress session hands back: every request the sandbox made, in order. */
@@ -60,6 +62,11 @@ export interface EgressSessionRequest {
   socketPath: string;
   /** What the proxy enforces for every request of this session. */
   context: CompiledPolicy;
+  /**
+   * The execution's secrets, values included: for the proxy alone. The
+   * sandbox only ever sees their placeholders (in the job's env).
+   */
+  secrets?: SecretBinding;
 }
 
 export interface EgressSession {

@@ -9,7 +9,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { CompiledPolicy } from '../policies/index.ts';
+import type { CompiledPolicy, SecretBinding } from '../policies/index.ts';
 import { newRecordToken, type ProgramExit } from './agent-records.ts';
 import { LABEL_EXECUTION, LABEL_INSTANCE, LABEL_MANAGED, sandboxContainerSpec, type Runtime, type SandboxLimits } from './container-spec.ts';
 import type { ContainerClient, SandboxContainer } from './docker.ts';
@@ -27,6 +27,11 @@ export interface ExecutionJob {
   timeoutMs: number;
   /** What the sandbox's egress session enforces. */
   policy: CompiledPolicy;
+  /**
+   * The execution's secrets, handed to the egress session and nowhere else:
+   * `env` holds their placeholders, never a value.
+   */
+  secrets?: SecretBinding;
   /** The caller's policy `allowedBinaries`: every tool of the image it does not name is hidden (absent means none). */
   allowedBinaries?: readonly string[];
   /** Registry specs the agent installs before the program runs (already checked against the policy). */
@@ -234,6 +239,7 @@ export class Executor {
         executionId: job.executionId,
         socketPath: join(sandbox.egressDir, PROXY_SOCKET_FILE),
         context: job.policy,
+        ...(job.secrets === undefined ? {} : { secrets: job.secrets }),
       });
       let network = NO_NETWORK_LOG;
       let outcome: ProgramOutcome;

@@ -133,6 +133,10 @@ export const PolicyApiSecretSchema = z
       .optional()
       .describe('Where substitution may happen; default ["header"].'),
     value: SecretValueSchema.optional(),
+    valueFromPolicy: z
+      .boolean()
+      .optional()
+      .describe('Set by the redacted view (GET /api/user/policies) where the source holds a value it never returns; ignored when read back, so the request must then supply the value.'),
   })
   .describe('Where one secret may go, and optionally its value.');
 export type PolicyApiSecret = z.infer<typeof PolicyApiSecretSchema>;

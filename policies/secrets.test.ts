@@ -153,6 +153,14 @@ describe('redactSecretValues', () => {
     }
   });
 
+  it('reads back as a valid policy whose secret then needs its value from the request', () => {
+    const view = redactSecretValues(stripePolicy);
+    const linted = lintPolicy(view);
+    expect(linted.ok).toBe(true);
+    if (!linted.ok) return;
+    expect(linted.policy.secrets?.GH_TOKEN).toEqual({ hosts: ['*.github.com'], in: ['header', 'query'] });
+  });
+
   it('returns a policy without secrets unchanged', () => {
     const policy: PolicyApi = { allowedDomains: ['x.com'] };
     expect(redactSecretValues(policy)).toBe(policy);

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { LANGUAGES, RUNTIMES, runtimeForLanguage, SANDBOX_RUNTIMES } from '../images/index.ts';
+import { RequestSecretsSchema } from '../policies/index.ts';
 
 /** Variables the sandbox sets itself: a request may not override the route out or the CA. */
 export const RESERVED_ENV_NAMES: ReadonlySet<string> = new Set([
@@ -47,7 +48,11 @@ export const ExecuteRequestSchema = z
           else if (RESERVED_ENV_NAMES.has(name)) ctx.addIssue({ code: 'custom', message: `${name} is reserved by the sandbox`, path: [name] });
         }
       })
-      .describe('environment variables for the program'),
+      .describe('environment variables for the program (plain values the program holds: pass credentials as secrets instead)'),
+    secrets: RequestSecretsSchema.optional().describe(
+      'credentials by variable name (also as X-Secret-* headers; the body wins): the program sees a placeholder, ' +
+        'the egress proxy substitutes the value only toward the hosts the caller\'s policy binds the secret to, and scrubs it from responses and output',
+    ),
     timeoutMs: z.number().int().positive().optional().describe('wall-clock limit in ms, capped by the server maximum'),
     packages: z.array(z.string().min(1)).max(64).default([]).describe('packages to install before running, gated by allowedPackages'),
     encrypt_messages: z.boolean().default(false).describe('encrypt the whole response (JWE)'),

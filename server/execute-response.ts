@@ -17,6 +17,7 @@ export const NetworkLogEntrySchema = z
     blocked: z.boolean(),
     reason: z.string().optional().describe('why it was blocked'),
     durationMs: z.number(),
+    secrets: z.array(z.string()).optional().describe('names of the secrets the proxy substituted into this request (never values)'),
   })
   .describe('one request the program made, allowed or blocked');
 

@@ -2,7 +2,7 @@
  * `POST /execute` as one pipeline, one named step per stage, in this order:
  *
  *   JSON only? → authenticate → read the body → seal? → rate-limit → validate
- *     → resolve the policy → execute → answer
+ *     → resolve the policy → bind secrets → execute → answer
  *
  * (The app's per-address limits run before all of it, see app.ts.)
  *
@@ -18,6 +18,8 @@ import { describeIssues, ExecuteRequestSchema, type ExecuteRequest } from './exe
 import { trackExecution } from './execution-log.ts';
 import type { ExecuteResponseData, ExecutionService } from './execution-service.ts';
 import { envFromHeaders } from './header-env.ts';
+import { bindRequestSecrets } from './request-secrets.ts';
+import type { SecretBinding } from '../policies/index.ts';
 import { resolveCaller, type Caller, type Identity, type PolicyLookup, type VerifiedToken } from './identity/index.ts';
 import type { Logger } from './logger.ts';
 import type { ServiceMetrics } from './metrics.ts';
@@ -34,6 +36,8 @@ export interface ExecuteLocals {
   request?: ExecuteRequest;
   /** resolve the policy: who calls and under which policy. */
   caller?: Caller;
+  /** bind secrets: the execution's secrets (values for the proxy only; the program gets placeholders). */
+  secrets?: SecretBinding;
   /** execute: the response's `data`. */
   data?: ExecuteResponseData;
 }
@@ -152,8 +156,9 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
     if (!headerEnv.ok) {
       throw badRequest(`Invalid request: ${headerEnv.problems.map((d) => `${d.field}: ${d.message}`).join('; ')}`, headerEnv.problems);
     }
-    // The body wins over a header of the same name.
-    res.locals.request = { ...request, env: { ...headerEnv.env, ...request.env } };
+    // The body wins over a header of the same name. Secret values stay out of the request: bindSecrets reads them.
+    const { secrets: _values, ...plain } = request;
+    res.locals.request = { ...plain, env: { ...headerEnv.env, ...request.env } };
     next();
   };
 
@@ -162,16 +167,25 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
     next();
   };
 
+  /** Before any container exists: a refused secret is a 400 naming its field. */
+  const bindSecrets: Step = (req, res, next) => {
+    const body = req.body as { secrets?: unknown };
+    res.locals.secrets = bindRequestSecrets(stateOf(res, 'caller'), body.secrets, req.headersDistinct, stateOf(res, 'request').env);
+    next();
+  };
+
   const execute: Step = async (req, res, next) => {
     const request = stateOf(res, 'request');
     const caller = stateOf(res, 'caller');
+    const secrets = stateOf(res, 'secrets');
     // A caller that goes away while queued gives its place up.
     const gone = new AbortController();
     res.once('close', () => gone.abort());
     // One caller may not hold every execution slot: subjects by name, anonymous callers by address.
     const holder = caller.subject === undefined ? `ip:${ipKeyGenerator(req.ip ?? 'unknown')}` : `sub:${caller.subject}`;
     res.locals.data = await trackExecution(req.log ?? deps.logger, deps.metrics, request, caller, () =>
-      deps.drain.run(() => deps.executions.execute(request, caller, gone.signal, holder)),
+      deps.drain.run(() => deps.executions.execute(request, caller, { signal: gone.signal, holder, secrets })),
+      secrets.names,
     );
     next();
   };
@@ -181,6 +195,6 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
   };
 
   const router = Router();
-  router.post(EXECUTE_PATH, requireJson, authenticate, readBody, decideSealing, rateLimit, validate, resolvePolicy, execute, answer);
+  router.post(EXECUTE_PATH, requireJson, authenticate, readBody, decideSealing, rateLimit, validate, resolvePolicy, bindSecrets, execute, answer);
   return router;
 }

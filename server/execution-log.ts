@@ -33,6 +33,8 @@ export interface ExecutionLogLine {
   networkLogCapped: boolean;
   /** Set when the request failed instead of running to a result. */
   errorCode?: string;
+  /** Names of the execution's secrets (never values); absent when it had none. */
+  secrets?: string[];
 }
 
 export const EXECUTION_LOG_FIELDS = [
@@ -75,7 +77,9 @@ export async function trackExecution(
   request: ExecuteRequest,
   caller: Caller,
   run: () => Promise<ExecuteResponseData>,
+  secretNames: readonly string[] = [],
 ): Promise<ExecuteResponseData> {
+  const secrets = secretNames.length === 0 ? {} : { secrets: [...secretNames] };
   let data: ExecuteResponseData;
   try {
     data = await run();
@@ -99,11 +103,12 @@ export async function trackExecution(
       blockedHosts: [],
       networkLogCapped: false,
       errorCode: apiError?.code ?? 'INTERNAL',
+      ...secrets,
     };
     log.warn(line, EXECUTION_LOG_MESSAGE);
     throw error;
   }
-  const line = lineFor(request, caller, data);
+  const line = { ...lineFor(request, caller, data), ...secrets };
   metrics.execution(line.outcome, data.durationMs);
   log.info(line, EXECUTION_LOG_MESSAGE);
   return data;

@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { SANDBOX_RUNTIMES } from '../images/index.ts';
 import type { ExecutionJob, ExecutionResult, NetworkLogEntry } from '../executor/index.ts';
-import { checkRequestedPackages, packageRules, type Ecosystem, type PolicyInfo } from '../policies/index.ts';
+import { scrubText } from '../egress-proxy/index.ts';
+import { checkRequestedPackages, packageRules, SecretBinding, type Ecosystem, type PolicyInfo } from '../policies/index.ts';
 import type { Admission } from './admission.ts';
 import { ApiError, badRequest } from './errors.ts';
 import type { ExecuteRequest } from './execute-request.ts';
@@ -55,14 +56,25 @@ function checkPackages(request: ExecuteRequest, caller: Caller): { ecosystem: Ec
   throw new ApiError(400, 'PACKAGE_NOT_ALLOWED', `${names.length === 1 ? 'Package' : 'Packages'} not in allowedPackages: ${names.join(', ')}`, checked.problems);
 }
 
+export interface ExecuteOptions {
+  /** Aborts the request while it still waits for a slot. */
+  signal?: AbortSignal;
+  /** Who holds the slot, for the per-caller concurrency cap. */
+  holder?: string;
+  secrets?: SecretBinding;
+}
+
 export class ExecutionService {
   constructor(private readonly options: ExecutionServiceOptions) {}
 
   /**
    * `signal` aborts a request still waiting in the queue (the client went
-   * away); `holder` names the caller for the per-caller concurrency cap.
+   * away); `holder` names the caller for the per-caller concurrency cap;
+   * `secrets` reach the program as placeholders in its environment, and the
+   * egress session with their values.
    */
-  async execute(request: ExecuteRequest, caller: Caller, signal?: AbortSignal, holder?: string): Promise<ExecuteResponseData> {
+  async execute(request: ExecuteRequest, caller: Caller, options: ExecuteOptions = {}): Promise<ExecuteResponseData> {
+    const { signal, holder, secrets = SecretBinding.EMPTY } = options;
     const packages = checkPackages(request, caller);
     const executionId = randomUUID();
     const budgetMs = Math.min(request.timeoutMs ?? this.options.defaultTimeoutMs, this.options.maxTimeoutMs);
@@ -79,12 +91,13 @@ export class ExecutionService {
         allowedBinaries: caller.policy.policy.allowedBinaries,
         code: request.code,
         args: request.args,
-        env: request.env,
+        env: { ...request.env, ...secrets.placeholderEnv() },
         stdin: request.stdin,
         ...(packages === null ? {} : { packages: packages.specs, packageRegistry: this.options.packageRegistries[packages.ecosystem] }),
         timeoutMs,
         // The executor opens the sandbox's egress session with it.
         policy: caller.policy,
+        ...(secrets.size === 0 ? {} : { secrets }),
       });
     } finally {
       slot.release();
@@ -92,6 +105,9 @@ export class ExecutionService {
     const { networkLogCapped, ...run } = result;
     return {
       ...run,
+      // The last line of defence: a value the program got hold of anyway (reflected, guessed) leaves as its placeholder.
+      stdout: scrubText(run.stdout, secrets, { truncated: run.truncated.stdout }),
+      stderr: scrubText(run.stderr, secrets, { truncated: run.truncated.stderr }),
       executionId,
       ...(networkLogCapped ? { networkLogCapped: true } : {}),
       policyInfo: caller.policyInfo,

@@ -19,8 +19,9 @@ describe('openApiDocument', () => {
     const request = document.components.schemas.ExecuteRequest;
     expect(request.required).toEqual(['code']);
     expect(Object.keys(request.properties)).toEqual(
-      expect.arrayContaining(['code', 'language', 'stdin', 'args', 'env', 'timeoutMs', 'packages', 'encrypt_messages']),
+      expect.arrayContaining(['code', 'language', 'stdin', 'args', 'env', 'timeoutMs', 'packages', 'encrypt_messages', 'secrets']),
     );
+    expect(JSON.stringify(request.properties.secrets)).not.toMatch(/sk_(test|live)_/);
     expect(Object.keys(execute.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '413', '415', '429', '503']));
     const data = document.components.schemas.ExecuteSuccess.properties.data;
     expect(Object.keys(data.properties)).toEqual(

@@ -58,7 +58,10 @@ export function openApiDocument(version: string): JsonObject {
           description:
             `Environment variables may also come from \`X-Env-NAME: value\` headers (at most ${MAX_HEADER_ENV_VARS}, values up to ${MAX_HEADER_ENV_VALUE_BYTES} bytes of UTF-8): ` +
             `the name is the part after \`${ENV_HEADER_PREFIX}\`, upper-cased, with \`-\` read as \`_\`; the body's \`env\` wins over a header of the same name; ` +
-            'proxy and CA variables are refused. With `encrypt_messages: true` every answer from the point the body is read on, errors included, is ' +
+            'proxy and CA variables are refused. Credentials go in `secrets` (or `X-Secret-NAME: value` headers, named the same way; the body wins): ' +
+            'the program\'s variable holds a placeholder, the egress proxy substitutes the value only toward the hosts the caller\'s policy binds the secret to ' +
+            '(400 SECRET_NOT_DECLARED, SECRET_HOST_NOT_ALLOWED, SECRET_WITHOUT_POLICY, SECRET_LIMIT, SECRET_TOO_LARGE, SECRET_ALSO_IN_ENV otherwise, naming the field). ' +
+            'With `encrypt_messages: true` every answer from the point the body is read on, errors included, is ' +
             '`{ "encrypted": true, "data": "<compact JWE>" }` (alg `dir`, enc `A256GCM`); answers given before the body could be read (malformed JSON, too large) are plain.',
           security: [{}, { bearer: [] }],
           requestBody: { required: true, content: json(ref('ExecuteRequest')) },

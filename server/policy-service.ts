@@ -17,6 +17,7 @@ import {
   lintPolicy,
   PolicyError,
   PolicyFetcher,
+  redactSecretValues,
   type HttpRequest,
   type PolicySource,
 } from '../policies/index.ts';
@@ -76,7 +77,8 @@ export function policyServiceRouter({ directory, requireToken }: PolicyServiceOp
       req.log?.error({ subject, problems: linted.problems }, 'policy file does not validate');
       throw new ApiError(500, 'POLICY_FILE_INVALID', 'The stored policy is invalid');
     }
-    res.set('Cache-Control', 'no-store').json(json);
+    // A value the policy holds is for the proxy alone: whoever reads the policy learns only that there is one.
+    res.set('Cache-Control', 'no-store').json(redactSecretValues(json as { secrets?: Record<string, { value?: string }> }));
   });
   return router;
 }

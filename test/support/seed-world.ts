@@ -7,7 +7,7 @@
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startUpstream, type Upstream } from '../fixtures/upstream.ts';
+import { startUpstream, type Upstream, type UpstreamResponder } from '../fixtures/upstream.ts';
 import { mintToken, TEST_AUDIENCE, TEST_HS_SECRET, TEST_ISSUER } from './jwt.ts';
 import { startTestService, type TestService } from './service.ts';
 
@@ -34,10 +34,12 @@ export interface SeedWorldOptions {
   users?: (upstream: Upstream) => Record<string, unknown>;
   /** More `host:port` keys sent to the upstream's HTTPS listener (the seed hosts' ports 80 and 443 always are). */
   httpsRoutes?: readonly string[];
+  /** Answers requests in place of the upstream's echo (stand-ins with behaviour of their own). */
+  respond?: UpstreamResponder;
 }
 
 export async function startSeedWorld(env: Record<string, string> = {}, options: SeedWorldOptions = {}): Promise<SeedWorld> {
-  const upstream = await startUpstream([...SEED_HOSTS]);
+  const upstream = await startUpstream([...SEED_HOSTS], options.respond);
   const dir = await mkdtemp(join(tmpdir(), 'seed-world-'));
   const policyDir = join(dir, 'policies');
   await writeFile(join(dir, 'upstream-ca.pem'), upstream.caPem);
