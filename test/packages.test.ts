@@ -12,7 +12,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { NPM_HOST, PYPI_HOST, startRegistry, type RegistryFixture } from './fixtures/registry.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { mintToken, TEST_AUDIENCE, TEST_HS_SECRET, TEST_ISSUER } from './support/jwt.ts';
-import { startTestService, type TestService } from './support/service.ts';
+import { startTestService, testIsolation, type TestService } from './support/service.ts';
 
 const hasDocker = await dockerAvailable();
 
@@ -72,6 +72,7 @@ describe.skipIf(!hasDocker)('package installs gated by allowedPackages', () => {
     expect(data.stderr).toBe('');
     expect(data.stdout).toBe('app:dep-ok\ndep-ok\n');
     expect(data.code).toBe(0);
+    expect(data.isolation).toBe(testIsolation());
     const fetched = data.networkLog.map((e: any) => [e.method, e.url, e.statusCode, e.blocked]);
     expect(fetched).toEqual(
       expect.arrayContaining([
