@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
 import { dockerAvailable } from './support/docker.ts';
-import { startTestService, type TestService } from './support/service.ts';
+import { startTestService, testIsolation, type TestService } from './support/service.ts';
 
 const hasDocker = await dockerAvailable();
 
@@ -45,6 +45,7 @@ describe.skipIf(!hasDocker)('POST /execute (JavaScript)', () => {
       networkLog: [],
       policyInfo: { source: 'default', name: 'Default Policy' },
     });
+    expect(response.json.data.isolation).toBe(testIsolation());
     expect(typeof response.json.data.executionId).toBe('string');
     expect(typeof response.json.data.durationMs).toBe('number');
     expect(response.headers.get('x-request-id')).toBeTruthy();
