@@ -251,7 +251,7 @@ describe('a sandbox that dies before its job', () => {
     ex.made[0].stream.push(null);
     await expect.poll(() => ex.made.length).toBe(2);
     expect(ex.discarded).toEqual(['pooled-0']);
-    expect(pool.stats().ready).toEqual({ node: 1 });
+    expect(pool.stats().ready).toEqual({ 'node/runc': 1 });
 
     const result = await pool.run(job);
     expect(result.stdout).toBe('hello\n');
@@ -348,11 +348,25 @@ describe('which jobs a pooled sandbox fits', () => {
 
     const result = await pool.run({ ...job, allowedBinaries: ['jq'] });
     expect(result.stdout).toBe('cold\n');
-    expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1, ready: { node: 1 } });
+    expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1, ready: { 'node/runc': 1 } });
     expect(ex.discarded).toEqual([]);
 
     expect((await pool.run(job)).stdout).toBe('hello\n');
     expect(pool.stats()).toMatchObject({ warmRuns: 1, coldRuns: 1 });
+    await pool.close();
+  });
+});
+
+describe('the pool per isolation tier', () => {
+  it('never hands a job a sandbox of another tier: it keeps one pool per runtime and tier', async () => {
+    const ex = new ScriptedExecutor();
+    const pool = new WarmPool({ executor: ex, runtimes: ['node'], isolations: ['runc'], size: 1, logger: silent });
+    pool.start();
+    await pool.whenFull();
+    const result = await pool.run({ ...job, isolation: 'gvisor' });
+    expect(result.stdout).toBe('cold\n');
+    expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1, ready: { 'node/runc': 1 } });
+    expect(ex.coldRuns).toBe(1);
     await pool.close();
   });
 });
