@@ -16,6 +16,7 @@ import { secretsBench, secretsRows } from './secrets.ts';
 import { PROXY_TOPOLOGY, connectCost, proxyCase, secretCase, startProxyWorld, type ConnectCost, type ProxyCase, type SecretCase } from './proxy.ts';
 import { coldDockerRun, dockerRunRate, HOST_PYTHON, nodeStartup, pythonStartup, sandboxNodeBinary } from './startup.ts';
 import { summarise, type LoadResult, type Summary } from './stats.ts';
+import { tierRows, tiersBench } from './tiers.ts';
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const N = { nodeStartup: 20, dockerRun: 10, warm: 30, cold: 15 };
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
   for (const concurrency of LOAD_CONCURRENCY) engineRate.push(await dockerRunRate(image, concurrency, ENGINE_RATE_MS));
 
   log('/execute with the warm pool');
-  const pooled = await startBenchService({ EXEC_POOL_SIZE: '2' });
+  const pooled = await startBenchService({ EXEC_RUNTIME: 'runc', EXEC_POOL_SIZE: '2' });
   let warm: Awaited<ReturnType<typeof warmLatency>>;
   let warmPython: Awaited<ReturnType<typeof warmLatency>>;
   const load: ThroughputResult[] = [];
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
   }
 
   log('/execute cold (pool off)');
-  const coldService = await startBenchService({ EXEC_POOL_SIZE: '0' });
+  const coldService = await startBenchService({ EXEC_RUNTIME: 'runc', EXEC_POOL_SIZE: '0' });
   let cold: Summary;
   try {
     cold = await coldLatency(coldService, N.cold);
@@ -106,6 +107,9 @@ async function main(): Promise<void> {
   } finally {
     await world.close();
   }
+
+  log('isolation tiers');
+  const tiers = await tiersBench(log);
 
   log('policy cache');
   const cache = await policyCache();
@@ -129,6 +133,7 @@ async function main(): Promise<void> {
     pathMatch: pathMatch(),
     secrets: { ...secrets, substitutedHttps: substitution },
     registryCapture: capture,
+    isolationTiers: tiers,
     memory: { serverRssAtRestBytes: rssAtRest, serverRssPeakUnderLoadBytes: Math.max(...load.map((l) => l.peakRssBytes)), idlePooledContainerBytes: containerMemory },
   };
 
@@ -166,6 +171,7 @@ async function main(): Promise<void> {
     rows.push([`${p.scheme.toUpperCase()} via proxy (own process), c=${p.concurrency}: proxy CPU`, `${p.proxyCpu.perRequestUs} µs/request`, `${Math.round(p.proxyCpu.coreShare * 100)}% of a core`, '']);
   }
   rows.push([`refused CONNECT (403, no TLS): proxy CPU, ${connect.count} sequential`, `${connect.refusedUs} µs/CONNECT`, `allowed, leaf cached ${connect.allowedUs} µs`, ratio(connect.refusedUs, connect.allowedUs)]);
+  rows.push(...tierRows(tiers));
   rows.push(['policy cache hit', `${cache.hitNs} ns`, `miss (loopback fetch) ${cache.miss.p50} ms`, '']);
   rows.push([`policy: ${cache.concurrentMisses} concurrent misses, one token`, `${cache.fetchesForThem} fetch(es)`, '', '']);
   rows.push(...pathMatchRows(results.pathMatch));

@@ -14,7 +14,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DEFAULT_LIMITS, DockerContainerClient, sandboxContainerSpec, type ContainerClient } from '../executor/index.ts';
+import { DEFAULT_LIMITS, DockerContainerClient, sandboxContainerSpec, type ContainerClient, type Isolation } from '../executor/index.ts';
 import { DEFAULT_CACHE_DIR } from '../images/index.ts';
 import { closedLoop, timeSequential, type LoadResult } from './stats.ts';
 
@@ -56,9 +56,9 @@ export async function sandboxNodeBinary(): Promise<{ path: string; version: stri
 }
 
 /** One `docker run IMAGE node -e HELLO` under the sandbox's container spec, through the executor's engine client. */
-async function dockerRunOnce(engine: ContainerClient, image: string, egressDir: string): Promise<void> {
+async function dockerRunOnce(engine: ContainerClient, image: string, egressDir: string, isolation: Isolation): Promise<void> {
   const sandboxId = randomUUID().replace(/-/g, '').slice(0, 16);
-  const spec = sandboxContainerSpec({ image, sandboxId, egressDir, labels: { 'sandbox-egress.bench': 'true' }, masks: [], limits: DEFAULT_LIMITS });
+  const spec = sandboxContainerSpec({ image, sandboxId, egressDir, labels: { 'sandbox-egress.bench': 'true' }, masks: [], limits: DEFAULT_LIMITS, isolation });
   const container = await engine.create({ ...spec, entrypoint: ['/usr/local/bin/node', '-e', HELLO] });
   try {
     await container.start();
@@ -79,18 +79,18 @@ async function withEgressDir<T>(use: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-/** Cold `docker run`, n times in a row. */
-export function coldDockerRun(image: string, n: number): Promise<number[]> {
+/** Cold `docker run` under the tier's runtime, n times in a row. */
+export function coldDockerRun(image: string, n: number, isolation: Isolation = 'runc'): Promise<number[]> {
   const engine = new DockerContainerClient();
-  return withEgressDir((dir) => timeSequential(n, () => dockerRunOnce(engine, image, dir)));
+  return withEgressDir((dir) => timeSequential(n, () => dockerRunOnce(engine, image, dir, isolation)));
 }
 
 /** Cold `docker run`s back to back from `concurrency` clients for `durationMs`: the engine's own ceiling. */
-export async function dockerRunRate(image: string, concurrency: number, durationMs: number): Promise<LoadResult> {
+export async function dockerRunRate(image: string, concurrency: number, durationMs: number, isolation: Isolation = 'runc'): Promise<LoadResult> {
   const engine = new DockerContainerClient();
   return withEgressDir((dir) =>
     closedLoop(concurrency, durationMs, async () => {
-      await dockerRunOnce(engine, image, dir);
+      await dockerRunOnce(engine, image, dir, isolation);
       return true;
     }),
   );

@@ -75,6 +75,8 @@ export interface ContainerClient {
   kill(containerId: string): Promise<void>;
   /** Memory charged to a running container's cgroup, page cache that can be dropped left out (as `docker stats` counts it). */
   memoryUsage(containerId: string): Promise<number | undefined>;
+  /** The OCI runtimes registered with the engine (`runc`, `runsc`, ...). */
+  ociRuntimes(): Promise<string[]>;
   /** The engine's version and API version, for reports. */
   version(): Promise<{ server: string; api: string }>;
 }
@@ -147,8 +149,9 @@ export class DockerContainerClient implements ContainerClient {
             ...Object.fromEntries(spec.masks.map((dir) => [dir, MASK_TMPFS])),
             '/tmp': `rw,noexec,nosuid,nodev,size=${spec.tmpfsBytes},mode=1777`,
           },
+          Runtime: spec.ociRuntime,
           CapDrop: ['ALL'],
-          SecurityOpt: ['no-new-privileges'],
+          SecurityOpt: ['no-new-privileges', ...spec.securityOpt],
           PidsLimit: spec.pidsLimit,
           Memory: spec.memoryBytes,
           MemorySwap: spec.memoryBytes,
@@ -157,6 +160,9 @@ export class DockerContainerClient implements ContainerClient {
           Ulimits: [
             { Name: 'nofile', Soft: spec.openFilesLimit, Hard: spec.openFilesLimit },
             { Name: 'fsize', Soft: spec.fileSizeLimitBytes, Hard: spec.fileSizeLimitBytes },
+            // A crashing program leaves no core file (memory that may hold the job's secrets).
+            { Name: 'core', Soft: 0, Hard: 0 },
+            ...(spec.processLimit === undefined ? [] : [{ Name: 'nproc', Soft: spec.processLimit, Hard: spec.processLimit }]),
           ],
           Binds: spec.readOnlyBinds.map((b) => `${b.host}:${b.container}:ro`),
           // Output is captured through attach; the engine keeps no copy of it.
@@ -209,6 +215,15 @@ export class DockerContainerClient implements ContainerClient {
     const m = stats.memory_stats;
     if (m.usage === undefined) return undefined;
     return m.usage - (m.stats?.total_inactive_file ?? m.stats?.inactive_file ?? 0);
+  }
+
+  async ociRuntimes(): Promise<string[]> {
+    try {
+      const info = (await this.docker.info()) as { Runtimes?: Record<string, unknown> };
+      return Object.keys(info.Runtimes ?? {});
+    } catch (error) {
+      throw translate(error);
+    }
   }
 
   async version(): Promise<{ server: string; api: string }> {

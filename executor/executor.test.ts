@@ -32,6 +32,7 @@ const noTools: ContainerClient = {
   removeLabelled: () => Promise.resolve(0),
   kill: () => Promise.resolve(),
   memoryUsage: () => Promise.resolve(undefined),
+  ociRuntimes: () => Promise.resolve(['runc']),
   version: () => Promise.resolve({ server: 'fake', api: 'fake' }),
 };
 
@@ -118,7 +119,7 @@ function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit
       return Promise.resolve();
     },
   };
-  const sandbox = new ReadySandbox(id, 'node', container, '/nonexistent/sandbox-egress-test', stream, 1 << 20);
+  const sandbox = new ReadySandbox(id, 'node', 'runc', container, '/nonexistent/sandbox-egress-test', stream, 1 << 20);
   sandbox.watchExit(container.wait());
   return { sandbox, calls, stop, stream };
 }
@@ -167,12 +168,12 @@ class ScriptedExecutor extends Executor {
 
   override run(): Promise<ExecutionResult> {
     this.coldRuns += 1;
-    return Promise.resolve({ stdout: 'cold\n', stderr: '', code: 0, signal: null, timedOut: false, oomKilled: false, truncated: { stdout: false, stderr: false }, durationMs: 1, networkLog: [], networkLogCapped: false });
+    return Promise.resolve({ stdout: 'cold\n', stderr: '', code: 0, signal: null, timedOut: false, oomKilled: false, truncated: { stdout: false, stderr: false }, durationMs: 1, isolation: 'runc', networkLog: [], networkLogCapped: false });
   }
 }
 
 const policy: CompiledPolicy = defaultPolicyResult().compiled;
-const job: ExecutionJob = { executionId: 'e1', runtime: 'node', code: '', args: [], env: {}, stdin: '', timeoutMs: 5_000, policy };
+const job: ExecutionJob = { executionId: 'e1', runtime: 'node', isolation: 'runc', code: '', args: [], env: {}, stdin: '', timeoutMs: 5_000, policy };
 const stripeLog: NetworkLog = {
   entries: [{ method: 'GET', url: 'https://api.stripe.com/v1/products', hostname: 'api.stripe.com', statusCode: 200, blocked: false, durationMs: 12 }],
   capped: true,
@@ -244,13 +245,13 @@ describe('Executor.runIn with exit records', () => {
 describe('a sandbox that dies before its job', () => {
   it('leaves the pool as soon as its stream closes, though the engine says nothing, and is replaced', async () => {
     const ex = new ScriptedExecutor();
-    const pool = new WarmPool({ executor: ex, runtimes: ['node'], size: 1, logger: silent });
+    const pool = new WarmPool({ executor: ex, runtimes: ['node'], isolations: ['runc'], size: 1, logger: silent });
     pool.start();
     await pool.whenFull();
     ex.made[0].stream.push(null);
     await expect.poll(() => ex.made.length).toBe(2);
     expect(ex.discarded).toEqual(['pooled-0']);
-    expect(pool.stats().ready).toEqual({ node: 1 });
+    expect(pool.stats().ready).toEqual({ 'node/runc': 1 });
 
     const result = await pool.run(job);
     expect(result.stdout).toBe('hello\n');
@@ -297,7 +298,7 @@ describe('the egress port', () => {
   it('gives a pooled sandbox no session until a job takes it, and one session per job', async () => {
     const egress = new FakeEgress([], stripeLog);
     const ex = new ScriptedExecutor(egress);
-    const pool = new WarmPool({ executor: ex, runtimes: ['node'], size: 1, logger: silent });
+    const pool = new WarmPool({ executor: ex, runtimes: ['node'], isolations: ['runc'], size: 1, logger: silent });
     pool.start();
     await pool.whenFull();
     expect(egress.opened).toEqual([]);
@@ -341,17 +342,31 @@ describe('which jobs a pooled sandbox fits', () => {
 
   it('is decided by the pool: a job whose policy shows a tool runs cold and leaves the pooled sandbox ready', async () => {
     const ex = new WithJq();
-    const pool = new WarmPool({ executor: ex, runtimes: ['node'], size: 1, logger: silent });
+    const pool = new WarmPool({ executor: ex, runtimes: ['node'], isolations: ['runc'], size: 1, logger: silent });
     pool.start();
     await pool.whenFull();
 
     const result = await pool.run({ ...job, allowedBinaries: ['jq'] });
     expect(result.stdout).toBe('cold\n');
-    expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1, ready: { node: 1 } });
+    expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1, ready: { 'node/runc': 1 } });
     expect(ex.discarded).toEqual([]);
 
     expect((await pool.run(job)).stdout).toBe('hello\n');
     expect(pool.stats()).toMatchObject({ warmRuns: 1, coldRuns: 1 });
+    await pool.close();
+  });
+});
+
+describe('the pool per isolation tier', () => {
+  it('never hands a job a sandbox of another tier: it keeps one pool per runtime and tier', async () => {
+    const ex = new ScriptedExecutor();
+    const pool = new WarmPool({ executor: ex, runtimes: ['node'], isolations: ['runc'], size: 1, logger: silent });
+    pool.start();
+    await pool.whenFull();
+    const result = await pool.run({ ...job, isolation: 'gvisor' });
+    expect(result.stdout).toBe('cold\n');
+    expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1, ready: { 'node/runc': 1 } });
+    expect(ex.coldRuns).toBe(1);
     await pool.close();
   });
 });

@@ -5,13 +5,13 @@
  * `finally`).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { CompiledPolicy, SecretBinding } from '../policies/index.ts';
 import { newRecordToken, type ProgramExit } from './agent-records.ts';
-import { LABEL_EXECUTION, LABEL_INSTANCE, LABEL_MANAGED, sandboxContainerSpec, type Runtime, type SandboxLimits } from './container-spec.ts';
+import { LABEL_EXECUTION, LABEL_INSTANCE, LABEL_MANAGED, SANDBOX_UID, sandboxContainerSpec, type Isolation, type Runtime, type SandboxLimits } from './container-spec.ts';
 import type { ContainerClient, SandboxContainer } from './docker.ts';
 import { CA_CERT_FILE, PROXY_SOCKET_FILE, type EgressPort, type EgressSession, type NetworkLog, type NetworkLogEntry } from './egress.ts';
 import { ReadySandbox } from './sandbox.ts';
@@ -20,6 +20,8 @@ import { exposedTools, toolMasks, toolsFromLabels, type ImageTools } from './too
 export interface ExecutionJob {
   executionId: string;
   runtime: Runtime;
+  /** The tier the sandbox runs under (the server picks it: the deployment's, or refuses what a policy requires and it lacks). */
+  isolation: Isolation;
   code: string;
   args: string[];
   env: Record<string, string>;
@@ -49,6 +51,8 @@ export interface ExecutionResult {
   oomKilled: boolean;
   truncated: { stdout: boolean; stderr: boolean };
   durationMs: number;
+  /** The tier the program ran under. */
+  isolation: Isolation;
   /** Every request the program made through the egress proxy, in order. */
   networkLog: NetworkLogEntry[];
   /** True when requests were left out of networkLog at the proxy's cap. */
@@ -80,7 +84,7 @@ interface SandboxRun {
 }
 
 /** A program's outcome before the network log is added. */
-type ProgramOutcome = Omit<ExecutionResult, 'networkLog' | 'networkLogCapped'>;
+type ProgramOutcome = Omit<ExecutionResult, 'networkLog' | 'networkLogCapped' | 'isolation'>;
 
 /** After the container stops, how long to wait for the last output bytes to arrive. */
 const OUTPUT_DRAIN_MS = 2000;
@@ -117,6 +121,7 @@ async function raceTimer<T>(promise: Promise<T>, ms: number): Promise<T | 'timeo
 export class Executor {
   readonly #removals = new Set<Promise<void>>();
   readonly #imageTools = new Map<string, Promise<ImageTools>>();
+  #warnedUnrestricted = false;
 
   constructor(private readonly options: ExecutorOptions) {}
 
@@ -148,13 +153,14 @@ export class Executor {
    * waits for its job header. Its egress directory holds the CA certificate
    * but no socket: there is no route out until a job opens its session there.
    */
-  async prepare(runtime: Runtime, labels: Record<string, string> = {}, allowedBinaries: readonly string[] = []): Promise<ReadySandbox> {
+  async prepare(runtime: Runtime, isolation: Isolation, labels: Record<string, string> = {}, allowedBinaries: readonly string[] = []): Promise<ReadySandbox> {
     const { client, limits, logger } = this.options;
     // Short on purpose: the proxy socket inside must fit in sun_path (108 bytes).
     const sandboxId = randomUUID().replace(/-/g, '').slice(0, 16);
     const egressDir = join(this.options.sandboxesDir, sandboxId);
     await mkdir(egressDir, { recursive: true, mode: 0o755 });
     await this.#placeCaCert(egressDir);
+    await this.#restrictToSandbox(egressDir);
 
     let container: SandboxContainer | undefined;
     let stream: Duplex | undefined;
@@ -167,11 +173,12 @@ export class Executor {
         labels: { ...this.labels, ...labels },
         masks: toolMasks(tools, allowedBinaries),
         limits,
+        isolation,
       });
       container = await client.create(spec);
       logger.info({ sandboxId, containerId: container.id, ...labels }, 'container created');
       stream = await container.attach();
-      const sandbox = new ReadySandbox(sandboxId, runtime, container, egressDir, stream, limits.outputLimitBytes);
+      const sandbox = new ReadySandbox(sandboxId, runtime, isolation, container, egressDir, stream, limits.outputLimitBytes);
       sandbox.exposedTools = exposedTools(tools, allowedBinaries);
       await container.start();
       // Only after start: waiting on a created container returns at once.
@@ -191,6 +198,23 @@ export class Executor {
       await writeFile(join(egressDir, CA_CERT_FILE), await this.options.egress.caCertificate(), { mode: 0o644 });
     } catch (error) {
       this.options.logger.warn({ err: String(error) }, 'no CA certificate for the sandbox before its start');
+    }
+  }
+
+  /**
+   * The proxy socket is created in this directory and anyone who can reach
+   * it rides the sandbox's egress session: only the sandbox's uid (and root,
+   * which the in-process proxy runs as) may enter it. A server that is not
+   * root cannot hand the directory over and keeps it as it is (warned once).
+   */
+  async #restrictToSandbox(egressDir: string): Promise<void> {
+    try {
+      await chown(egressDir, SANDBOX_UID, SANDBOX_UID);
+      await chmod(egressDir, 0o700);
+    } catch (error) {
+      if (this.#warnedUnrestricted) return;
+      this.#warnedUnrestricted = true;
+      this.options.logger.warn({ err: String(error) }, 'cannot give sandbox egress directories to the sandbox uid (run as root to): other local users can reach their proxy sockets');
     }
   }
 
@@ -221,7 +245,7 @@ export class Executor {
 
   /** Cold path: a sandbox made for this job alone. */
   async run(job: ExecutionJob): Promise<ExecutionResult> {
-    const sandbox = await this.prepare(job.runtime, { [LABEL_EXECUTION]: job.executionId }, job.allowedBinaries ?? []);
+    const sandbox = await this.prepare(job.runtime, job.isolation, { [LABEL_EXECUTION]: job.executionId }, job.allowedBinaries ?? []);
     return (await this.#runOnce(sandbox, job)).result;
   }
 
@@ -250,7 +274,7 @@ export class Executor {
         network = await this.#closeSession(session, job.executionId);
       }
       return {
-        result: { ...outcome, networkLog: network.entries, networkLogCapped: network.capped },
+        result: { ...outcome, isolation: sandbox.isolation, networkLog: network.entries, networkLogCapped: network.capped },
         // Stopped without the agent's word that it held the job: the program never ran.
         jobTaken: outcome.timedOut || sandbox.jobStarted,
       };

@@ -7,14 +7,19 @@ export {
   LABEL_INSTANCE,
   LABEL_MANAGED,
   LABEL_POOL,
+  ISOLATION_TIERS,
+  ISOLATIONS,
+  isolationOf,
+  SANDBOX_UID,
   sandboxContainerSpec,
 } from './container-spec.ts';
-export type { ContainerSpec, Runtime, SandboxLimits, SandboxSpecInput } from './container-spec.ts';
+export type { ContainerSpec, Isolation, Runtime, SandboxLimits, SandboxSpecInput } from './container-spec.ts';
+export { DENIED_SYSCALLS, sandboxSeccompProfile } from './seccomp.ts';
 export { Executor } from './executor.ts';
 export type { ExecutionJob, ExecutionResult, ExecutorOptions, Logger } from './executor.ts';
 export { ReadySandbox } from './sandbox.ts';
-export { WarmPool } from './pool.ts';
-export type { WarmPoolOptions, WarmPoolStats } from './pool.ts';
+export { poolKey, WarmPool } from './pool.ts';
+export type { PoolKey, WarmPoolOptions, WarmPoolStats } from './pool.ts';
 export { DockerStreamDemuxer } from './output.ts';
 export { toolMasks, toolsFromLabels } from './tools.ts';
 export type { OutputSink } from './output.ts';

@@ -1,32 +1,41 @@
 /**
- * The warm pool: per runtime, a few sandboxes created and started ahead of
+ * The warm pool: per runtime and isolation tier, a few sandboxes created and started ahead of
  * time with the same lockdown as the cold path (Executor.prepare), their
  * agents waiting for a job header. Each runs one job and is removed, never
  * reused; the pool refills in the background. A pooled sandbox has no
  * egress session and so no route out until a job is assigned to it.
  *
- * When the pool for a runtime is empty (load, a slow engine, size 0) a job
+ * When the pool for a runtime and tier is empty (load, a slow engine, size 0) a job
  * takes the cold path, so the pool only ever removes latency, never adds a
  * wait.
  */
-import { LABEL_POOL, type Runtime } from './container-spec.ts';
+import { LABEL_POOL, type Isolation, type Runtime } from './container-spec.ts';
 import type { ExecutionJob, ExecutionResult, Executor, Logger } from './executor.ts';
 import type { ReadySandbox } from './sandbox.ts';
 
 export interface WarmPoolOptions {
   executor: Executor;
   runtimes: readonly Runtime[];
-  /** Ready sandboxes kept per runtime; 0 disables the pool. */
+  /** The tiers jobs may ask for; each runtime gets a pool under each. */
+  isolations: readonly Isolation[];
+  /** Ready sandboxes kept per runtime and tier; 0 disables the pool. */
   size: number;
   logger: Logger;
   /** First and largest pause before retrying after a failed refill. */
   retryMs?: { min: number; max: number };
 }
 
+/** A pool's key: `<runtime>/<isolation>`, e.g. `node/gvisor`. */
+export type PoolKey = `${Runtime}/${Isolation}`;
+
+export function poolKey(runtime: Runtime, isolation: Isolation): PoolKey {
+  return `${runtime}/${isolation}`;
+}
+
 export interface WarmPoolStats {
   size: number;
-  ready: Partial<Record<Runtime, number>>;
-  starting: Partial<Record<Runtime, number>>;
+  ready: Partial<Record<PoolKey, number>>;
+  starting: Partial<Record<PoolKey, number>>;
   /** Jobs served by a pooled sandbox / by the cold path since start. */
   warmRuns: number;
   coldRuns: number;
@@ -35,6 +44,8 @@ export interface WarmPoolStats {
 const DEFAULT_RETRY = { min: 1_000, max: 30_000 };
 
 interface RuntimeSlot {
+  runtime: Runtime;
+  isolation: Isolation;
   ready: ReadySandbox[];
   starting: number;
   retryDelay: number;
@@ -42,7 +53,7 @@ interface RuntimeSlot {
 }
 
 export class WarmPool {
-  readonly #slots = new Map<Runtime, RuntimeSlot>();
+  readonly #slots = new Map<PoolKey, RuntimeSlot>();
   readonly #starting = new Set<Promise<void>>();
   readonly #waiters = new Set<() => void>();
   readonly #retry: { min: number; max: number };
@@ -53,7 +64,9 @@ export class WarmPool {
   constructor(private readonly options: WarmPoolOptions) {
     this.#retry = options.retryMs ?? DEFAULT_RETRY;
     for (const runtime of options.runtimes) {
-      this.#slots.set(runtime, { ready: [], starting: 0, retryDelay: this.#retry.min, retryTimer: undefined });
+      for (const isolation of options.isolations) {
+        this.#slots.set(poolKey(runtime, isolation), { runtime, isolation, ready: [], starting: 0, retryDelay: this.#retry.min, retryTimer: undefined });
+      }
     }
   }
 
@@ -61,9 +74,9 @@ export class WarmPool {
     return this.options.size;
   }
 
-  /** Begins filling every runtime's pool in the background. */
+  /** Begins filling every pool in the background. */
   start(): void {
-    for (const runtime of this.#slots.keys()) this.#refill(runtime);
+    for (const key of this.#slots.keys()) this.#refill(key);
   }
 
   /**
@@ -75,7 +88,8 @@ export class WarmPool {
    * it reaches the sandbox (Executor.runIn), never before.
    */
   async run(job: ExecutionJob): Promise<ExecutionResult> {
-    const sandbox = (await this.#fits(job)) ? this.#take(job.runtime) : undefined;
+    const key = poolKey(job.runtime, job.isolation);
+    const sandbox = (await this.#fits(job)) ? this.#take(key) : undefined;
     if (sandbox === undefined) {
       this.#coldRuns += 1;
       return this.options.executor.run(job);
@@ -88,7 +102,7 @@ export class WarmPool {
       // done: made during it, the engine's work would take CPU from the
       // very program the pool is there to speed up (on two cores, about a
       // fifth of a warm run). #take refills at once when it empties the pool.
-      this.#refill(job.runtime);
+      this.#refill(key);
     }
   }
 
@@ -98,26 +112,26 @@ export class WarmPool {
   }
 
   /** Hands out a ready sandbox; it leaves the pool for good. */
-  #take(runtime: Runtime): ReadySandbox | undefined {
-    const slot = this.#slots.get(runtime);
+  #take(key: PoolKey): ReadySandbox | undefined {
+    const slot = this.#slots.get(key);
     if (slot === undefined) return undefined;
     let sandbox: ReadySandbox | undefined;
     while ((sandbox = slot.ready.shift()) !== undefined && !sandbox.alive) this.options.executor.discard(sandbox);
-    if (slot.ready.length === 0) this.#refill(runtime);
+    if (slot.ready.length === 0) this.#refill(key);
     return sandbox;
   }
 
   stats(): WarmPoolStats {
-    const ready: Partial<Record<Runtime, number>> = {};
-    const starting: Partial<Record<Runtime, number>> = {};
-    for (const [runtime, slot] of this.#slots) {
-      ready[runtime] = slot.ready.length;
-      starting[runtime] = slot.starting;
+    const ready: Partial<Record<PoolKey, number>> = {};
+    const starting: Partial<Record<PoolKey, number>> = {};
+    for (const [key, slot] of this.#slots) {
+      ready[key] = slot.ready.length;
+      starting[key] = slot.starting;
     }
     return { size: this.options.size, ready, starting, warmRuns: this.#warmRuns, coldRuns: this.#coldRuns };
   }
 
-  /** Resolves once every runtime has `size` sandboxes ready (at once when the pool is disabled). */
+  /** Resolves once every pool has `size` sandboxes ready (at once when the pool is disabled). */
   whenFull(): Promise<void> {
     if (this.#full()) return Promise.resolve();
     return new Promise((resolve) => {
@@ -150,12 +164,12 @@ export class WarmPool {
     for (const check of [...this.#waiters]) check();
   }
 
-  #refill(runtime: Runtime): void {
-    const slot = this.#slots.get(runtime);
+  #refill(key: PoolKey): void {
+    const slot = this.#slots.get(key);
     if (slot === undefined || this.#closed || slot.retryTimer !== undefined) return;
     while (slot.ready.length + slot.starting < this.options.size) {
       slot.starting += 1;
-      const starting = this.#startOne(runtime, slot).finally(() => {
+      const starting = this.#startOne(key, slot).finally(() => {
         slot.starting -= 1;
         this.#starting.delete(starting);
       });
@@ -163,19 +177,19 @@ export class WarmPool {
     }
   }
 
-  async #startOne(runtime: Runtime, slot: RuntimeSlot): Promise<void> {
+  async #startOne(key: PoolKey, slot: RuntimeSlot): Promise<void> {
     let sandbox: ReadySandbox;
     try {
-      sandbox = await this.options.executor.prepare(runtime, { [LABEL_POOL]: runtime });
+      sandbox = await this.options.executor.prepare(slot.runtime, slot.isolation, { [LABEL_POOL]: key });
     } catch (error) {
       if (this.#closed) return;
       // The engine is down or the image missing: jobs take the cold path (and
       // get its error); the pool tries again later instead of spinning.
-      this.options.logger.warn({ runtime, err: error instanceof Error ? error.message : String(error), retryMs: slot.retryDelay }, 'warm pool refill failed');
+      this.options.logger.warn({ pool: key, err: error instanceof Error ? error.message : String(error), retryMs: slot.retryDelay }, 'warm pool refill failed');
       if (slot.retryTimer === undefined) {
         slot.retryTimer = setTimeout(() => {
           slot.retryTimer = undefined;
-          this.#refill(runtime);
+          this.#refill(key);
         }, slot.retryDelay);
         slot.retryTimer.unref();
         slot.retryDelay = Math.min(slot.retryDelay * 2, this.#retry.max);
@@ -195,9 +209,9 @@ export class WarmPool {
       const at = slot.ready.indexOf(sandbox);
       if (at === -1) return;
       slot.ready.splice(at, 1);
-      this.options.logger.warn({ runtime, sandboxId: sandbox.id }, 'pooled sandbox stopped before its job');
+      this.options.logger.warn({ pool: key, sandboxId: sandbox.id }, 'pooled sandbox stopped before its job');
       this.options.executor.discard(sandbox);
-      this.#refill(runtime);
+      this.#refill(key);
     });
     this.#notify();
   }

@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { AgentRecordFilter, type ProgramExit } from './agent-records.ts';
 import type { SandboxContainer } from './docker.ts';
 import { CappedSink, DockerStreamDemuxer } from './output.ts';
-import type { Runtime } from './container-spec.ts';
+import type { Isolation, Runtime } from './container-spec.ts';
 
 /**
  * A sandbox created and started with the full lockdown, its agent waiting
@@ -31,6 +31,7 @@ export class ReadySandbox {
   constructor(
     readonly id: string,
     readonly runtime: Runtime,
+    readonly isolation: Isolation,
     readonly container: SandboxContainer,
     readonly egressDir: string,
     readonly stream: Duplex,

@@ -14,7 +14,7 @@ export {
   PolicySchema,
   policyFromApi,
 } from './schema.ts';
-export type { PathRule, Policy, PolicyApi } from './schema.ts';
+export type { IsolationRequirement, PathRule, Policy, PolicyApi } from './schema.ts';
 export {
   MAX_SECRETS,
   MAX_SECRET_NAME_LENGTH,

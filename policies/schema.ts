@@ -160,6 +160,11 @@ function secretRecord<V extends z.ZodType>(value: V) {
     );
 }
 
+export const IsolationRequirementSchema = z
+  .enum(['gvisor'])
+  .describe('The isolation tier this user\'s programs need: "gvisor" runs them only under gVisor, and a deployment without it refuses them (503 ISOLATION_UNAVAILABLE) rather than run them weaker. Absent: the deployment\'s tier.');
+export type IsolationRequirement = z.infer<typeof IsolationRequirementSchema>;
+
 export const PolicyApiSchema = z
   .strictObject({
     allowedDomains: z.array(DomainEntrySchema).describe('Hosts the sandbox may reach; everything else is blocked.'),
@@ -187,6 +192,7 @@ export const PolicyApiSchema = z
     secrets: secretRecord(PolicyApiSecretSchema)
       .optional()
       .describe('Credentials bound to hosts, keyed by environment-variable name: the sandbox sees a placeholder, the proxy substitutes the value toward these hosts only.'),
+    isolation: IsolationRequirementSchema.optional(),
   })
   .describe('A user network policy as the policy API returns it.');
 export type PolicyApi = z.infer<typeof PolicyApiSchema>;
@@ -224,6 +230,7 @@ export const PolicySchema = z
     allowedPackages: z.array(z.string()).describe('Installable packages and @scopes.'),
     allowedBinaries: z.array(z.string()).describe('Executables the sandbox may run, by name.'),
     secrets: secretRecord(SecretRuleSchema).optional().describe('Credentials bound to hosts, keyed by name; absent when none are declared.'),
+    isolation: IsolationRequirementSchema.optional(),
   })
   .describe('The internal policy every other module works with.');
 export type Policy = z.infer<typeof PolicySchema>;
@@ -249,6 +256,7 @@ export function policyFromApi(api: PolicyApi): Policy {
     allowedBinaries: [...(api.allowedBinaries ?? [])],
   };
   if (api.secrets !== undefined) policy.secrets = secretRulesFromApi(api.secrets);
+  if (api.isolation !== undefined) policy.isolation = api.isolation;
   return policy;
 }
 

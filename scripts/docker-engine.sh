@@ -2,12 +2,23 @@
 # Makes sure a Docker engine answers and debootstrap (which the offline image
 # build needs) is installed. On a fresh Debian machine, run as root, it
 # installs Debian's docker.io and starts the engine; elsewhere it says what to
-# install. Idempotent, and silent when everything is already there.
+# install. It also installs Debian's gVisor (runsc) and registers it as the
+# engine runtime `runsc` (the stronger isolation tier, EXEC_RUNTIME) with an
+# engine it starts itself, before the start or by a reload (SIGHUP, never a
+# restart); an engine someone else runs it leaves alone and says, once, how
+# to register runsc there. Idempotent, and silent when everything is already
+# there.
 set -euo pipefail
 
 readonly DEFAULT_SOCKET=/var/run/docker.sock
 readonly WAIT_SECONDS=60
 readonly DOCKERD_LOG=/var/log/sandbox-dockerd.log
+# Written when this script starts dockerd: only that engine's configuration is ours to change.
+readonly MANAGED_MARKER=/var/run/sandbox-egress-dockerd.pid
+readonly DAEMON_JSON=${DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}
+readonly RUNSC=/usr/bin/runsc
+# Shown at most once per checkout when the engine is not ours and lacks runsc.
+readonly HINT_STAMP=.data/.runsc-hint-shown
 # debootstrap and dockerd live in sbin, which a non-login shell may leave off PATH.
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -56,7 +67,72 @@ missing_packages() {
   local missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
+  [[ -x $RUNSC ]] || missing+=(runsc)
   echo "${missing[@]}"
+}
+
+# Adds (or corrects) the runsc runtime in the daemon configuration, keeping
+# everything else in it. Exit status 0: the file changed; 1: already so.
+# The flags: no network of its own (sandboxes have none), and leave to the
+# host the Unix socket the sandbox connects to (its egress proxy).
+register_runsc_in_config() {
+  mkdir -p "$(dirname "$DAEMON_JSON")"
+  node -e '
+    const fs = require("node:fs");
+    const [file, path] = process.argv.slice(1);
+    let config = {};
+    try { config = JSON.parse(fs.readFileSync(file, "utf8")); } catch (e) { if (e.code !== "ENOENT") throw e; }
+    const wanted = { path, runtimeArgs: ["--network=none", "--host-uds=open"] };
+    if (JSON.stringify(config.runtimes?.runsc) === JSON.stringify(wanted)) process.exit(1);
+    config.runtimes = { ...config.runtimes, runsc: wanted };
+    fs.writeFileSync(file + ".tmp", JSON.stringify(config, null, 2) + "\n");
+    fs.renameSync(file + ".tmp", file);
+  ' "$DAEMON_JSON" "$RUNSC"
+}
+
+# The engine's registered runtimes, one per line (empty when it cannot be asked).
+engine_runtimes() {
+  node -e '
+    const host = process.env.DOCKER_HOST || "unix://'"$DEFAULT_SOCKET"'";
+    if (!host.startsWith("unix://")) process.exit(0);
+    setTimeout(() => process.exit(0), 5000).unref();
+    require("node:http").get({ socketPath: host.slice("unix://".length), path: "/info" }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d)).on("end", () => {
+        try { console.log(Object.keys(JSON.parse(body).Runtimes ?? {}).join("\n")); } catch {}
+      });
+    }).on("error", () => undefined);' 2>/dev/null
+}
+
+# The dockerd this script started, if it is the one running now.
+managed_engine_pid() {
+  local pid
+  pid=$(cat "$MANAGED_MARKER" 2>/dev/null || true)
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ $pid == "$(cat /var/run/docker.pid 2>/dev/null || true)" ]] && echo "$pid"
+}
+
+# A running engine: registers runsc if the engine is ours (reloading it),
+# otherwise says once how to. Quiet when the engine already has runsc.
+ensure_runsc_runtime() {
+  [[ -x $RUNSC ]] || return 0
+  engine_runtimes | grep -qx runsc && return 0
+  local pid
+  if [[ $(id -u) == 0 ]] && pid=$(managed_engine_pid); then
+    register_runsc_in_config || true
+    log "registering runsc with dockerd (pid $pid): reloading its configuration"
+    kill -HUP "$pid"
+    local waited=0
+    until engine_runtimes | grep -qx runsc; do
+      ((waited++ < 10)) || { log "dockerd did not pick up runsc (see $DOCKERD_LOG); sandboxes run under runc"; return 0; }
+      sleep 1
+    done
+    return 0
+  fi
+  [[ -e $HINT_STAMP ]] && return 0
+  log "gVisor (runsc) is installed but this Docker engine does not list it, so sandboxes run under runc. To offer the gVisor tier, add to $DAEMON_JSON:"
+  log '  {"runtimes": {"runsc": {"path": "'"$RUNSC"'", "runtimeArgs": ["--network=none", "--host-uds=open"]}}}'
+  log "then reload the engine (kill -HUP \$(cat /var/run/docker.pid), or systemctl reload docker). This note is shown once."
+  mkdir -p "$(dirname "$HINT_STAMP")" && touch "$HINT_STAMP"
 }
 
 wait_for_engine() {
@@ -76,6 +152,8 @@ start_engine() {
   # Under systemd the packaged unit owns the engine; starting our own would
   # fight it over the same socket and data directory.
   if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+    # Starting it now, it starts with runsc in its configuration.
+    [[ ! -x $RUNSC ]] || register_runsc_in_config || true
     log "starting docker.service"
     systemctl start docker.service
     wait_for_engine
@@ -92,12 +170,15 @@ start_engine() {
   fi
   log "starting dockerd (log: $DOCKERD_LOG)"
   mkdir -p "$(dirname "$socket")" "$(dirname "$DOCKERD_LOG")"
+  # The engine starts with runsc already in its configuration.
+  [[ ! -x $RUNSC ]] || register_runsc_in_config || true
   # Sandboxes always run with network none, so the engine needs neither the
   # default bridge nor iptables rules; without them it also starts on hosts
   # whose kernel lacks netfilter. Containers with NetworkMode none still work.
   nohup dockerd --host "unix://$socket" --bridge=none --iptables=false >>"$DOCKERD_LOG" 2>&1 </dev/null &
   local pid=$!
   disown "$pid"
+  echo "$pid" >"$MANAGED_MARKER"
   wait_for_engine "$pid"
   log "Docker engine ready (dockerd pid $pid)"
 }
@@ -106,10 +187,15 @@ main() {
   local missing
   missing=$(missing_packages)
   if engine_answers; then
-    # The engine is fine; debootstrap is still needed to build images.
-    if [[ -n $missing && $missing == *debootstrap* && $(id -u) == 0 ]] && is_debian; then
-      apt_install debootstrap
+    # The engine is fine; debootstrap is still needed to build images, runsc for the gVisor tier.
+    if [[ -n $missing && $(id -u) == 0 ]] && is_debian; then
+      local wanted=()
+      [[ $missing != *debootstrap* ]] || wanted+=(debootstrap)
+      [[ $missing != *runsc* ]] || wanted+=(runsc)
+      # shellcheck disable=SC2086 # a word list by design
+      [[ ${#wanted[@]} == 0 ]] || apt_install "${wanted[@]}"
     fi
+    ensure_runsc_runtime
     return 0
   fi
 
@@ -130,6 +216,7 @@ main() {
   # shellcheck disable=SC2086 # a word list by design
   [[ -z $missing ]] || apt_install $missing
   start_engine "$socket"
+  ensure_runsc_runtime
 }
 
 main "$@"

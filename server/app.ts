@@ -8,6 +8,7 @@ import express, { type Express, type RequestHandler, type Router } from 'express
 import type { ContainerClient } from '../executor/index.ts';
 import type { Config } from './config.ts';
 import type { Egress } from './egress.ts';
+import type { IsolationChoice } from './isolation.ts';
 import { ApiError, errorHandler } from './errors.ts';
 import { executeRouter, type ExecuteRouteDependencies } from './execute-route.ts';
 import { isLoopbackHost, loopbackHostGuard } from './host-guard.ts';
@@ -19,6 +20,8 @@ export interface AppDependencies extends ExecuteRouteDependencies {
   logger: Logger;
   docker: ContainerClient;
   images: Record<string, string>;
+  /** The tiers sandboxes run under, reported by /readyz. */
+  isolation?: IsolationChoice;
   /** Further routes (development JWKS, embedded policy service, administrator endpoints). */
   routers?: Router[];
   /** The egress route, for /readyz (a remote proxy service may be down while this server is up). */
@@ -64,7 +67,7 @@ export function createApp(deps: AppDependencies): Express {
     if (deps.egress) checks.egress = (await deps.egress.ready()) ? 'ok' : 'egress proxy not answering';
     if (deps.drain.draining) checks.shutdown = 'draining';
     const ready = Object.values(checks).every((v) => v === 'ok');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks, ...(deps.isolation ? { isolation: deps.isolation.available } : {}) });
   });
 
   // Before any route that verifies a token, reads a body or looks a policy up: the cheapest refusals come first.

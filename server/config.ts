@@ -96,6 +96,8 @@ export const ConfigSchema = z
     EGRESS_CONTROL_SECRET: optionalText
       .refine((v) => v === undefined || v.length >= MIN_CONTROL_SECRET_LENGTH, { message: `must be at least ${MIN_CONTROL_SECRET_LENGTH} characters` })
       .describe('remote mode: the secret shared with the proxy service'),
+    EXEC_RUNTIME: z.enum(['auto', 'runsc', 'runc']).default('auto')
+      .describe('isolation tier of every sandbox: runsc (gVisor: its own kernel in user space; slower start and system calls), runc (the host kernel behind namespaces and a seccomp profile), auto (runsc when the engine has it registered, else runc; logged at start)'),
     EXEC_TIMEOUT_MS: positiveInt(30_000).describe('default wall-clock limit per execution'),
     EXEC_MAX_TIMEOUT_MS: positiveInt(120_000).describe('largest timeoutMs a request may ask for'),
     EXEC_MEMORY_MB: z.coerce.number().int().min(16).max(65_536).default(256).describe('memory limit per sandbox (swap equal)'),

@@ -41,6 +41,7 @@ export const ExecuteResponseDataSchema = z.strictObject({
   oomKilled: z.boolean().describe('killed for exceeding its memory limit'),
   truncated: z.strictObject({ stdout: z.boolean(), stderr: z.boolean() }).describe('output cut at the server’s limit'),
   durationMs: z.number().describe('run time of the program'),
+  isolation: z.enum(['gvisor', 'runc']).describe('the isolation tier the program ran under: gvisor (gVisor\'s own kernel, runsc) or runc (the host\'s kernel, namespaces and seccomp)'),
   queuedMs: z.number().int().min(0).optional().describe('time spent waiting for an execution slot before the run (counted against timeoutMs)'),
   networkLog: z.array(NetworkLogEntrySchema),
   networkLogCapped: z.boolean().optional().describe('true when requests were left out of networkLog at its cap'),

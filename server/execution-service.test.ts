@@ -30,6 +30,7 @@ describe('ExecutionService with secrets', () => {
           durationMs: 1,
           networkLog: [],
           networkLogCapped: false,
+          isolation: 'runc',
         });
       },
     };
@@ -38,6 +39,7 @@ describe('ExecutionService with secrets', () => {
       admission: new Admission({ maxConcurrent: 1, queueLimit: 1, queueTimeoutMs: 1_000 }),
       defaultTimeoutMs: 1_000,
       maxTimeoutMs: 1_000,
+      isolation: { tier: 'runc', available: ['runc'] },
       packageRegistries: { npm: 'registry.npmjs.org', pypi: 'pypi.org' },
     });
     const secrets = SecretBinding.fromSpecs([{ name: 'STRIPE_KEY', value: KEY, hosts: ['api.stripe.com'], in: ['header'], source: 'request' }]);

@@ -11,6 +11,7 @@ import type { Admission } from './admission.ts';
 import { ApiError, badRequest } from './errors.ts';
 import type { ExecuteRequest } from './execute-request.ts';
 import type { Caller } from './identity/index.ts';
+import { isolationFor, type IsolationChoice } from './isolation.ts';
 
 export type { NetworkLogEntry };
 
@@ -35,6 +36,7 @@ export interface ExecutionServiceOptions {
   admission: Admission;
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
+  isolation: IsolationChoice;
   /** Registry host each ecosystem's install step uses (NPM_REGISTRY_HOST, the first of PYPI_HOSTS). */
   packageRegistries: Readonly<Record<Ecosystem, string>>;
 }
@@ -76,6 +78,7 @@ export class ExecutionService {
   async execute(request: ExecuteRequest, caller: Caller, options: ExecuteOptions = {}): Promise<ExecuteResponseData> {
     const { signal, holder, secrets = SecretBinding.EMPTY } = options;
     const packages = checkPackages(request, caller);
+    const isolation = isolationFor(caller.policy.policy.isolation, this.options.isolation);
     const executionId = randomUUID();
     const budgetMs = Math.min(request.timeoutMs ?? this.options.defaultTimeoutMs, this.options.maxTimeoutMs);
     // The request's timeout is its whole budget: the wait for a slot counts
@@ -88,6 +91,7 @@ export class ExecutionService {
       result = await this.options.executor.run({
         executionId,
         runtime: request.language,
+        isolation,
         allowedBinaries: caller.policy.policy.allowedBinaries,
         code: request.code,
         args: request.args,

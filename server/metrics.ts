@@ -28,9 +28,14 @@ export interface CapacitySource {
   inFlight?: () => number;
 }
 
+/** Every isolation tier a deployment may offer, each reported as available (1) or not (0). */
+const ISOLATION_TIER_NAMES = ['gvisor', 'runc'] as const;
+
 export interface ServiceMetricsOptions {
   policyStats: () => PolicyCacheStats;
   capacity?: CapacitySource;
+  /** The tiers sandboxes run under; read at scrape time (none until the service has chosen). */
+  isolation?: { available?: () => readonly string[] };
 }
 
 export class ServiceMetrics {
@@ -73,6 +78,17 @@ export class ServiceMetrics {
     gauge('sandbox_queue_depth', 'Executions waiting for admission', () => capacity.queueDepth?.() ?? 0);
     gauge('sandbox_pool_size', 'Warm sandboxes ready to take an execution', () => capacity.poolSize?.() ?? 0);
     gauge('sandbox_executions_in_flight', 'Executions running now', () => capacity.inFlight?.() ?? 0);
+    const isolation = options.isolation ?? {};
+    new Gauge({
+      name: 'sandbox_isolation_available',
+      help: 'Isolation tiers this deployment runs sandboxes under (1) or not (0): gvisor (runsc), runc',
+      labelNames: ['tier'],
+      registers,
+      collect() {
+        const available = isolation.available?.() ?? [];
+        for (const tier of ISOLATION_TIER_NAMES) this.set({ tier }, available.includes(tier) ? 1 : 0);
+      },
+    });
     // The fetcher keeps its own counts; these mirror them at scrape time.
     const policyCounter = (name: string, help: string, pick: (s: PolicyCacheStats) => number) =>
       new Counter({

@@ -15,6 +15,7 @@ import { createApp } from './app.ts';
 import type { Config } from './config.ts';
 import { startEgress } from './egress.ts';
 import { ExecutionService } from './execution-service.ts';
+import { chooseIsolation } from './isolation.ts';
 import { developmentAnnouncement, developmentJwksRouter, loadIdentity } from './identity/index.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createPolicyCache, policyServiceRouter } from './policy-service.ts';
@@ -60,7 +61,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const drain = new Drain();
   // The capacity figures are read at scrape time, from whatever exists by then.
   const capacity: { queueDepth?: () => number; poolSize?: () => number; inFlight: () => number } = { inFlight: () => drain.inFlight };
-  const metrics = new ServiceMetrics({ policyStats: () => policies.stats(), capacity });
+  const tiers: { available?: () => readonly string[] } = {};
+  const metrics = new ServiceMetrics({ policyStats: () => policies.stats(), capacity, isolation: tiers });
   const egress = await startEgress(config, logger.child({ component: 'egress' }), metrics.egressDecisions);
 
   const docker = new DockerContainerClient();
@@ -87,10 +89,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not reap orphaned containers');
   }
 
+  const isolation = await chooseIsolation(config.EXEC_RUNTIME, docker, logger);
+  tiers.available = () => isolation.available;
   // After the reaping above, so the pool's fresh sandboxes are not taken for orphans.
   const pool = new WarmPool({
     executor,
     runtimes: Object.keys(options.images),
+    isolations: isolation.available,
     size: config.EXEC_POOL_SIZE,
     logger: logger.child({ component: 'pool' }),
   });
@@ -108,6 +113,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     admission,
     defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
     maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
+    isolation,
     packageRegistries: { npm: config.NPM_REGISTRY_HOST[0] ?? 'registry.npmjs.org', pypi: config.PYPI_HOSTS[0] ?? 'pypi.org' },
   });
   const app = createApp({
@@ -117,6 +123,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     docker,
     egress,
     images: options.images,
+    isolation,
     metrics,
     drain,
     ...(config.RESPONSE_ENCRYPTION_KEY !== undefined ? { encryptor: new ResponseEncryptor(decodeResponseKey(config.RESPONSE_ENCRYPTION_KEY)!) } : {}),

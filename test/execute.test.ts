@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
 import { describeWithDocker } from './support/docker.ts';
-import { startTestService, type TestService } from './support/service.ts';
+import { startTestService, testIsolation, type TestService } from './support/service.ts';
 
 
 describeWithDocker('POST /execute (JavaScript)', () => {
@@ -44,6 +44,7 @@ describeWithDocker('POST /execute (JavaScript)', () => {
       networkLog: [],
       policyInfo: { source: 'default', name: 'Default Policy' },
     });
+    expect(response.json.data.isolation).toBe(testIsolation());
     expect(typeof response.json.data.executionId).toBe('string');
     expect(typeof response.json.data.durationMs).toBe('number');
     expect(response.headers.get('x-request-id')).toBeTruthy();
@@ -118,7 +119,8 @@ describeWithDocker('POST /execute (JavaScript)', () => {
     });
     const outcome = JSON.parse(data.stdout);
     expect(['ENOSPC', 'EFBIG']).toContain(outcome.tmp);
-    expect(outcome.etc).toBe('EROFS');
+    // gVisor checks the directory's permissions before the mount's read-only flag; either way nothing is written.
+    expect(outcome.etc).toBe(testIsolation() === 'gvisor' ? 'EACCES' : 'EROFS');
     expect(outcome.uid).not.toBe(0);
   });
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { NPM_HOST, PYPI_HOST, startRegistry, type RegistryFixture } from './fixtures/registry.ts';
 import { describeWithDocker } from './support/docker.ts';
 import { mintToken, TEST_AUDIENCE, TEST_HS_SECRET, TEST_ISSUER } from './support/jwt.ts';
-import { startTestService, type TestService } from './support/service.ts';
+import { startTestService, testIsolation, type TestService } from './support/service.ts';
 
 
 const USER = 'package-user';
@@ -71,6 +71,7 @@ describeWithDocker('package installs gated by allowedPackages', () => {
     expect(data.stderr).toBe('');
     expect(data.stdout).toBe('app:dep-ok\ndep-ok\n');
     expect(data.code).toBe(0);
+    expect(data.isolation).toBe(testIsolation());
     const fetched = data.networkLog.map((e: any) => [e.method, e.url, e.statusCode, e.blocked]);
     expect(fetched).toEqual(
       expect.arrayContaining([

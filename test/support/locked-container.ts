@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { testIsolation } from './service.ts';
 import {
   DEFAULT_LIMITS,
   DockerStreamDemuxer,
@@ -16,6 +17,7 @@ import {
   toolMasks,
   toolsFromLabels,
   type ContainerClient,
+  type Isolation,
   type OutputSink,
 } from '../../executor/index.ts';
 
@@ -30,6 +32,8 @@ export interface LockedRunOptions {
   egressDir?: string;
   /** Awaited after the container starts and before the input is written (e.g. until the program waits, as in a pooled sandbox). */
   beforeInput?: (containerId: string) => Promise<void>;
+  /** Default: the suites' tier (testIsolation). */
+  isolation?: Isolation;
 }
 
 class Collected implements OutputSink {
@@ -56,6 +60,7 @@ export async function runLocked(client: ContainerClient, image: string, input: s
     labels: { 'sandbox.test': 'images' },
     masks: toolMasks(toolsFromLabels(image, await client.imageLabels(image)), []),
     limits: DEFAULT_LIMITS,
+    isolation: options.isolation ?? testIsolation(),
   });
   const container = await client.create(spec);
   try {

@@ -16,6 +16,17 @@ export interface TestService extends RunningService {
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<JsonResponse>;
 }
 
+/** The engine runtime the suites run under: EXEC_RUNTIME when set, else runc. */
+export function testExecRuntime(): 'runc' | 'runsc' | 'auto' {
+  const value = process.env.EXEC_RUNTIME;
+  return value === 'runsc' || value === 'auto' ? value : 'runc';
+}
+
+/** The isolation tier results must report under testExecRuntime() (auto is taken to mean runsc where the suites run it). */
+export function testIsolation(): 'runc' | 'gvisor' {
+  return testExecRuntime() === 'runc' ? 'runc' : 'gvisor';
+}
+
 export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sandbox-test-'));
   const logLines: Array<Record<string, unknown>> = [];
@@ -26,6 +37,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     },
   });
   // Suites run many executions from one address; the rate-limit tests set their own limits.
+  // The suites run under runc unless EXEC_RUNTIME names the tier (CI runs the tier suites again under runsc).
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -36,6 +48,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     RATE_LIMIT_ADDRESS_MAX: '10000',
     RATE_LIMIT_AUTH_FAILURES_MAX: '10000',
     EXEC_MAX_CONCURRENT_PER_CALLER: '10000',
+    EXEC_RUNTIME: testExecRuntime(),
     ...env,
   });
   const service = await startService({ config, images: await imageTags(), logger: createLogger('info', sink) });
