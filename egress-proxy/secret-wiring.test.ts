@@ -101,7 +101,7 @@ describe('secrets in the request pipeline', () => {
     const [placeholder] = Object.values(secrets.placeholderEnv());
     const session = await open(secrets);
     const socket = net.connect(session.socketPath);
-    const responses = await rawExchange(socket, `GET http://api.example.com/ws HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer ${placeholder}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    const responses = await rawExchange(socket, `GET http://api.example.com/ws HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer ${placeholder}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
     socket.destroy();
     await session.close();
     expect(responses.map((r) => r.statusCode)).toEqual([403]);
