@@ -11,6 +11,7 @@ import { imageTag } from '../images/index.ts';
 import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchService, throughput, warmLatency, type ThroughputResult } from './execute.ts';
 import { pathMatch, pathMatchRows } from './path-match.ts';
 import { policyCache } from './policy-cache.ts';
+import { registryCapture, registryCaptureRows } from './registry-capture.ts';
 import { secretsBench, secretsRows } from './secrets.ts';
 import { PROXY_TOPOLOGY, connectCost, proxyCase, startProxyWorld, type ConnectCost, type ProxyCase } from './proxy.ts';
 import { coldDockerRun, dockerRunRate, HOST_PYTHON, nodeStartup, pythonStartup, sandboxNodeBinary } from './startup.ts';
@@ -110,6 +111,9 @@ async function main(): Promise<void> {
   log('secret scrubbing and substitution');
   const secrets = await secretsBench();
 
+  log('registry responses held for slow readers');
+  const capture = await registryCapture();
+
   const results = {
     startedAt: startedAt.toISOString(),
     machine: facts,
@@ -122,6 +126,7 @@ async function main(): Promise<void> {
     policyCache: cache,
     pathMatch: pathMatch(),
     secrets,
+    registryCapture: capture,
     memory: { serverRssAtRestBytes: rssAtRest, serverRssPeakUnderLoadBytes: Math.max(...load.map((l) => l.peakRssBytes)), idlePooledContainerBytes: containerMemory },
   };
 
@@ -163,6 +168,7 @@ async function main(): Promise<void> {
   rows.push([`policy: ${cache.concurrentMisses} concurrent misses, one token`, `${cache.fetchesForThem} fetch(es)`, '', '']);
   rows.push(...pathMatchRows(results.pathMatch));
   rows.push(...secretsRows(secrets));
+  rows.push(...registryCaptureRows(capture));
   rows.push(['server RSS at rest / peak under load', `${mb(rssAtRest)} / ${mb(results.memory.serverRssPeakUnderLoadBytes)} MiB`, '', '']);
   rows.push(['idle pooled container memory', containerMemory.map((b) => `${mb(b)} MiB`).join(', '), '', '']);
 

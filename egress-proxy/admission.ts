@@ -11,6 +11,7 @@ import type { DialTarget } from './dial-target.ts';
 import { refusal } from './errors.ts';
 import type { Refusal } from './errors.ts';
 import type { Exchange } from './exchange.ts';
+import { CaptureBudget } from './capture-budget.ts';
 import type { ResponseCapture } from './forward.ts';
 import { formMethodsOf, isUrlencodedForm, peekBody } from './form-method.ts';
 import { checkFraming } from './http-checks.ts';
@@ -20,7 +21,7 @@ import { upstreamPath } from './route.ts';
 import type { ProxyRuntime } from './runtime.ts';
 import type { EgressSessionInfo } from './types.ts';
 
-export type Verdict = { rule: string; reason: string; path?: string; learn?: boolean } | { refusal: Refusal; rule: string };
+export type Verdict = { rule: string; reason: string; path?: string; learn?: boolean; learnTail?: number } | { refusal: Refusal; rule: string };
 
 export type Admitted = { target: DialTarget; path: string; capture?: ResponseCapture };
 export type Admission = Admitted | { refusal: Refusal } | { unreachable: string };
@@ -28,10 +29,12 @@ export type Admission = Admitted | { refusal: Refusal } | { unreachable: string 
 export class Admissions<TContext> {
   readonly #rt: ProxyRuntime<TContext>;
   readonly #info: EgressSessionInfo<TContext>;
+  readonly #captures: CaptureBudget;
 
   constructor(rt: ProxyRuntime<TContext>, info: EgressSessionInfo<TContext>) {
     this.#rt = rt;
     this.#info = info;
+    this.#captures = new CaptureBudget(rt.captureLimits, rt.captures);
   }
 
   /**
@@ -58,7 +61,7 @@ export class Admissions<TContext> {
     if (sendPath === null) return { refusal: refusal(403, 'policy-error', 'Policy returned an unusable path') };
     const dial = this.#rt.upstreamProxy === undefined ? await dialTargetFor(dest, this.#rt.hostMap, this.#rt.addressGuard) : await dialTargetViaProxy(dest, this.#rt.hostMap, this.#rt.addressGuard);
     if (!('target' in dial)) return dial;
-    const capture = verdict.learn === true ? this.#captureFor(request) : undefined;
+    const capture = verdict.learn === true ? this.#captureFor(request, verdict.learnTail) : undefined;
     return { ...dial, path: sendPath, ...(capture === undefined ? {} : { capture }) };
   }
 
@@ -85,6 +88,7 @@ export class Admissions<TContext> {
         reason: decision.reason,
         ...(decision.path === undefined ? {} : { path: decision.path }),
         ...(decision.learn === true ? { learn: true } : {}),
+        ...(decision.learn === true && decision.learnTail !== undefined ? { learnTail: decision.learnTail } : {}),
       };
     } catch (err) {
       this.#rt.logger.error({ executionId: this.#info.executionId, err }, 'egress decide failed');
@@ -93,21 +97,24 @@ export class Admissions<TContext> {
   }
 
   /** The policy asked to read this response (registry metadata) before the client does. */
-  #captureFor(request: EgressRequest): ResponseCapture | undefined {
+  #captureFor(request: EgressRequest, tailBytes: number | undefined): ResponseCapture | undefined {
     const learn = this.#rt.learn;
     if (learn === undefined || request.method.toUpperCase() === 'HEAD') return undefined;
     const maxBytes = this.#rt.learnMaxBytes;
     const executionId = this.#info.executionId;
     return {
       maxBytes,
-      onBody: async (statusCode, headers, raw) => {
-        const body = decodeBody(raw, headers['content-encoding'], maxBytes);
+      ...(tailBytes === undefined ? {} : { tailBytes }),
+      budget: this.#captures,
+      onBody: async (statusCode, headers, raw, bodyOffset) => {
+        // A tail cannot be decoded without what came before it: only an identity-coded one is read.
+        const body = bodyOffset > 0 && headers['content-encoding'] !== undefined ? null : await decodeBody(raw, headers['content-encoding'], maxBytes);
         if (body === null) {
           this.#rt.logger.warn({ executionId, host: request.host, path: request.path }, 'egress could not decode a response the policy asked to read');
           return;
         }
         try {
-          await learn(request, { statusCode, contentType: headers['content-type'], body }, this.#info);
+          await learn(request, { statusCode, contentType: headers['content-type'], body, ...(bodyOffset === 0 ? {} : { bodyOffset }) }, this.#info);
         } catch (err) {
           this.#rt.logger.error({ executionId, err }, 'egress learn failed');
         }

@@ -16,6 +16,8 @@ import { AddressGuard, parseCidr } from './address-guard.ts';
 import type { Cidr } from './address-guard.ts';
 import { loadOrCreateCa } from './ca.ts';
 import type { CertificateAuthority } from './ca.ts';
+import { CaptureAccounting, DEFAULT_CAPTURE_LIMITS } from './capture-budget.ts';
+import type { CaptureLimits, CaptureStats } from './capture-budget.ts';
 import { defaultCanonicalHost } from './canonical-host.ts';
 import { EgressError } from './errors.ts';
 import { HostMap, parseHostMap } from './host-map.ts';
@@ -42,6 +44,8 @@ export type { HostMapInput, MappedAddress } from './host-map.ts';
 export { forbiddenAddressReason } from './address-guard.ts';
 export { DECISION_LOG_MESSAGE } from './exchange.ts';
 export { BLOCKED_HEADER, ERROR_HEADER } from './responder.ts';
+export { DEFAULT_CAPTURE_LIMITS } from './capture-budget.ts';
+export type { CaptureLimits, CaptureStats } from './capture-budget.ts';
 export { parseUpstreamProxy } from './upstream-proxy.ts';
 export type { UpstreamProxy } from './upstream-proxy.ts';
 export { countDecisions, DECISIONS_METRIC, decisionReasonLabel } from './decision-metrics.ts';
@@ -80,6 +84,12 @@ export interface EgressProxyOptions<TContext> {
   learn?: LearnFn<TContext>;
   /** Largest response handed to `learn`, on the wire and decoded (default 64 MiB); a bigger one is answered 502. */
   learnMaxBytes?: number;
+  /**
+   * What one session's captured responses (those handed to `learn`) may hold
+   * at once: bytes and captures in flight (default 96 MiB and 8); beyond
+   * either the request is answered 503.
+   */
+  captureLimits?: Partial<CaptureLimits>;
   /**
    * Called with every finished decision (allowed or not, with how it ended),
    * from the same place its network-log entry is completed: metrics, an
@@ -159,6 +169,8 @@ export class EgressProxy<TContext = unknown> {
       ...(upstreamProxy === undefined ? {} : { upstreamProxy }),
       ...(options.learn === undefined ? {} : { learn: options.learn }),
       learnMaxBytes: options.learnMaxBytes ?? DEFAULT_LEARN_MAX_BYTES,
+      captureLimits: Object.freeze({ ...DEFAULT_CAPTURE_LIMITS, ...options.captureLimits }),
+      captures: new CaptureAccounting(),
     };
     return new EgressProxy(rt, ca, logCap);
   }
@@ -171,6 +183,11 @@ export class EgressProxy<TContext = unknown> {
   /** The same, in the shape of the executor's egress port (a remote proxy's answer is a promise). */
   caCertificate(): Promise<string> {
     return Promise.resolve(this.#ca.certPem);
+  }
+
+  /** What the responses `learn` reads hold right now, across sessions. */
+  captureStats(): CaptureStats {
+    return this.#rt.captures.stats();
   }
 
   /** Whether sessions can be opened (for readiness checks): until close(). */

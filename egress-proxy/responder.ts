@@ -17,11 +17,13 @@ export const BLOCKED_HEADER = 'X-Egress-Blocked';
 /** Set on every answer the proxy makes because the upstream failed; its value says where. */
 export const ERROR_HEADER = 'X-Egress-Error';
 const UPSTREAM_ERROR = 'upstream';
+const BUSY_ERROR = 'capture-budget';
 
 /** What an answer is written to. */
 export type Sink = { kind: 'response'; res: ServerResponse } | { kind: 'socket'; socket: Duplex };
 
-export type UpstreamFailureStatus = 502 | 504;
+/** 503: the proxy will not hold more for this sandbox now (see capture-budget.ts). */
+export type UpstreamFailureStatus = 502 | 503 | 504;
 
 /** A bare socket a client never reads from is cut after this long. */
 const RAW_LINGER_MS = 2000;
@@ -32,7 +34,8 @@ export function refusalBody(r: Refusal): string {
 }
 
 export function upstreamFailureBody(status: UpstreamFailureStatus, reason: string): string {
-  return JSON.stringify({ error: status === 504 ? 'upstream timed out' : 'upstream unavailable', reason });
+  const error = status === 504 ? 'upstream timed out' : status === 503 ? 'proxy busy' : 'upstream unavailable';
+  return JSON.stringify({ error, reason });
 }
 
 export class Responder {
@@ -66,9 +69,10 @@ export class Responder {
     this.#finish({ statusCode: 0, blocked: true, reason, rule: `proxy:${code}` });
   }
 
-  /** The request was allowed but the upstream could not be reached or failed before answering. */
+  /** The request was allowed but the upstream could not be reached or failed before answering (or, 503, the proxy would not hold its answer). */
   upstreamFailed(status: UpstreamFailureStatus, reason: string): void {
-    this.#write(status, { [ERROR_HEADER]: UPSTREAM_ERROR }, upstreamFailureBody(status, reason), false);
+    const headers: Record<string, string> = status === 503 ? { [ERROR_HEADER]: BUSY_ERROR, 'Retry-After': '1' } : { [ERROR_HEADER]: UPSTREAM_ERROR };
+    this.#write(status, headers, upstreamFailureBody(status, reason), false);
     this.#finish({ statusCode: status, blocked: false, reason });
   }
 

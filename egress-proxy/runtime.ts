@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import type { Admissions } from './admission.ts';
 import type { AddressGuard } from './address-guard.ts';
+import type { CaptureAccounting, CaptureLimits } from './capture-budget.ts';
 import type { HostMap } from './host-map.ts';
 import type { Destination } from './http-checks.ts';
 import type { LeafCertIssuer } from './leaf-certs.ts';
@@ -34,6 +35,10 @@ export interface ProxyRuntime<TContext> {
   learn?: LearnFn<TContext>;
   /** Largest such response (on the wire and decoded); bigger ones are answered 502. */
   learnMaxBytes: number;
+  /** What each session's captured responses may hold (capture-budget.ts). */
+  captureLimits: CaptureLimits;
+  /** What they hold, proxy-wide. */
+  captures: CaptureAccounting;
 }
 
 /** One exchange as it starts: its network-log slot is taken in arrival order. */

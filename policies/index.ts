@@ -74,9 +74,11 @@ export {
   normalisePypiName,
   packageAllowed,
   packageRules,
+  parseAllowedPackage,
   parsePackageSpec,
 } from './package-spec.ts';
-export type { Ecosystem, PackageRules, PackageSpec, RegistryHosts, RequestedPackageProblem, RequestedPackagesResult } from './package-spec.ts';
+export { WHEEL_TAIL_BYTES } from './wheel.ts';
+export type { AllowedPackageEntry, Ecosystem, PackageRules, PackageSpec, RegistryHosts, RequestedPackageProblem, RequestedPackagesResult } from './package-spec.ts';
 export { PackageClosure } from './package-closure.ts';
 export { decideWithPackages, sessionPackagePolicy } from './packages.ts';
 export type { PolicySession } from './packages.ts';

@@ -171,3 +171,31 @@ describe('lintPolicy webSocketDomains', () => {
     expect(lintPolicy({ allowedDomains: ['*'], webSocketDomains: ['ws.*.com'] })).toMatchObject({ ok: false, problems: [expect.stringMatching(/^webSocketDomains\[0\]: /u)] });
   });
 });
+
+describe('lintPolicy package warnings', () => {
+  const warningsFor = (allowedPackages: string[]): string[] => {
+    const result = lintPolicy({ allowedDomains: [], allowedPackages });
+    if (!result.ok) throw new Error(result.problems.join('\n'));
+    return result.warnings;
+  };
+
+  it.each<[string, string | null]>([
+    ['requests', 'allowedPackages[0]: "requests" allows the package of that name on npm and the project of that name on PyPI'],
+    ['Flask_SQLAlchemy', 'write "npm:Flask_SQLAlchemy" or "pypi:Flask_SQLAlchemy"'],
+    ['npm:lodash', null],
+    ['pypi:requests', null],
+    ['@okta', null],
+    ['npm:@okta', null],
+    ['@okta/okta-sdk-nodejs', null],
+    ['file~name', null],
+    ['pypi:@okta', 'allowedPackages[0]: "pypi:@okta": scopes exist only on npm; it allows nothing'],
+  ])('%s', (entry, warning) => {
+    const warnings = warningsFor([entry]);
+    if (warning === null) expect(warnings).toEqual([]);
+    else expect(warnings).toEqual([expect.stringContaining(warning)]);
+  });
+
+  it('refuses a prefix that is not an ecosystem', () => {
+    expect(lintPolicy({ allowedDomains: [], allowedPackages: ['cargo:serde'] })).toMatchObject({ ok: false, problems: [expect.stringMatching(/^allowedPackages\[0\]: /)] });
+  });
+});

@@ -7,6 +7,7 @@
 import { parse as parseDomain } from 'tldts';
 import type { z } from 'zod';
 import { parseDomainEntry, parseHostPattern } from './host.ts';
+import { parseAllowedPackage } from './package-spec.ts';
 import { PolicyApiSchema, policyFromApi } from './schema.ts';
 import type { Policy, PolicyApi } from './schema.ts';
 import { hostPatternCovers, secretCoverageProblems } from './secrets.ts';
@@ -76,11 +77,28 @@ function webSocketCoverageProblems(policy: Policy): string[] {
 
 /** Warnings for a valid policy, one `path: message` line each. */
 export function policyWarnings(policy: Policy): string[] {
-  return policy.allowedDomains.flatMap((raw, index) => {
+  const domains = policy.allowedDomains.flatMap((raw, index) => {
     const parsed = parseDomainEntry(raw);
     if (!parsed.ok || parsed.entry.host.kind !== 'subdomains') return [];
     const problem = sharedSuffixProblem(parsed.entry.host.text.slice(2));
     return problem === null ? [] : [`allowedDomains[${index}]: "${raw}" ${problem}`];
+  });
+  return [...domains, ...packageWarnings(policy.allowedPackages)];
+}
+
+/**
+ * A bare name is allowed on npm and on PyPI at once: two registries, two
+ * owners, possibly two unrelated projects. Say so, and how to name one. An
+ * entry that covers nothing (`pypi:@scope`) is said too.
+ */
+export function packageWarnings(allowedPackages: readonly string[]): string[] {
+  return allowedPackages.flatMap((raw, index) => {
+    const entry = parseAllowedPackage(raw);
+    if (!entry.ok) return [`allowedPackages[${index}]: ${entry.problem}; it allows nothing`];
+    if (entry.prefixed || entry.ecosystems.length < 2) return [];
+    return [
+      `allowedPackages[${index}]: "${raw}" allows the package of that name on npm and the project of that name on PyPI, which may belong to different owners; write "npm:${raw}" or "pypi:${raw}" for the one you mean`,
+    ];
   });
 }
 

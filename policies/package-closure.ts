@@ -14,7 +14,7 @@
 import { DEFAULT_PORTS, canonicalHost } from './host.ts';
 import { MAX_NAME, NPM_NAME, PYPI_NAME, normalisePypiName, packageAllowed, type Ecosystem, type PackageRules } from './package-spec.ts';
 import type { Decision, EgressRequest, RegistryResponse } from './types.ts';
-import { parseRequirement, readWheelMetadata, requiresDist } from './wheel.ts';
+import { MAX_WHEEL_METADATA_BYTES, WHEEL_TAIL_BYTES, parseRequirement, readWheelMetadata, requiresDist } from './wheel.ts';
 
 type RegistryPath =
   | { kind: 'npm-metadata'; name: string }
@@ -52,18 +52,28 @@ function urlKey(scheme: string, host: string, port: number, path: string): strin
   return `${scheme}://${host}${port === defaultPort ? '' : `:${port}`}${path}`;
 }
 
-function keyOfUrl(raw: string, base: string): string | null {
+/** Registries are reached over HTTPS only, so only HTTPS file URLs are remembered. */
+function keyOfUrl(raw: string, base: string): { key: string; host: string } | null {
   let url: URL;
   try {
     url = new URL(raw, base);
   } catch {
     return null;
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
+  if (url.protocol !== 'https:') return null;
   const host = canonicalHost(url.hostname);
   if (host === null) return null;
-  const scheme = url.protocol.slice(0, -1);
-  return urlKey(scheme, host, url.port === '' ? (scheme === 'https' ? 443 : 80) : Number(url.port), url.pathname);
+  return { key: urlKey('https', host, url.port === '' ? 443 : Number(url.port), url.pathname), host };
+}
+
+/**
+ * Whether a file name is a distribution of the project: PyPI names files
+ * `<name>-<version>…` (wheels with `_` for `-`), so after PEP 503
+ * normalisation it is the project's name, a dash, then a version digit.
+ */
+function distributionOf(fileName: string, project: string): boolean {
+  const normalised = normalisePypiName(fileName);
+  return normalised.startsWith(`${project}-`) && /^[0-9]/.test(normalised.slice(project.length + 1));
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -128,23 +138,38 @@ export class PackageClosure {
     if (host === null) return null;
     const ecosystem = this.registryOf(host);
     if (ecosystem === null) return null;
-    if (!DEFAULT_PORTS.includes(request.port)) return blocked(`Port ${request.port} is not a registry port`, host);
     const method = request.method.toUpperCase();
+    // The tunnel question (host and port only): every request inside is decided below.
+    if (method === 'CONNECT') {
+      return request.port === 443 ? { allowed: true, reason: `Package registry ${host} is reached over HTTPS`, rule: 'allowedPackages', host } : blocked(`Port ${request.port} is not a registry port`, host);
+    }
+    if (request.scheme !== 'https') return blocked(`Package registry ${host} is reached over HTTPS only`, host);
+    if (!DEFAULT_PORTS.includes(request.port)) return blocked(`Port ${request.port} is not a registry port`, host);
     if (method !== 'GET' && method !== 'HEAD') return blocked(`Method ${method} is not allowed on package registry ${host}`, host);
+    // A fragment is never sent by a real client; an upstream that reads it would see a path other than the one classified.
+    if (request.path.includes('#')) return blocked(`A registry request must not carry a fragment ("#")`, host);
     const path = withoutQuery(request.path);
     const target = classify(ecosystem, path);
+    // What goes upstream is the path classified here, nothing the classification skipped.
+    const allowed = (reason: string, extra: Partial<Decision> = {}): Decision => ({ allowed: true, reason, rule: 'allowedPackages', host, path, ...extra });
     if (target.kind === 'file') {
       const key = urlKey(request.scheme, host, request.port, path);
-      const owner = this.#files.get(key) ?? (key.endsWith('.metadata') ? this.#files.get(key.slice(0, -'.metadata'.length)) : undefined);
-      if (owner !== undefined) {
+      const owner = this.#ownerOf(key);
+      if (owner?.ecosystem === ecosystem) {
+        if (owner.ecosystem !== 'pypi') return allowed('File listed in metadata of an allowed package');
         // A wheel's dependencies are in the wheel itself (pip may never ask for PEP 658 metadata): both are read.
-        const learn = owner.ecosystem === 'pypi' && (key.endsWith('.whl') || key.endsWith('.metadata'));
-        return { allowed: true, reason: `File listed in metadata of an allowed package`, rule: 'allowedPackages', host, ...(learn ? { learn } : {}) };
+        if (key.endsWith('.metadata')) return allowed('File listed in metadata of an allowed package', { learn: true });
+        if (key.endsWith('.whl')) return allowed('File listed in metadata of an allowed package', { learn: true, learnTail: WHEEL_TAIL_BYTES });
+        return allowed('File listed in metadata of an allowed package');
       }
       return blocked(`${path} on ${host} is not a file of an allowed package`, host);
     }
     if (!this.has(ecosystem, target.name)) return blocked(`Package ${target.name} is not in allowedPackages`, host);
-    return { allowed: true, reason: `Package ${target.name} is allowed`, rule: 'allowedPackages', host, learn: true };
+    return allowed(`Package ${target.name} is allowed`, { learn: true });
+  }
+
+  #ownerOf(key: string): { ecosystem: Ecosystem; name: string } | undefined {
+    return this.#files.get(key) ?? (key.endsWith('.metadata') ? this.#files.get(key.slice(0, -'.metadata'.length)) : undefined);
   }
 
   /**
@@ -161,10 +186,10 @@ export class PackageClosure {
     const base = urlKey(request.scheme, host, request.port, path);
     const target = classify(ecosystem, path);
     if (target.kind === 'file') {
-      const owner = this.#files.get(base) ?? (base.endsWith('.metadata') ? this.#files.get(base.slice(0, -'.metadata'.length)) : undefined);
-      if (owner?.ecosystem !== 'pypi') return;
+      const owner = this.#ownerOf(base);
+      if (owner?.ecosystem !== 'pypi' || ecosystem !== 'pypi') return;
       if (base.endsWith('.metadata')) this.#learnCoreMetadata(textOf(response.body));
-      else if (base.endsWith('.whl')) this.#learnWheel(owner.name, response.body);
+      else if (base.endsWith('.whl')) this.#learnWheel(owner.name, response);
       return;
     }
     if (!this.has(ecosystem, target.name)) return;
@@ -185,10 +210,12 @@ export class PackageClosure {
     }
   }
 
+  /** Remembers a file URL, provided it is an HTTPS URL on a host of the same registry as the metadata naming it. */
   #addFile(raw: unknown, base: string, ecosystem: Ecosystem, name: string): void {
     if (typeof raw !== 'string') return;
-    const key = keyOfUrl(raw, base);
-    if (key !== null) this.#files.set(key, { ecosystem, name });
+    const file = keyOfUrl(raw, base);
+    if (file === null || this.registryOf(file.host) !== ecosystem) return;
+    this.#files.set(file.key, { ecosystem, name });
   }
 
   #learnPackument(name: string, json: unknown, base: string): void {
@@ -224,10 +251,23 @@ export class PackageClosure {
     for (const file of json.files) if (isRecord(file)) this.#addFile(file.url, base, 'pypi', name);
   }
 
+  /**
+   * PEP 503 HTML: the page must be this project's (its `Links for <name>`
+   * title and heading, when present, name it) and each file must be one of
+   * its distributions by file name, so a page for one project never teaches
+   * the closure about files of another.
+   */
   #learnSimpleHtml(name: string, html: string, base: string): void {
-    for (const match of html.matchAll(/<a\s[^>]*?href\s*=\s*["']([^"']+)["']/gi)) {
+    for (const heading of html.matchAll(/<(title|h1)[^>]*>\s*Links for ([^<]*?)\s*<\/\1>/gi)) {
+      if (normalisePypiName(decodeEntities(heading[2] ?? '')) !== name) return;
+    }
+    for (const match of html.matchAll(/<a\s[^>]*?href\s*=\s*["']([^"']+)["'][^>]*>([^<]*)<\/a>/gi)) {
       const href = match[1];
-      if (href !== undefined) this.#addFile(decodeEntities(href), base, 'pypi', name);
+      if (href === undefined) continue;
+      const url = decodeEntities(href);
+      const text = decodeEntities(match[2] ?? '').trim();
+      const fileName = text !== '' ? text : (url.split(/[?#]/, 1)[0] ?? '').split('/').pop() ?? '';
+      if (distributionOf(fileName, name)) this.#addFile(url, base, 'pypi', name);
     }
   }
 
@@ -241,8 +281,9 @@ export class PackageClosure {
    * wheel is readable without doubt and its `.dist-info` names that package
    * (a file listed for one package does not speak for another).
    */
-  #learnWheel(owner: string, body: Uint8Array): void {
-    const read = readWheelMetadata(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+  #learnWheel(owner: string, response: RegistryResponse): void {
+    const { body } = response;
+    const read = readWheelMetadata(Buffer.from(body.buffer, body.byteOffset, body.byteLength), MAX_WHEEL_METADATA_BYTES, response.bodyOffset ?? 0);
     if (read.ok && read.value.name === owner) this.#learnCoreMetadata(read.value.metadata);
   }
 

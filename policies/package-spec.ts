@@ -73,21 +73,55 @@ export interface PackageRules {
   readonly pypiNames: ReadonlySet<string>;
 }
 
+/** One `allowedPackages` entry, read: which ecosystems it speaks for, and a name or an npm scope. */
+export type AllowedPackageEntry =
+  | { ok: true; ecosystems: readonly Ecosystem[]; kind: 'name' | 'scope'; name: string; prefixed: boolean }
+  | { ok: false; problem: string };
+
+const ECOSYSTEM_PREFIX = /^(npm|pypi):/;
+
 /**
- * `lodash` names a package (in both ecosystems: a name is a name), `@okta`
- * a whole npm scope. Registry host names are canonicalised once here.
+ * `npm:lodash` and `pypi:requests` name a package of one ecosystem; a bare
+ * `lodash` names it in both (a name is a name: the registries are separate
+ * worlds, so a bare name may cover two different projects, which lint warns
+ * about); `@okta` (or `npm:@okta`) is a whole npm scope.
+ */
+export function parseAllowedPackage(raw: string): AllowedPackageEntry {
+  const prefix = ECOSYSTEM_PREFIX.exec(raw)?.[1] as Ecosystem | undefined;
+  const rest = prefix === undefined ? raw : raw.slice(prefix.length + 1);
+  if (/^@[^/]+$/.test(rest)) {
+    if (prefix === 'pypi') return { ok: false, problem: `${JSON.stringify(raw)}: scopes exist only on npm` };
+    if (!NPM_NAME.test(`${rest}/x`)) return { ok: false, problem: `${JSON.stringify(raw)} is not an npm scope` };
+    return { ok: true, ecosystems: ['npm'], kind: 'scope', name: rest.toLowerCase(), prefixed: prefix !== undefined };
+  }
+  const npm = rest.length <= MAX_NAME && NPM_NAME.test(rest);
+  const pypi = rest.length <= MAX_NAME && PYPI_NAME.test(rest);
+  if (prefix === 'npm') return npm ? { ok: true, ecosystems: ['npm'], kind: 'name', name: rest, prefixed: true } : { ok: false, problem: `${JSON.stringify(raw)} is not an npm package name` };
+  if (prefix === 'pypi') {
+    return pypi ? { ok: true, ecosystems: ['pypi'], kind: 'name', name: normalisePypiName(rest), prefixed: true } : { ok: false, problem: `${JSON.stringify(raw)} is not a PyPI project name` };
+  }
+  const ecosystems: Ecosystem[] = [...(npm ? (['npm'] as const) : []), ...(pypi ? (['pypi'] as const) : [])];
+  if (ecosystems.length === 0) return { ok: false, problem: `${JSON.stringify(raw)} is not a package name or @scope` };
+  return { ok: true, ecosystems, kind: 'name', name: rest, prefixed: false };
+}
+
+/**
+ * Compiles `allowedPackages` (see parseAllowedPackage); entries that do not
+ * parse cover nothing. Registry host names are canonicalised once here.
  */
 export function packageRules(allowedPackages: readonly string[], hosts: RegistryHosts = DEFAULT_REGISTRY_HOSTS): PackageRules {
   const npmNames = new Set<string>();
   const npmScopes = new Set<string>();
   const pypiNames = new Set<string>();
-  for (const entry of allowedPackages) {
-    if (/^@[^/]+$/.test(entry)) {
-      npmScopes.add(entry.toLowerCase());
+  for (const raw of allowedPackages) {
+    const entry = parseAllowedPackage(raw);
+    if (!entry.ok) continue;
+    if (entry.kind === 'scope') {
+      npmScopes.add(entry.name);
       continue;
     }
-    npmNames.add(entry);
-    if (PYPI_NAME.test(entry)) pypiNames.add(normalisePypiName(entry));
+    if (entry.ecosystems.includes('npm')) npmNames.add(entry.name);
+    if (entry.ecosystems.includes('pypi')) pypiNames.add(normalisePypiName(entry.name));
   }
   const canonical = (list: readonly string[]) => list.map((h) => canonicalHost(h)).filter((h): h is string => h !== null);
   return Object.freeze({ hosts: Object.freeze({ npm: canonical(hosts.npm), pypi: canonical(hosts.pypi) }), npmNames, npmScopes, pypiNames });

@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { buildZip } from '../test/support/zip.ts';
 import { compilePolicy } from './matcher.ts';
 import { PackageClosure } from './package-closure.ts';
-import { checkRequestedPackages, normalisePypiName, packageAllowed, packageRules, parsePackageSpec, type Ecosystem } from './package-spec.ts';
+import { checkRequestedPackages, normalisePypiName, packageAllowed, packageRules, parseAllowedPackage, parsePackageSpec, type Ecosystem } from './package-spec.ts';
+import { WHEEL_TAIL_BYTES } from './wheel.ts';
 import { decideWithPackages, sessionPackagePolicy } from './packages.ts';
 import type { EgressRequest } from './types.ts';
 
@@ -281,5 +283,113 @@ describe('sessionPackagePolicy', () => {
     learn(get(NPM, '/app'), ok(packument('app', { '1.0.0': { 'dep-a': '1' } })), first);
     expect(decide(get(NPM, '/dep-a'), first)).toMatchObject({ allowed: true });
     expect(decide(get(NPM, '/dep-a'), second)).toMatchObject({ allowed: false, reason: 'Package dep-a is not in allowedPackages' });
+  });
+});
+
+describe('parseAllowedPackage', () => {
+  it.each<[string, object]>([
+    ['lodash', { ok: true, ecosystems: ['npm', 'pypi'], kind: 'name', name: 'lodash', prefixed: false }],
+    ['npm:lodash', { ok: true, ecosystems: ['npm'], kind: 'name', name: 'lodash', prefixed: true }],
+    ['pypi:Zope.Interface', { ok: true, ecosystems: ['pypi'], kind: 'name', name: 'zope-interface', prefixed: true }],
+    ['@okta', { ok: true, ecosystems: ['npm'], kind: 'scope', name: '@okta', prefixed: false }],
+    ['npm:@okta', { ok: true, ecosystems: ['npm'], kind: 'scope', name: '@okta', prefixed: true }],
+    ['@okta/okta-sdk-nodejs', { ok: true, ecosystems: ['npm'], kind: 'name', name: '@okta/okta-sdk-nodejs', prefixed: false }],
+    ['file~name', { ok: true, ecosystems: ['npm'], kind: 'name', name: 'file~name', prefixed: false }],
+    ['pypi:@okta', { ok: false }],
+    ['pypi:file~name', { ok: false }],
+    ['npm:', { ok: false }],
+  ])('%s', (raw, expected) => expect(parseAllowedPackage(raw)).toMatchObject(expected));
+
+  it.each<[string[], Ecosystem, string, boolean]>([
+    [['npm:lodash'], 'npm', 'lodash', true],
+    [['npm:lodash'], 'pypi', 'lodash', false],
+    [['pypi:requests'], 'pypi', 'requests', true],
+    [['pypi:requests'], 'npm', 'requests', false],
+    [['requests'], 'npm', 'requests', true],
+    [['requests'], 'pypi', 'Requests', true],
+    [['npm:@okta'], 'npm', '@okta/x', true],
+    [['pypi:@okta'], 'npm', '@okta/x', false],
+  ])('%j covers %s %s: %s', (allowed, ecosystem, name, expected) => expect(packageAllowed(packageRules(allowed), ecosystem, name)).toBe(expected));
+});
+
+describe('PackageClosure refusals', () => {
+  const FILES_WHEEL = `/packages/aa/bb/requests-2.31.0-py3-none-any.whl`;
+  const both = () => {
+    const closure = new PackageClosure(packageRules(['requests', 'app']));
+    closure.learn(get(PYPI, '/simple/requests/'), ok({ name: 'requests', files: [
+      { filename: 'requests-2.31.0-py3-none-any.whl', url: `https://${FILES}${FILES_WHEEL}` },
+      { filename: 'x.tgz', url: `https://${NPM}/evil/-/evil-1.0.0.tgz` },
+      { filename: 'requests-2.30.0-py3-none-any.whl', url: `http://${FILES}/packages/cc/dd/requests-2.30.0-py3-none-any.whl` },
+    ] }));
+    closure.learn(get(NPM, '/app'), ok({ name: 'app', versions: { '1.0.0': { dist: { tarball: `https://${FILES}/packages/ee/ff/evil-1.0-py3-none-any.whl` } } } }));
+    return closure;
+  };
+
+  it.each<[string, EgressRequest, string]>([
+    ['a fragment on a packument', get(NPM, '/app#/../evil'), 'A registry request must not carry a fragment ("#")'],
+    ['a fragment on a listed file', get(FILES, `${FILES_WHEEL}#x`), 'A registry request must not carry a fragment ("#")'],
+    ['plain HTTP', get(NPM, '/app', { scheme: 'http', port: 80 }), 'Package registry registry.npmjs.org is reached over HTTPS only'],
+    ['a PyPI page listing an npm file', get(NPM, '/evil/-/evil-1.0.0.tgz'), '/evil/-/evil-1.0.0.tgz on registry.npmjs.org is not a file of an allowed package'],
+    ['a packument listing a PyPI file', get(FILES, '/packages/ee/ff/evil-1.0-py3-none-any.whl'), '/packages/ee/ff/evil-1.0-py3-none-any.whl on files.pythonhosted.org is not a file of an allowed package'],
+    ['an http:// file URL', get(FILES, '/packages/cc/dd/requests-2.30.0-py3-none-any.whl'), '/packages/cc/dd/requests-2.30.0-py3-none-any.whl on files.pythonhosted.org is not a file of an allowed package'],
+    ['a tunnel to another port', get(NPM, '', { method: 'CONNECT', port: 8443 }), 'Port 8443 is not a registry port'],
+  ])('refuses %s', (_label, request, reason) => {
+    expect(both().decide(request)).toMatchObject({ allowed: false, reason, rule: 'allowedPackages' });
+  });
+
+  it('forwards only the classified path, the tail of a wheel being all it reads', () => {
+    const closure = both();
+    expect(closure.decide(get(NPM, '/app?write=true'))).toMatchObject({ allowed: true, path: '/app', learn: true });
+    expect(closure.decide(get(FILES, FILES_WHEEL))).toMatchObject({ allowed: true, path: FILES_WHEEL, learn: true, learnTail: WHEEL_TAIL_BYTES });
+    expect(closure.decide(get(NPM, '', { method: 'CONNECT' }))).toMatchObject({ allowed: true });
+  });
+
+  const html = (title: string, anchors: Array<[string, string]>) =>
+    ({ statusCode: 200, contentType: 'text/html', body: body(`<html><head><title>Links for ${title}</title></head><body><h1>Links for ${title}</h1>${anchors.map(([href, text]) => `<a href="${href}">${text}</a>`).join('<br/>')}</body></html>`) });
+
+  it.each<[string, ReturnType<typeof html>, string[]]>([
+    ['its own files', html('requests', [[`https://${FILES}/p/a/requests-2.31.0-py3-none-any.whl#sha256=1`, 'requests-2.31.0-py3-none-any.whl'], [`https://${FILES}/p/b/requests-2.31.0.tar.gz`, 'requests-2.31.0.tar.gz']]), ['/p/a/requests-2.31.0-py3-none-any.whl', '/p/b/requests-2.31.0.tar.gz']],
+    ['files named for another project', html('requests', [[`https://${FILES}/p/c/urllib3-2.0.0-py3-none-any.whl`, 'urllib3-2.0.0-py3-none-any.whl'], [`https://${FILES}/p/d/requests_toolbelt-1.0-py3-none-any.whl`, 'requests_toolbelt-1.0-py3-none-any.whl']]), []],
+    ['a page titled for another project', html('urllib3', [[`https://${FILES}/p/a/requests-2.31.0-py3-none-any.whl`, 'requests-2.31.0-py3-none-any.whl']]), []],
+  ])('learns from a simple HTML page only %s', (_label, page, allowedPaths) => {
+    const closure = new PackageClosure(packageRules(['requests']));
+    closure.learn(get(PYPI, '/simple/requests/'), page);
+    for (const path of ['/p/a/requests-2.31.0-py3-none-any.whl', '/p/b/requests-2.31.0.tar.gz', '/p/c/urllib3-2.0.0-py3-none-any.whl', '/p/d/requests_toolbelt-1.0-py3-none-any.whl']) {
+      expect(closure.decide(get(FILES, path))?.allowed, path).toBe(allowedPaths.includes(path));
+    }
+  });
+});
+
+describe('PackageClosure (wheel tails)', () => {
+  const wheelPath = '/packages/aa/bb/requests-2.31.0-py3-none-any.whl';
+  const metadata = 'Metadata-Version: 2.1\nName: requests\nRequires-Dist: idna\n';
+  const listed = () => {
+    const closure = new PackageClosure(packageRules(['requests']));
+    closure.learn(get(PYPI, '/simple/requests/'), ok({ name: 'requests', files: [{ filename: 'a.whl', url: `https://${FILES}${wheelPath}` }] }));
+    return closure;
+  };
+  // Incompressible filler first, .dist-info last, as wheel builders write them.
+  const filler = randomBytes(200_000);
+  const wheel = buildZip([
+    { name: 'requests/blob.bin', data: filler },
+    { name: 'requests-2.31.0.dist-info/METADATA', data: metadata },
+  ]);
+
+  it('learns from the tail alone, at its offset in the wheel', () => {
+    expect(wheel.length).toBeGreaterThan(100_000);
+    const closure = listed();
+    const tail = wheel.subarray(wheel.length - 4096);
+    closure.learn(get(FILES, wheelPath), { statusCode: 200, contentType: 'application/octet-stream', body: tail, bodyOffset: wheel.length - 4096 });
+    expect(closure.learned().pypi).toEqual(['idna']);
+  });
+
+  it('learns nothing when METADATA lies before the tail that was kept', () => {
+    const early = buildZip([
+      { name: 'requests-2.31.0.dist-info/METADATA', data: metadata },
+      { name: 'requests/blob.bin', data: filler },
+    ]);
+    const closure = listed();
+    closure.learn(get(FILES, wheelPath), { statusCode: 200, contentType: 'application/octet-stream', body: early.subarray(early.length - 4096), bodyOffset: early.length - 4096 });
+    expect(closure.learned().pypi).toEqual([]);
   });
 });

@@ -10,7 +10,7 @@ import { compilePathGlob } from './path.ts';
 
 // RFC 9110 token characters; `*` is both a token and our "any method".
 const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const PACKAGE_NAME = /^(?:@[a-z0-9][a-z0-9._~-]*(?:\/[a-z0-9._~-]+)?|[A-Za-z0-9][A-Za-z0-9._~-]*)$/;
+const PACKAGE_NAME = /^(?:npm:|pypi:)?(?:@[a-z0-9][a-z0-9._~-]*(?:\/[a-z0-9._~-]+)?|[A-Za-z0-9][A-Za-z0-9._~-]*)$/;
 const BINARY_NAME = /^[A-Za-z0-9_][A-Za-z0-9._+-]*$/;
 
 /** Adds a custom issue when `check` returns a problem for the value. */
@@ -173,9 +173,9 @@ export const PolicyApiSchema = z
       'Hosts (patterns as in allowedDomains, without ports) to which WebSocket upgrades are relayed; absent means none. Each must also be allowed by allowedDomains, and the upgrade request itself passes path rules like any GET. After the upgrade the proxy relays frames both ways and inspects nothing.',
     ),
     allowedPackages: z
-      .array(z.string().regex(PACKAGE_NAME, { message: 'not a package name or @scope' }))
+      .array(z.string().regex(PACKAGE_NAME, { message: 'not a package name or @scope, optionally prefixed npm: or pypi:' }))
       .optional()
-      .describe('Installable packages: "lodash" names one package, "@okta" a whole npm scope.'),
+      .describe('Installable packages: "lodash" names one package (on npm and on PyPI), "npm:lodash" or "pypi:requests" one ecosystem\'s, "@okta" a whole npm scope.'),
     allowedBinaries: z
       .array(z.string().regex(BINARY_NAME, { message: 'not an executable name (no paths)' }))
       .optional()

@@ -51,6 +51,13 @@ export interface Decision {
    * client sees any of it, so what the client fetches next is already known.
    */
   learn?: boolean;
+  /**
+   * With `learn`: only the last this many bytes of the body are needed (a
+   * wheel's central directory and, by PEP 427's advice, its `.dist-info`
+   * sit at the end). The rest streams to the client unread; the tail is
+   * handed over before the client receives it.
+   */
+  learnTail?: number;
 }
 
 /** A registry metadata response, body decoded (no content-encoding), as `learn` receives it. */
@@ -58,4 +65,6 @@ export interface RegistryResponse {
   statusCode: number;
   contentType: string | undefined;
   body: Uint8Array;
+  /** Where `body` starts in the whole response: non-zero when only the tail was kept (`learnTail`). */
+  bodyOffset?: number;
 }

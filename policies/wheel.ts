@@ -14,6 +14,15 @@ import { listZipEntries, readZipEntry } from './zip.ts';
 /** Core metadata is a few KiB; anything near this is not a real wheel's. */
 export const MAX_WHEEL_METADATA_BYTES = 1024 * 1024;
 
+/**
+ * How much of a wheel's end is kept to read its METADATA: the central
+ * directory (tens of bytes per file) and the `.dist-info` entries, which
+ * wheel builders write last (PEP 427 asks them to). A wheel whose METADATA
+ * lies further from the end teaches nothing, so its dependencies stay
+ * closed: the safe way to be wrong.
+ */
+export const WHEEL_TAIL_BYTES = 2 * 1024 * 1024;
+
 export interface WheelMetadata {
   /** `requests-2.31.0.dist-info`. */
   distInfo: string;
@@ -51,9 +60,10 @@ function unsafeName(name: string): boolean {
  * top-level `*.dist-info` directory is accepted; a second METADATA entry in
  * it (duplicate names, or names differing only in case) makes the wheel
  * ambiguous, and an unsafe entry name anywhere rejects the archive.
+ * `wheel` may be the archive's tail from offset `base` (see WHEEL_TAIL_BYTES).
  */
-export function readWheelMetadata(wheel: Buffer, maxBytes = MAX_WHEEL_METADATA_BYTES): WheelMetadataResult {
-  const listed = listZipEntries(wheel);
+export function readWheelMetadata(wheel: Buffer, maxBytes = MAX_WHEEL_METADATA_BYTES, base = 0): WheelMetadataResult {
+  const listed = listZipEntries(wheel, base);
   if (!listed.ok) return listed;
   const entries = listed.value;
   const unsafe = entries.find((e) => unsafeName(e.name));
@@ -76,7 +86,7 @@ export function readWheelMetadata(wheel: Buffer, maxBytes = MAX_WHEEL_METADATA_B
   if (candidates.length !== 1 || candidates[0]?.name !== wanted) {
     return { ok: false, problem: candidates.length === 0 ? `no ${wanted}` : `ambiguous ${wanted} (${candidates.length} entries)` };
   }
-  const content = readZipEntry(wheel, candidates[0], maxBytes);
+  const content = readZipEntry(wheel, candidates[0], maxBytes, base);
   if (!content.ok) return content;
   return { ok: true, value: { distInfo, name: normalise(name), metadata: content.value.toString('utf8') } };
 }

@@ -5,6 +5,10 @@
  * multi-disk, encryption, offsets or sizes outside the buffer, a local header
  * that disagrees with the central one, a wrong CRC) is a problem, not a guess:
  * its caller learns nothing from an archive it cannot read exactly.
+ *
+ * The buffer may be only the archive's tail: `base` is where it starts in
+ * the whole file. Offsets stay the archive's own; anything before `base` is
+ * out of reach, which is a problem like any other.
  */
 import zlib from 'node:zlib';
 
@@ -50,8 +54,8 @@ function findEndRecord(zip: Buffer): number | null {
   return null;
 }
 
-/** Every entry of the central directory, in order. */
-export function listZipEntries(zip: Buffer): ZipResult<ZipEntry[]> {
+/** Every entry of the central directory, in order. `zip` is the archive from offset `base` to its end. */
+export function listZipEntries(zip: Buffer, base = 0): ZipResult<ZipEntry[]> {
   if (zip.length < EOCD_SIZE) return fail('too short to be a zip archive');
   const end = findEndRecord(zip);
   if (end === null) return fail('no end of central directory record');
@@ -64,16 +68,18 @@ export function listZipEntries(zip: Buffer): ZipResult<ZipEntry[]> {
   const cdOffset = zip.readUInt32LE(end + 16);
   if (disk !== 0 || cdDisk !== 0 || onDisk !== count) return fail('multi-disk archives are not read');
   if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) return fail('ZIP64 archives are not read');
-  if (cdOffset + cdSize > end) return fail('central directory lies outside the archive');
+  if (cdOffset + cdSize > base + end) return fail('central directory lies outside the archive');
+  if (cdOffset < base) return fail('central directory starts before the part of the archive that was kept');
 
   const entries: ZipEntry[] = [];
-  let at = cdOffset;
+  const cdStart = cdOffset - base;
+  let at = cdStart;
   for (let i = 0; i < count; i += 1) {
-    if (at + CENTRAL_SIZE > cdOffset + cdSize || zip.readUInt32LE(at) !== CENTRAL_SIGNATURE) return fail(`central directory entry ${i} is malformed`);
+    if (at + CENTRAL_SIZE > cdStart + cdSize || zip.readUInt32LE(at) !== CENTRAL_SIGNATURE) return fail(`central directory entry ${i} is malformed`);
     const flags = zip.readUInt16LE(at + 8);
     const nameLength = zip.readUInt16LE(at + 28);
     const next = at + CENTRAL_SIZE + nameLength + zip.readUInt16LE(at + 30) + zip.readUInt16LE(at + 32);
-    if (next > cdOffset + cdSize) return fail(`central directory entry ${i} runs past the directory`);
+    if (next > cdStart + cdSize) return fail(`central directory entry ${i} runs past the directory`);
     if (zip.readUInt16LE(at + 34) !== 0) return fail('multi-disk archives are not read');
     const rawName = zip.subarray(at + CENTRAL_SIZE, at + CENTRAL_SIZE + nameLength);
     entries.push({
@@ -87,7 +93,7 @@ export function listZipEntries(zip: Buffer): ZipResult<ZipEntry[]> {
     });
     at = next;
   }
-  if (at !== cdOffset + cdSize) return fail('central directory size does not match its entries');
+  if (at !== cdStart + cdSize) return fail('central directory size does not match its entries');
   return { ok: true, value: entries };
 }
 
@@ -96,11 +102,12 @@ export function listZipEntries(zip: Buffer): ZipResult<ZipEntry[]> {
  * size is checked before inflating and the output is capped while inflating,
  * so a small archive cannot expand into unbounded memory.
  */
-export function readZipEntry(zip: Buffer, entry: ZipEntry, maxBytes: number): ZipResult<Buffer> {
+export function readZipEntry(zip: Buffer, entry: ZipEntry, maxBytes: number, base = 0): ZipResult<Buffer> {
   if ((entry.flags & FLAG_ENCRYPTED) !== 0) return fail(`${entry.name} is encrypted`);
   if (entry.method !== METHOD_STORED && entry.method !== METHOD_DEFLATE) return fail(`${entry.name} uses compression method ${entry.method}`);
   if (entry.uncompressedSize > maxBytes) return fail(`${entry.name} declares ${entry.uncompressedSize} bytes, more than ${maxBytes}`);
-  const local = entry.localHeaderOffset;
+  if (entry.localHeaderOffset < base) return fail(`${entry.name} starts before the part of the archive that was kept`);
+  const local = entry.localHeaderOffset - base;
   if (local + LOCAL_SIZE > zip.length || zip.readUInt32LE(local) !== LOCAL_SIGNATURE) return fail(`${entry.name} has no local header`);
   const nameLength = zip.readUInt16LE(local + 26);
   const localName = zip.subarray(local + LOCAL_SIZE, local + LOCAL_SIZE + nameLength);
