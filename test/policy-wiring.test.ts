@@ -44,11 +44,11 @@ describe('the embedded policy service (GET /api/user/policies)', () => {
   const policiesOf = async (token?: string) =>
     request(`${service.url}/api/user/policies`, { headers: token === undefined ? {} : bearer(token) });
 
-  it('answers the seed policy for demo-user', async () => {
+  it('answers the seed policy, plus its STRIPE_KEY secret, for demo-user', async () => {
     const seed = JSON.parse(await readFile(new URL('../examples/policies/seed.json', import.meta.url), 'utf8'));
     const response = await policiesOf(await tokenFor('demo-user'));
     expect(response.status).toBe(200);
-    expect(response.json).toEqual(seed);
+    expect(response.json).toEqual({ ...seed, secrets: { STRIPE_KEY: { hosts: ['api.stripe.com'], in: ['header'] } } });
     expect(response.headers.get('cache-control')).toBe('no-store');
   });
 
