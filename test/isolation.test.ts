@@ -137,7 +137,7 @@ describe.skipIf(!hasDocker)('isolation tiers', () => {
       const response = await service.post('/execute', { code, timeoutMs: 30_000 });
       expect(response.status, response.text).toBe(200);
       expect(response.json.data).toMatchObject({ stdout: '5 children ok\n', code: 0 });
-    });
+    }, 120_000);
 
     it('stops a fork bomb at the program\'s process limit (RLIMIT_NPROC, per sandbox inside gVisor), the sandbox surviving', async () => {
       const code = [
@@ -152,11 +152,11 @@ describe.skipIf(!hasDocker)('isolation tiers', () => {
         '        failed += 1',
         'print(json.dumps({"ok": ok, "failed": failed}), flush=True)',
       ].join('\n');
-      const response = await service.post('/execute', { language: 'python', code, timeoutMs: 30_000 });
+      const response = await service.post('/execute', { language: 'python', code, timeoutMs: 90_000 });
       expect(response.status, response.text).toBe(200);
       const counts = JSON.parse(response.json.data.stdout) as { ok: number; failed: number };
       expect(counts.failed).toBeGreaterThan(0);
       expect(counts.ok).toBeLessThan(128);
-    });
+    }, 120_000);
   });
 });
