@@ -33,17 +33,18 @@ export async function tiersBench(log: (message: string) => void): Promise<TierRe
     log(`isolation ${isolation}: bare docker run, then /execute with the warm pool`);
     const dockerRun = summarise(await coldDockerRun(image, N.dockerRun, isolation));
     const service = await startBenchService({ EXEC_RUNTIME: ISOLATION_TIERS[isolation].ociRuntime, EXEC_POOL_SIZE: '2' });
-    const load: TierResult['load'] = [];
+    const executions: ThroughputResult[] = [];
     let warm: Awaited<ReturnType<typeof warmLatency>>;
     try {
       await service.pool.whenFull();
       warm = await warmLatency(service, N.warm);
-      for (const concurrency of CONCURRENCY) load.push({ concurrency, execute: await throughput(service, concurrency, LOAD_MS), dockerRun: { concurrency, durationMs: 0, completed: 0, failed: 0, perSecond: 0, latency: dockerRun } });
+      for (const concurrency of CONCURRENCY) executions.push(await throughput(service, concurrency, LOAD_MS));
     } finally {
       await service.stop();
     }
     // The engine's own rate under this runtime, with the service stopped so the two never share the cores.
-    for (const entry of load) entry.dockerRun = await dockerRunRate(image, entry.concurrency, LOAD_MS, isolation);
+    const load: TierResult['load'] = [];
+    for (const execute of executions) load.push({ concurrency: execute.concurrency, execute, dockerRun: await dockerRunRate(image, execute.concurrency, LOAD_MS, isolation) });
     results.push({ isolation, warm: warm.latency, warmHits: warm.warmHits, dockerRun, load });
   }
   return results;

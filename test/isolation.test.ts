@@ -66,11 +66,13 @@ describe.skipIf(!hasDocker)('isolation tiers', () => {
     });
 
     it('answers 503 ISOLATION_UNAVAILABLE to a policy requiring gVisor, and starts no container', async () => {
+      const created = () => service.logLines.filter((line) => line.msg === 'container created').length;
+      const before = created();
       const response = await service.post('/execute', { code: 'console.log("never")' }, { authorization: `Bearer ${token}` });
       expect(response.status).toBe(503);
       expect(response.json.code).toBe('ISOLATION_UNAVAILABLE');
       expect(response.json.error).toMatch(/gvisor/);
-      expect(service.logLines.filter((line) => line.msg === 'container created')).toEqual([]);
+      expect(created()).toBe(before);
     });
 
     it('reports the tier in /readyz and /metrics', async () => {
@@ -135,7 +137,7 @@ describe.skipIf(!hasDocker)('isolation tiers', () => {
       const response = await service.post('/execute', { code, timeoutMs: 30_000 });
       expect(response.status, response.text).toBe(200);
       expect(response.json.data).toMatchObject({ stdout: '5 children ok\n', code: 0 });
-    });
+    }, 120_000);
 
     it('stops a fork bomb at the program\'s process limit (RLIMIT_NPROC, per sandbox inside gVisor), the sandbox surviving', async () => {
       const code = [
@@ -150,11 +152,11 @@ describe.skipIf(!hasDocker)('isolation tiers', () => {
         '        failed += 1',
         'print(json.dumps({"ok": ok, "failed": failed}), flush=True)',
       ].join('\n');
-      const response = await service.post('/execute', { language: 'python', code, timeoutMs: 30_000 });
+      const response = await service.post('/execute', { language: 'python', code, timeoutMs: 90_000 });
       expect(response.status, response.text).toBe(200);
       const counts = JSON.parse(response.json.data.stdout) as { ok: number; failed: number };
       expect(counts.failed).toBeGreaterThan(0);
       expect(counts.ok).toBeLessThan(128);
-    });
+    }, 120_000);
   });
 });
