@@ -99,13 +99,15 @@ const NODE_SCENARIOS = `
 const https = require('https');
 const { STRIPE_KEY: k, STRIPE_QUERY_KEY: q, STRIPE_BODY_KEY: b, VAULT_KEY: v } = process.env;
 const rev = (s) => s.split('').reverse().join('');
-const call = (url, { method = 'GET', headers = {}, body } = {}) => new Promise((resolve) => {
+// A kept-alive tunnel the proxy closes as idle just as it is reused resets: asked again once, on a new one.
+const call = (url, options = {}, retried = false) => new Promise((resolve) => {
+  const { method = 'GET', headers = {}, body } = options;
   const req = https.request(url, { method, headers }, (r) => {
     const chunks = [];
     r.on('data', (c) => chunks.push(c));
     r.on('end', () => resolve({ status: r.statusCode, headers: r.headers, body: Buffer.concat(chunks).toString('utf8') }));
   });
-  req.on('error', (e) => resolve({ status: e.code, headers: {}, body: '' }));
+  req.on('error', (e) => resolve(e.code === 'ECONNRESET' && !retried ? call(url, options, true) : { status: e.code, headers: {}, body: '' }));
   if (body !== undefined) req.write(body);
   req.end();
 });
