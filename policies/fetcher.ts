@@ -14,6 +14,7 @@ import { PolicyError } from './errors.ts';
 import type { PolicyErrorCode } from './errors.ts';
 import { describeError, HttpPolicySource } from './http-source.ts';
 import type { HttpPolicySourceOptions } from './http-source.ts';
+import { policyHash } from './identity.ts';
 import { lintPolicy } from './lint.ts';
 import { compilePolicy } from './matcher.ts';
 import type { CompiledPolicy } from './matcher.ts';
@@ -30,6 +31,10 @@ export interface PolicyInfo {
   allowedDomains?: number;
   allowedPackages?: number;
   reason?: string;
+  /** SHA-256 of the effective policy's canonical JSON, secret values excluded (identity.ts). */
+  hash: string;
+  /** The source's own version of the policy (its `version` field, or the policy API's ETag), when it sends one. */
+  version?: string;
 }
 
 export interface PolicyResult {
@@ -70,10 +75,11 @@ export interface PolicyCacheStats {
 }
 
 const compiledDefault = compilePolicy(DEFAULT_POLICY);
+const defaultHash = policyHash(DEFAULT_POLICY);
 
 /** The deny-all result, with the reason it is in force when there is one. */
 export function defaultPolicyResult(reason?: string, errorCode?: PolicyErrorCode): PolicyResult {
-  const info: PolicyInfo = { source: 'default', name: 'Default Policy' };
+  const info: PolicyInfo = { source: 'default', name: 'Default Policy', hash: defaultHash };
   if (reason !== undefined) info.reason = reason;
   const result: PolicyResult = { source: 'default', name: 'Default Policy', policy: DEFAULT_POLICY, compiled: compiledDefault, info };
   if (reason !== undefined) result.reason = reason;
@@ -196,6 +202,8 @@ export class PolicyFetcher {
         name: 'User Policy',
         allowedDomains: linted.api.allowedDomains.length,
         allowedPackages: linted.api.allowedPackages?.length ?? 0,
+        hash: policyHash(linted.policy),
+        ...(linted.api.version === undefined ? {} : { version: linted.api.version }),
       };
       return { source: 'jwt', name: 'User Policy', policy: linted.policy, compiled: compilePolicy(linted.policy), info };
     } catch (error) {

@@ -180,6 +180,12 @@ export const PolicyApiSchema = z
     secrets: secretRecord(PolicyApiSecretSchema)
       .optional()
       .describe('Credentials bound to hosts, keyed by environment-variable name: the sandbox sees a placeholder, the proxy substitutes the value toward these hosts only.'),
+    version: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe('The source\'s own name for this revision of the policy, reported as policyInfo.version and stored with each execution (the policy API\'s ETag serves when absent).'),
   })
   .describe('A user network policy as the policy API returns it.');
 export type PolicyApi = z.infer<typeof PolicyApiSchema>;

@@ -27,6 +27,8 @@ export const PolicyInfoSchema = z
     allowedDomains: z.number().int().optional(),
     allowedPackages: z.number().int().optional(),
     reason: z.string().optional().describe('why the default policy is in force, when a user policy could not be had'),
+    hash: z.string().regex(/^[0-9a-f]{64}$/u).describe('SHA-256 (hex) of the canonical JSON of the effective policy, secret values excluded: equal hashes, equal rules'),
+    version: z.string().optional().describe('the policy source’s own revision of the policy (its `version` field or ETag), when it sent one'),
   })
   .describe('which policy governed the sandbox');
 
