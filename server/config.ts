@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { loadEnv, logLevel, optionalText, port, positiveInt } from '../service-kit/index.ts';
 import { EGRESS_SETTINGS_SHAPE } from '../egress-proxy/index.ts';
+import { AUDIT_CONFIG_SHAPE } from './audit/index.ts';
 import { decodeResponseKey, RESPONSE_KEY_FORMAT } from './encryption.ts';
 
 /** The shipped example users (demo-user holds the seed policy), so a fresh checkout runs end to end. */
@@ -69,6 +70,7 @@ export const ConfigSchema = z
       .describe('/execute requests per window per client address, for callers without a token; 0 turns the limit off'),
     SHUTDOWN_GRACE_MS: positiveInt(25_000)
       .describe('on SIGTERM/SIGINT, how long running executions get to finish before their sandboxes are removed'),
+    ...AUDIT_CONFIG_SHAPE,
     LOG_LEVEL: logLevel,
   })
   .superRefine((c, ctx) => {

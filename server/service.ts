@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DockerContainerClient, DEFAULT_LIMITS, Executor, WarmPool, type Runtime } from '../executor/index.ts';
 import { adminRouter } from './admin.ts';
+import { startAudit, type Audit } from './audit/index.ts';
 import { Admission } from './admission.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
@@ -32,6 +33,8 @@ export interface ServiceOptions {
 }
 
 export interface RunningService {
+  /** The audit trail, unless AUDIT_STORE=off. */
+  audit: Audit | undefined;
   url: string;
   port: number;
   logger: Logger;
@@ -61,7 +64,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   // The capacity figures are read at scrape time, from whatever exists by then.
   const capacity: { queueDepth?: () => number; poolSize?: () => number; inFlight: () => number } = { inFlight: () => drain.inFlight };
   const metrics = new ServiceMetrics({ policyStats: () => policies.stats(), capacity });
-  const egress = await startEgress(config, logger.child({ component: 'egress' }), metrics.egressDecisions);
+  const audit = config.AUDIT_STORE === 'on' ? await startAudit(config, logger.child({ component: 'audit' }), metrics.registry) : undefined;
+  const countDecision = metrics.egressDecisions;
+  const egress = await startEgress(
+    config,
+    logger.child({ component: 'egress' }),
+    audit === undefined ? countDecision : (decision) => {
+      countDecision(decision);
+      audit.recorder.observeDecision(decision);
+    },
+  );
 
   const docker = new DockerContainerClient();
   const executor = new Executor({
@@ -102,13 +114,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   });
   capacity.queueDepth = () => admission.queued;
   capacity.poolSize = () => Object.values(pool.stats().ready).reduce<number>((sum, n) => sum + (n ?? 0), 0);
-  const executions = new ExecutionService({
+  const executionService = new ExecutionService({
     executor: pool,
     admission,
     defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
     maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
     packageRegistries: { npm: config.NPM_REGISTRY_HOST[0] ?? 'registry.npmjs.org', pypi: config.PYPI_HOSTS[0] ?? 'pypi.org' },
   });
+  // Every execution, finished or refused, goes to the audit trail (off the request path).
+  const executions = audit === undefined ? executionService : audit.recorder.wrap(executionService);
   const app = createApp({
     config,
     logger,
@@ -118,6 +132,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     images: options.images,
     metrics,
     drain,
+    ...(audit === undefined ? {} : { readyDetails: () => ({ audit: audit.readiness() }) }),
     ...(config.RESPONSE_ENCRYPTION_KEY !== undefined ? { encryptor: new ResponseEncryptor(decodeResponseKey(config.RESPONSE_ENCRYPTION_KEY)!) } : {}),
     authenticate: identity.authenticate,
     policies,
@@ -126,7 +141,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       openApiRouter(),
       ...(identity.development ? [developmentJwksRouter(identity.development)] : []),
       policyServiceRouter({ directory: config.POLICY_DIR, requireToken: identity.requireToken }),
-      ...(config.ADMIN_TOKEN !== undefined ? [adminRouter({ adminToken: config.ADMIN_TOKEN, policies })] : []),
+      ...(config.ADMIN_TOKEN !== undefined ? [adminRouter({ adminToken: config.ADMIN_TOKEN, policies, ...(audit === undefined ? {} : { audit: audit.store }) })] : []),
     ],
   });
 
@@ -149,6 +164,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger,
     executor,
     pool,
+    audit,
     async close() {
       // Refuse new executions (503, and 503 from /readyz so balancers look
       // elsewhere) while running ones get the grace period; the listener
@@ -170,6 +186,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       server.closeAllConnections();
       await executor.reapOrphans().catch(() => undefined);
       await egress.close();
+      await audit?.close();
     },
   };
 }
