@@ -56,7 +56,7 @@ export class AuditWriter {
   #lastError: string | null = null;
 
   constructor(options: AuditWriterOptions) {
-    this.#options = { maxBackoffMs: 10_000, ...options };
+    this.#options = { maxBackoffMs: 5_000, ...options };
   }
 
   execution(record: ExecutionRecord): void {
