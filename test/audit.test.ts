@@ -24,7 +24,7 @@ async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean,
 
 async function admin(world: SeedWorld, path: string): Promise<any> {
   const response = await fetch(`${world.service.url}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-  const body = await response.json();
+  const body = (await response.json()) as any;
   if (response.status !== 200) throw new Error(`GET ${path} answered ${response.status}: ${JSON.stringify(body)}`);
   return body.data;
 }
@@ -88,13 +88,13 @@ describe.skipIf(!hasDocker)('the audit trail of the seed scenarios', () => {
     expect(blocked.executions.map((e: { id: string }) => e.id).sort()).toEqual([ids.oktaDelete, ids.githubGet].sort());
     const bad = await fetch(`${world.service.url}/admin/executions?since=yesterday`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(bad.status).toBe(400);
-    expect((await bad.json()).details).toEqual([expect.objectContaining({ field: 'since' })]);
+    expect(((await bad.json()) as any).details).toEqual([expect.objectContaining({ field: 'since' })]);
     expect((await fetch(`${world.service.url}/admin/executions`)).status).toBe(401);
   });
 
   it('shows the writer in /metrics and /readyz details', async () => {
     await eventually(() => metric(world, 'sandbox_audit_records_written_total{kind="decision"}'), (n) => n >= 3, 'written decisions');
-    const ready = await (await fetch(`${world.service.url}/readyz`)).json();
+    const ready = (await (await fetch(`${world.service.url}/readyz`)).json()) as any;
     expect(ready.details.audit).toMatchObject({ storeAvailable: true, dropped: { execution: 0, decision: 0 } });
     expect(ready.details.audit.store).toMatch(/^sqlite /u);
   });
@@ -129,13 +129,13 @@ describe.skipIf(!hasDocker)('a PostgreSQL audit store that goes down mid-run', (
       'dropped records in /metrics',
     );
     expect(dropped).toBeGreaterThan(0);
-    const ready = await (await fetch(`${world.service.url}/readyz`)).json();
+    const ready = (await (await fetch(`${world.service.url}/readyz`)).json()) as any;
     expect(ready.details.audit.dropped.decision).toBeGreaterThan(0);
     expect(ready.details.audit.storeAvailable).toBe(false);
 
     await postgres.start();
     // The records still queued go in first; then new executions are written as before.
-    await eventually(async () => (await (await fetch(`${world.service.url}/readyz`)).json()).details.audit, (a) => a.storeAvailable === true && a.queued === 0, 'the queue written after the outage');
+    await eventually(async () => ((await (await fetch(`${world.service.url}/readyz`)).json()) as any).details.audit, (a) => a.storeAvailable === true && a.queued === 0, 'the queue written after the outage');
     const after = await world.run({ code: SCENARIOS.oktaDelete });
     const page = await eventually(
       () => admin(world, `/admin/executions?subject=${SEED_USER}`),

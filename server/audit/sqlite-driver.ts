@@ -24,7 +24,8 @@ export class SqliteDriver implements SqlDriver {
 
   /** The journal mode in force (for tests and the start-up log). */
   journalMode(): string {
-    return String(this.#db.get('PRAGMA journal_mode')?.journal_mode ?? '');
+    const mode = this.#db.get('PRAGMA journal_mode')?.journal_mode;
+    return typeof mode === 'string' ? mode : '';
   }
 
   query(sql: string, params: readonly SqlValue[] = []): Promise<Row[]> {

@@ -29,7 +29,7 @@ const decisionValues = (d: DecisionRecord): SqlValue[] => [
   d.secrets.length === 0 ? null : d.secrets.join(','), d.durationMs,
 ];
 
-const text = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const text = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'bigint' ? String(v) : null);
 const int = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 function executionFrom(row: Row): ExecutionRecord {
