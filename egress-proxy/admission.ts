@@ -19,7 +19,7 @@ import { upstreamPath } from './route.ts';
 import type { ProxyRuntime } from './runtime.ts';
 import type { EgressSessionInfo } from './types.ts';
 
-export type Verdict = { rule: string; reason: string; path?: string; learn?: boolean } | { refusal: Refusal; rule: string };
+export type Verdict = { rule: string; reason: string; path?: string; learn?: boolean; wouldBlock?: boolean } | { refusal: Refusal; rule: string };
 
 export type Admitted = { target: DialTarget; path: string; capture?: ResponseCapture };
 export type Admission = Admitted | { refusal: Refusal } | { unreachable: string };
@@ -43,6 +43,7 @@ export class Admissions<TContext> {
     ex.rule = verdict.rule;
     if ('refusal' in verdict) return verdict;
     ex.policyReason = verdict.reason;
+    if (verdict.wouldBlock === true) ex.wouldBlock = true;
     const sendPath = upstreamPath(request.path, verdict.path);
     if (sendPath === null) return { refusal: refusal(403, 'policy-error', 'Policy returned an unusable path') };
     const dial = this.#rt.upstreamProxy === undefined ? await dialTargetFor(dest, this.#rt.hostMap) : await dialTargetViaProxy(dest, this.#rt.hostMap);
@@ -64,6 +65,7 @@ export class Admissions<TContext> {
         reason: decision.reason,
         ...(decision.path === undefined ? {} : { path: decision.path }),
         ...(decision.learn === true ? { learn: true } : {}),
+        ...(decision.wouldBlock === true ? { wouldBlock: true } : {}),
       };
     } catch (err) {
       this.#rt.logger.error({ executionId: this.#info.executionId, err }, 'egress decide failed');

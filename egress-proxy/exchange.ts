@@ -47,6 +47,8 @@ export class Exchange {
   rule: string | undefined;
   /** The policy's reason for allowing, for the log line (the network log carries reasons only for refusals). */
   policyReason: string | undefined;
+  /** Set when an audit-mode policy let through what it would block; the network log then carries the reason too. */
+  wouldBlock = false;
 
   constructor(start: ExchangeStart, sinks: ExchangeSinks, onDone: (ex: Exchange) => void) {
     this.#start = start;
@@ -68,6 +70,10 @@ export class Exchange {
       this.#entry.statusCode = outcome.statusCode;
       this.#entry.blocked = outcome.blocked;
       if (outcome.reason !== undefined) this.#entry.reason = outcome.reason;
+      if (this.wouldBlock && !outcome.blocked) {
+        this.#entry.wouldBlock = true;
+        if (this.policyReason !== undefined) this.#entry.reason ??= this.policyReason;
+      }
       this.#entry.durationMs = durationMs;
     }
     const s = this.#start;
@@ -79,6 +85,7 @@ export class Exchange {
       path: s.path,
       url: s.url,
       allowed: !outcome.blocked,
+      wouldBlock: this.wouldBlock && !outcome.blocked,
       reason: outcome.reason ?? this.policyReason ?? null,
       rule: outcome.rule ?? this.rule ?? null,
       statusCode: outcome.statusCode,

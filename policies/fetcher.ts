@@ -14,6 +14,7 @@ import { PolicyError } from './errors.ts';
 import type { PolicyErrorCode } from './errors.ts';
 import { describeError, HttpPolicySource } from './http-source.ts';
 import type { HttpPolicySourceOptions } from './http-source.ts';
+import { enforcementOf } from './enforcement.ts';
 import { policyHash } from './identity.ts';
 import { lintPolicy } from './lint.ts';
 import { compilePolicy } from './matcher.ts';
@@ -33,6 +34,8 @@ export interface PolicyInfo {
   reason?: string;
   /** SHA-256 of the effective policy's canonical JSON, secret values excluded (identity.ts). */
   hash: string;
+  /** Which mode ran: `audit` lets through what the rules would block, marked wouldBlock (learn mode). */
+  enforcement: 'enforce' | 'audit';
   /** The source's own version of the policy (its `version` field, or the policy API's ETag), when it sends one. */
   version?: string;
 }
@@ -79,7 +82,7 @@ const defaultHash = policyHash(DEFAULT_POLICY);
 
 /** The deny-all result, with the reason it is in force when there is one. */
 export function defaultPolicyResult(reason?: string, errorCode?: PolicyErrorCode): PolicyResult {
-  const info: PolicyInfo = { source: 'default', name: 'Default Policy', hash: defaultHash };
+  const info: PolicyInfo = { source: 'default', name: 'Default Policy', hash: defaultHash, enforcement: 'enforce' };
   if (reason !== undefined) info.reason = reason;
   const result: PolicyResult = { source: 'default', name: 'Default Policy', policy: DEFAULT_POLICY, compiled: compiledDefault, info };
   if (reason !== undefined) result.reason = reason;
@@ -203,6 +206,7 @@ export class PolicyFetcher {
         allowedDomains: linted.api.allowedDomains.length,
         allowedPackages: linted.api.allowedPackages?.length ?? 0,
         hash: policyHash(linted.policy),
+        enforcement: enforcementOf(linted.policy),
         ...(linted.api.version === undefined ? {} : { version: linted.api.version }),
       };
       return { source: 'jwt', name: 'User Policy', policy: linted.policy, compiled: compilePolicy(linted.policy), info };

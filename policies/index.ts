@@ -93,6 +93,8 @@ export type { FetchPolicyOptions, PolicyCacheOptions, PolicyCacheStats, PolicyFe
 export type { PolicyRequest, PolicySource } from './source.ts';
 export { DEFAULT_POLICY_FETCH_TIMEOUT_MS, HttpPolicySource, MAX_POLICY_BYTES } from './http-source.ts';
 export { canonicalJson, policyHash } from './identity.ts';
+export { applyEnforcement, enforcementOf } from './enforcement.ts';
+export type { Enforcement } from './enforcement.ts';
 export type { HttpPolicySourceOptions, HttpRequest } from './http-source.ts';
 export { DirectoryPolicySource, policyFileFor } from './directory-source.ts';
 export type { DirectoryPolicySourceOptions } from './directory-source.ts';

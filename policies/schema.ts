@@ -180,6 +180,10 @@ export const PolicyApiSchema = z
     secrets: secretRecord(PolicyApiSecretSchema)
       .optional()
       .describe('Credentials bound to hosts, keyed by environment-variable name: the sandbox sees a placeholder, the proxy substitutes the value toward these hosts only.'),
+    enforcement: z
+      .enum(['enforce', 'audit'])
+      .optional()
+      .describe('audit: learn mode, requests the rules would block are let through and logged with wouldBlock and the reason (the proxy\'s own checks still refuse); enforce (default): the rules block.'),
     version: z
       .string()
       .min(1)
@@ -222,6 +226,7 @@ export const PolicySchema = z
     allowedPackages: z.array(z.string()).describe('Installable packages and @scopes.'),
     allowedBinaries: z.array(z.string()).describe('Executables the sandbox may run, by name.'),
     secrets: secretRecord(SecretRuleSchema).optional().describe('Credentials bound to hosts, keyed by name; absent when none are declared.'),
+    enforcement: z.literal('audit').optional().describe('Present only for a policy in audit (learn) mode.'),
   })
   .describe('The internal policy every other module works with.');
 export type Policy = z.infer<typeof PolicySchema>;
@@ -246,6 +251,8 @@ export function policyFromApi(api: PolicyApi): Policy {
     allowedBinaries: [...(api.allowedBinaries ?? [])],
   };
   if (api.secrets !== undefined) policy.secrets = secretRulesFromApi(api.secrets);
+  // Only when asked for, so an enforcing policy's hash is what it always was.
+  if (api.enforcement === 'audit') policy.enforcement = 'audit';
   return policy;
 }
 

@@ -46,6 +46,11 @@ export interface Decision {
    * client sees any of it, so what the client fetches next is already known.
    */
   learn?: boolean;
+  /**
+   * Allowed only because the policy is in audit mode (enforcement.ts): the
+   * enforcing policy would block it, for `reason`.
+   */
+  wouldBlock?: boolean;
 }
 
 /** A registry metadata response, body decoded (no content-encoding), as `learn` receives it. */

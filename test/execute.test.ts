@@ -43,7 +43,7 @@ describe.skipIf(!hasDocker)('POST /execute (JavaScript)', () => {
       oomKilled: false,
       truncated: { stdout: false, stderr: false },
       networkLog: [],
-      policyInfo: { source: 'default', name: 'Default Policy', hash: expect.stringMatching(/^[0-9a-f]{64}$/u) },
+      policyInfo: { source: 'default', name: 'Default Policy', hash: expect.stringMatching(/^[0-9a-f]{64}$/u), enforcement: 'enforce' },
     });
     expect(typeof response.json.data.executionId).toBe('string');
     expect(typeof response.json.data.durationMs).toBe('number');

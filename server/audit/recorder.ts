@@ -45,7 +45,7 @@ export function decisionRecordFrom(decision: EgressDecision, at: number): Decisi
     port: decision.port,
     path: withoutQuery(decision.path),
     allowed: decision.allowed,
-    wouldBlock: false,
+    wouldBlock: decision.wouldBlock,
     reason: decision.reason,
     rule: decision.rule,
     statusCode: decision.statusCode,
@@ -74,7 +74,7 @@ export function decisionRecordFromLog(executionId: string, entry: NetworkLogEntr
     port,
     path: entry.method === 'CONNECT' ? '' : path,
     allowed: !entry.blocked,
-    wouldBlock: false,
+    wouldBlock: entry.wouldBlock === true,
     reason: entry.reason ?? null,
     rule: null,
     statusCode: entry.statusCode,
@@ -164,7 +164,7 @@ export class AuditRecorder {
       queuedMs: Math.round(data.queuedMs),
       allowedRequests: data.networkLog.length - blocked,
       blockedRequests: blocked,
-      wouldBlockRequests: 0,
+      wouldBlockRequests: data.networkLog.filter((entry) => entry.wouldBlock === true).length,
     });
     if (this.#options.decisionsFromNetworkLog) {
       for (const entry of data.networkLog) records.decision(decisionRecordFromLog(data.executionId, entry, finishedAt));

@@ -13,7 +13,7 @@ if (!seedLinted.ok) throw new Error(`the seed policy does not lint: ${seedLinted
 /** The seed policy's identity, computed here independently of the server. */
 export const SEED_POLICY_HASH = policyHash(seedLinted.policy);
 
-export const SEED_POLICY_INFO = { source: 'jwt', name: 'User Policy', allowedDomains: 2, allowedPackages: 1, hash: SEED_POLICY_HASH };
+export const SEED_POLICY_INFO = { source: 'jwt', name: 'User Policy', allowedDomains: 2, allowedPackages: 1, hash: SEED_POLICY_HASH, enforcement: 'enforce' };
 
 const SCENARIOS = {
   /** Test 2: allowed; the upstream receives exactly this request. */
