@@ -37,5 +37,7 @@ describe('openApiDocument', () => {
     expect(document.paths['/admin/egress/summary'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['subject', 'since', 'until']);
     expect(Object.keys(document.components.schemas.AuditDecision.properties)).toEqual(expect.arrayContaining(['method', 'host', 'path', 'allowed', 'wouldBlock', 'reason', 'rule']));
     expect(document.components.schemas.AuditExecution.properties).toHaveProperty('policyHash');
+    const suggestion = document.paths['/admin/policies/{subject}/suggestion'].get;
+    expect(suggestion.parameters.map((p: { name: string }) => p.name)).toEqual(['subject', 'since', 'until', 'blockedOnly']);
   });
 });

@@ -89,6 +89,15 @@ describe('sandbox-policy audit', () => {
     ]));
   });
 
+  it('suggests the policy change for a subject from what was observed', async () => {
+    const { code, out } = await run('suggest', ['alice', '--since', '0', '--blocked-only']);
+    expect(code).toBe(0);
+    const suggestion = JSON.parse(out);
+    expect(suggestion.diff.addedDomains).toEqual(['api.github.com']);
+    expect(suggestion.diff.addedRules).toEqual([{ host: 'api.github.com', method: 'GET', path: '/', covers: ['GET /'] }]);
+    expect(suggestion.lint.ok).toBe(true);
+  });
+
   it('fails with the service\'s answer on a wrong token, and with usage on a bad command', async () => {
     const refused = await run('audit', ['executions'], 'wrong-token-0123456789');
     expect(refused.code).toBe(1);

@@ -3,12 +3,17 @@
  * outside allowedDomains (logged wouldBlock with the reason), while the
  * proxy's own checks (private addresses, Host binding) still refuse.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../policies/cli.ts';
 import { dockerAvailable } from './support/docker.ts';
 import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
 
 const hasDocker = await dockerAvailable();
 const LEARNER = 'learner';
+const STRIPE_LEARNER = 'stripe-learner';
 const ADMIN_TOKEN = 'learn-admin-token-0123456789';
 
 /** Raw plain-HTTP requests to the sandbox's proxy (127.0.0.1:3128), with an explicit target and Host: one status each. */
@@ -33,7 +38,10 @@ describe.skipIf(!hasDocker)('learn mode', () => {
 
   beforeAll(async () => {
     world = await startSeedWorld({ ADMIN_TOKEN, AUDIT_FLUSH_MS: '20' }, {
-      users: () => ({ [LEARNER]: { allowedDomains: ['api.stripe.com'], enforcement: 'audit' } }),
+      users: () => ({
+        [LEARNER]: { allowedDomains: ['api.stripe.com'], enforcement: 'audit' },
+        [STRIPE_LEARNER]: { allowedDomains: ['api.github.com'], enforcement: 'audit' },
+      }),
     });
   });
   afterAll(async () => {
@@ -70,5 +78,47 @@ describe.skipIf(!hasDocker)('learn mode', () => {
     const data = await world.run({ code: PROGRAM });
     expect(data.policyInfo.enforcement).toBe('enforce');
     expect(JSON.parse(data.stdout)[0]).toBe(403);
+  });
+
+  it('suggests, from a learn-mode run on Stripe, a policy that allows what was seen and still blocks the rest', async () => {
+    const data = await world.run({
+      code: `(async () => {
+        const out = [];
+        out.push((await fetch('https://api.stripe.com/v1/products/prod_1')).status);
+        out.push((await fetch('https://api.stripe.com/v1/products/prod_2')).status);
+        out.push((await fetch('https://api.stripe.com/v1/charges', { method: 'POST', body: 'amount=1' })).status);
+        console.log(out.join(','));
+      })();`,
+    }, { token: await world.tokenFor(STRIPE_LEARNER) });
+    expect(data.stdout).toBe('200,200,200\n');
+    expect(data.networkLog.every((e: { wouldBlock?: boolean }) => e.wouldBlock === true)).toBe(true);
+
+    let suggestion: any;
+    for (let i = 0; i < 300; i += 1) {
+      const response = await fetch(`${world.service.url}/admin/policies/${STRIPE_LEARNER}/suggestion`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      suggestion = ((await response.json()) as any).data;
+      if (suggestion.decisionsSeen === 3) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(suggestion.lint.ok).toBe(true);
+    expect(suggestion.current).toMatchObject({ allowedDomains: ['api.github.com'], enforcement: 'audit' });
+    expect(suggestion.policy.allowedDomains).toEqual(['api.github.com', 'api.stripe.com']);
+    expect(suggestion.diff.addedRules).toEqual([
+      { host: 'api.stripe.com', method: 'GET', path: '/v1/products/*', covers: ['GET /v1/products/prod_1', 'GET /v1/products/prod_2'] },
+      { host: 'api.stripe.com', method: 'POST', path: '/v1/charges', covers: ['POST /v1/charges'] },
+    ]);
+
+    const dir = await mkdtemp(join(tmpdir(), 'suggested-'));
+    try {
+      const file = join(dir, 'policy.json');
+      await writeFile(file, JSON.stringify(suggestion.policy));
+      const quiet = { out: () => undefined, err: () => undefined };
+      expect(await main(['lint', file], quiet)).toBe(0);
+      expect(await main(['explain', file, 'GET', 'https://api.stripe.com/v1/products/prod_1'], quiet)).toBe(0);
+      expect(await main(['explain', file, 'POST', 'https://api.stripe.com/v1/charges'], quiet)).toBe(0);
+      expect(await main(['explain', file, 'DELETE', 'https://api.stripe.com/v1/products/prod_1'], quiet)).toBe(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,6 +4,7 @@
  * the OpenAPI document is generated from too.
  */
 import { Router } from 'express';
+import { lintPolicy, suggestPolicy, type PolicyApi } from '../../policies/index.ts';
 import { z } from 'zod';
 import { ApiError, badRequest } from '../errors.ts';
 import { describeIssues } from '../execute-request.ts';
@@ -15,6 +16,12 @@ export const ADMIN_EGRESS_SUMMARY_PATH = '/admin/egress/summary';
 export const MAX_PAGE_SIZE = 500;
 
 export type AuditQueries = Pick<AuditStore, 'listExecutions' | 'getExecution' | 'summary' | 'decisionsOf'>;
+
+/** A subject's current policy document, or null when it cannot be had (a remote policy API needs the user's token). */
+export type CurrentPolicyLookup = (subject: string) => Promise<unknown>;
+
+export const SUGGESTION_DECISION_LIMIT = 10_000;
+
 
 /** An instant as an ISO 8601 date-time or milliseconds since the epoch. */
 const Instant = z
@@ -37,6 +44,12 @@ export const ExecutionsQuerySchema = z.strictObject({
   blocked: z.enum(['true', 'false']).optional().describe('true: only executions with a blocked (or would-be blocked) request'),
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(50),
   cursor: z.string().min(1).optional().describe('nextCursor of the previous page'),
+});
+
+export const SuggestionQuerySchema = z.strictObject({
+  since: Instant.optional().describe('decided at or after (default: the last 7 days)'),
+  until: Instant.optional().describe('decided before'),
+  blockedOnly: z.enum(['true', 'false']).optional().describe('true: only allow what was blocked (or would have been), not everything seen'),
 });
 
 export const SummaryQuerySchema = z.strictObject({
@@ -109,8 +122,27 @@ function parseQuery<S extends z.ZodType>(schema: S, query: unknown): z.output<S>
   return parsed.data;
 }
 
-export function auditRoutes(audit: AuditQueries): Router {
+export function auditRoutes(audit: AuditQueries, currentPolicy: CurrentPolicyLookup = () => Promise.resolve(null)): Router {
   const router = Router();
+
+  router.get('/admin/policies/:subject/suggestion', async (req, res) => {
+    const q = parseQuery(SuggestionQuerySchema, req.query);
+    const subject = req.params.subject;
+    const since = q.since ?? Date.now() - 7 * 24 * 60 * 60 * 1000;
+    const decisions = await audit.decisionsOf({ subject, since, ...(q.until === undefined ? {} : { until: q.until }), limit: SUGGESTION_DECISION_LIMIT });
+    const document = await currentPolicy(subject).catch(() => null);
+    const linted = document === null ? null : lintPolicy(document);
+    const current: PolicyApi = linted?.ok === true ? linted.api : { allowedDomains: [] };
+    const suggestion = suggestPolicy(
+      current,
+      decisions.map((d) => ({ method: d.method, host: d.host, port: d.port, path: d.path, blocked: !d.allowed || d.wouldBlock })),
+      { blockedOnly: q.blockedOnly === 'true' },
+    );
+    res.json({
+      success: true,
+      data: { subject, since: new Date(since).toISOString(), decisionsSeen: decisions.length, current: linted?.ok === true ? current : null, ...suggestion },
+    });
+  });
 
   router.get(ADMIN_EXECUTIONS_PATH, async (req, res) => {
     const q = parseQuery(ExecutionsQuerySchema, req.query);

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import {
-  ADMIN_EGRESS_SUMMARY_PATH, ADMIN_EXECUTIONS_PATH, DecisionViewSchema, ExecutionsQuerySchema, ExecutionViewSchema, SummaryQuerySchema, SummaryRowSchema,
+  ADMIN_EGRESS_SUMMARY_PATH, ADMIN_EXECUTIONS_PATH, DecisionViewSchema, ExecutionsQuerySchema, ExecutionViewSchema, SuggestionQuerySchema, SummaryQuerySchema, SummaryRowSchema,
 } from './admin-routes.ts';
 
 type JsonObject = Record<string, unknown>;
@@ -77,6 +77,34 @@ export function auditPaths(): JsonObject {
         parameters: queryParameters(SummaryQuerySchema),
         responses: {
           200: ok('Counts, largest first', { type: 'object', properties: { rows: { type: 'array', items: ref('AuditSummaryRow') } } }),
+          400: errorBody('Bad query'),
+          ...adminErrors,
+        },
+      },
+    },
+    '/admin/policies/{subject}/suggestion': {
+      get: {
+        operationId: 'adminPolicySuggestion',
+        summary: 'The smallest policy change that allows what the subject\'s code was seen doing',
+        description:
+          'From the audit store: allowedDomains entries and apiPathRules (ids and hashes in a segment generalised to *, a folder seen with many children to folder/*), ' +
+          'each rule with the requests it covers; blockedDomains and deny rules are never overridden (leftBlocked). `policy` is the whole suggested policy, linted (`lint`).',
+        security: [{ admin: [] }],
+        parameters: [{ name: 'subject', in: 'path', required: true, schema: { type: 'string' } }, ...queryParameters(SuggestionQuerySchema)],
+        responses: {
+          200: ok('The suggestion', {
+            type: 'object',
+            properties: {
+              subject: { type: 'string' },
+              since: { type: 'string' },
+              decisionsSeen: { type: 'integer' },
+              current: { description: 'the policy the suggestion starts from; null when it could not be read (a remote policy API)' },
+              policy: { type: 'object' },
+              diff: { type: 'object', properties: { addedDomains: { type: 'array', items: { type: 'string' } }, addedRules: { type: 'array', items: { type: 'object' } } } },
+              leftBlocked: { type: 'array', items: { type: 'object' } },
+              lint: { type: 'object' },
+            },
+          }),
           400: errorBody('Bad query'),
           ...adminErrors,
         },
