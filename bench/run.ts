@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { DockerContainerClient } from '../executor/index.ts';
 import { imageTag } from '../images/index.ts';
 import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchService, throughput, warmLatency, type ThroughputResult } from './execute.ts';
+import { auditQueries, auditRows, auditUnderLoad } from './audit.ts';
 import { pathMatch, pathMatchRows } from './path-match.ts';
 import { policyCache } from './policy-cache.ts';
 import { secretsBench, secretsRows } from './secrets.ts';
@@ -108,6 +109,9 @@ async function main(): Promise<void> {
   log('secret scrubbing and substitution');
   const secrets = await secretsBench();
 
+  log(`audit store: warm /execute with the store off, then on while decisions are written; queries over stored decisions`);
+  const audit = { load: await auditUnderLoad(N.warm), queries: await auditQueries() };
+
   const results = {
     startedAt: startedAt.toISOString(),
     machine: facts,
@@ -119,6 +123,7 @@ async function main(): Promise<void> {
     policyCache: cache,
     pathMatch: pathMatch(),
     secrets,
+    audit,
     memory: { serverRssAtRestBytes: rssAtRest, serverRssPeakUnderLoadBytes: Math.max(...load.map((l) => l.peakRssBytes)), idlePooledContainerBytes: containerMemory },
   };
 
@@ -159,6 +164,7 @@ async function main(): Promise<void> {
   rows.push([`policy: ${cache.concurrentMisses} concurrent misses, one token`, `${cache.fetchesForThem} fetch(es)`, '', '']);
   rows.push(...pathMatchRows(results.pathMatch));
   rows.push(...secretsRows(secrets));
+  rows.push(...auditRows(results.audit.load, results.audit.queries));
   rows.push(['server RSS at rest / peak under load', `${mb(rssAtRest)} / ${mb(results.memory.serverRssPeakUnderLoadBytes)} MiB`, '', '']);
   rows.push(['idle pooled container memory', containerMemory.map((b) => `${mb(b)} MiB`).join(', '), '', '']);
 

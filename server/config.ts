@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { loadEnv, logLevel, optionalText, port, positiveInt } from '../service-kit/index.ts';
 import { EGRESS_SETTINGS_SHAPE } from '../egress-proxy/index.ts';
-import { AUDIT_CONFIG_SHAPE } from './audit/index.ts';
+// The leaf module, not the folder's index: the index reaches back into the server and would make a cycle.
+import { AUDIT_CONFIG_SHAPE } from './audit/config.ts';
 import { decodeResponseKey, RESPONSE_KEY_FORMAT } from './encryption.ts';
 
 /** The shipped example users (demo-user holds the seed policy), so a fresh checkout runs end to end. */
