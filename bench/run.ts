@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { DockerContainerClient } from '../executor/index.ts';
 import { imageTag } from '../images/index.ts';
 import { coldLatency, pooledContainerMemory, settleAndMeasureRss, startBenchService, throughput, warmLatency, type ThroughputResult } from './execute.ts';
+import { auditQueries, auditRows, auditUnderLoad } from './audit.ts';
 import { pathMatch, pathMatchRows } from './path-match.ts';
 import { policyCache } from './policy-cache.ts';
 import { registryCapture, registryCaptureRows } from './registry-capture.ts';
@@ -120,6 +121,9 @@ async function main(): Promise<void> {
   log('registry responses held for slow readers');
   const capture = await registryCapture();
 
+  log(`audit store: warm /execute with the store off, then on while decisions are written; queries over stored decisions`);
+  const audit = { load: await auditUnderLoad(N.warm), queries: await auditQueries() };
+
   const results = {
     startedAt: startedAt.toISOString(),
     machine: facts,
@@ -134,6 +138,7 @@ async function main(): Promise<void> {
     secrets: { ...secrets, substitutedHttps: substitution },
     registryCapture: capture,
     isolationTiers: tiers,
+    audit,
     memory: { serverRssAtRestBytes: rssAtRest, serverRssPeakUnderLoadBytes: Math.max(...load.map((l) => l.peakRssBytes)), idlePooledContainerBytes: containerMemory },
   };
 
@@ -183,6 +188,7 @@ async function main(): Promise<void> {
     `no secret ${substitution.plain.latency.p50} / ${substitution.plain.latency.p99}`,
     `+${(substitution.substituted.latency.p50 - substitution.plain.latency.p50).toFixed(2)} ms p50`,
   ]);
+  rows.push(...auditRows(results.audit.load, results.audit.queries));
   rows.push(['server RSS at rest / peak under load', `${mb(rssAtRest)} / ${mb(results.memory.serverRssPeakUnderLoadBytes)} MiB`, '', '']);
   rows.push(['idle pooled container memory', containerMemory.map((b) => `${mb(b)} MiB`).join(', '), '', '']);
 

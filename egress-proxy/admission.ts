@@ -21,7 +21,7 @@ import { upstreamPath } from './route.ts';
 import type { ProxyRuntime } from './proxy-runtime.ts';
 import type { EgressSessionInfo } from './types.ts';
 
-export type Verdict = { rule: string; reason: string; path?: string; learn?: boolean; learnTail?: number } | { refusal: Refusal; rule: string };
+export type Verdict = { rule: string; reason: string; path?: string; learn?: boolean; learnTail?: number; wouldBlock?: boolean } | { refusal: Refusal; rule: string };
 
 export type Admitted = { target: DialTarget; path: string; capture?: ResponseCapture };
 export type Admission = Admitted | { refusal: Refusal } | { unreachable: string };
@@ -57,6 +57,7 @@ export class Admissions<TContext> {
       if ('refusal' in formVerdict) return formVerdict;
     }
     ex.policyReason = verdict.reason;
+    if (verdict.wouldBlock === true) ex.wouldBlock = true;
     const sendPath = upstreamPath(request.path, verdict.path);
     if (sendPath === null) return { refusal: refusal(403, 'policy-error', 'Policy returned an unusable path') };
     const dial = this.#rt.upstreamProxy === undefined ? await dialTargetFor(dest, this.#rt.hostMap, this.#rt.addressGuard) : await dialTargetViaProxy(dest, this.#rt.hostMap, this.#rt.addressGuard);
@@ -89,6 +90,7 @@ export class Admissions<TContext> {
         ...(decision.path === undefined ? {} : { path: decision.path }),
         ...(decision.learn === true ? { learn: true } : {}),
         ...(decision.learn === true && decision.learnTail !== undefined ? { learnTail: decision.learnTail } : {}),
+        ...(decision.wouldBlock === true ? { wouldBlock: true } : {}),
       };
     } catch (err) {
       this.#rt.logger.error({ executionId: this.#info.executionId, err }, 'egress decide failed');

@@ -49,6 +49,7 @@ export const NetworkLogEntrySchema = z.object({
   statusCode: z.number().int(),
   blocked: z.boolean(),
   reason: z.string().optional(),
+  wouldBlock: z.literal(true).optional(),
   durationMs: z.number(),
   secrets: z.array(z.string()).optional(),
 });

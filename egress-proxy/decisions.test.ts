@@ -73,6 +73,7 @@ describe('decision observers', () => {
         path: '/v1/items?page=2',
         url: 'http://api.example.com/v1/items?page=2',
         allowed: true,
+        wouldBlock: false,
         reason: 'Domain api.example.com is allowed',
         rule: 'allowedDomains[0]',
         statusCode: 200,

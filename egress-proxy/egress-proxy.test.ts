@@ -636,6 +636,7 @@ describe('network log and decision log lines', () => {
         host: 'dev-123.okta.com',
         port: 443,
         allowed: false,
+        wouldBlock: false,
         reason: 'Method DELETE not allowed for *.okta.com',
         rule: 'apiPathRules["*.okta.com"][1]',
         statusCode: 403,

@@ -63,6 +63,8 @@ export class Exchange {
   policyReason: string | undefined;
   /** Names of the secrets substituted into the request, for the log entry and the decision. */
   secrets: readonly string[] = [];
+  /** Set when an audit-mode policy let through what it would block; the network log then carries the reason too. */
+  wouldBlock = false;
 
   constructor(start: ExchangeStart, sinks: ExchangeSinks, onDone: (ex: Exchange) => void) {
     this.#start = start;
@@ -85,6 +87,10 @@ export class Exchange {
       this.#entry.statusCode = outcome.statusCode;
       this.#entry.blocked = outcome.blocked;
       if (outcome.reason !== undefined) this.#entry.reason = outcome.reason;
+      if (this.wouldBlock && !outcome.blocked) {
+        this.#entry.wouldBlock = true;
+        if (this.policyReason !== undefined) this.#entry.reason ??= this.policyReason;
+      }
       this.#entry.durationMs = durationMs;
       if (this.secrets.length > 0) this.#entry.secrets = [...this.secrets];
     }
@@ -97,6 +103,7 @@ export class Exchange {
       path: s.path,
       url: s.url,
       allowed: !outcome.blocked,
+      wouldBlock: this.wouldBlock && !outcome.blocked,
       reason: outcome.reason ?? this.policyReason ?? null,
       rule: outcome.rule ?? this.rule ?? null,
       statusCode: outcome.statusCode,

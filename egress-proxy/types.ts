@@ -12,6 +12,8 @@ export interface NetworkLogEntry {
   statusCode: number;
   blocked: boolean;
   reason?: string;
+  /** Present (true) when the policy, in audit mode, let through what it would block; `reason` says why it would. */
+  wouldBlock?: true;
   durationMs: number;
   /** Names of the secrets substituted into this request (never values); absent when none. */
   secrets?: string[];
@@ -41,6 +43,8 @@ export interface EgressDecision {
   /** The network-log URL: canonical host, raw path. */
   url: string;
   allowed: boolean;
+  /** Allowed only because the policy is in audit mode: enforcing, it would have blocked this. */
+  wouldBlock: boolean;
   /** Why: the policy's reason, the proxy's refusal, or the upstream failure; null when none was given. */
   reason: string | null;
   /** What decided: the policy rule (`allowedDomains[0]`…) or the proxy's own check (`proxy:<code>`); null when nothing decided. */

@@ -44,6 +44,8 @@ export interface NetworkLogEntry {
   statusCode: number;
   blocked: boolean;
   reason?: string;
+  /** Learn mode: let through, though the enforcing policy would block it (for `reason`). */
+  wouldBlock?: true;
   durationMs: number;
   /** Names of the secrets the proxy substituted into this request; absent when none. */
   secrets?: string[];

@@ -3,6 +3,7 @@
  * request, with the same code the proxy runs.
  */
 import { readFileSync } from 'node:fs';
+import { AUDIT_USAGE, auditMain, AuditUsageError } from './audit-cli.ts';
 import { parsePort } from './host.ts';
 import { lintPolicy } from './lint.ts';
 import { compilePolicy, decide } from './matcher.ts';
@@ -22,11 +23,13 @@ export const USAGE = `Usage:
       declares secrets, which of them would be substituted into it and where.
       URL is http:// or https://; its host, port and path are used exactly
       as written.
+${AUDIT_USAGE}
 
 Exit status:
   0  lint: the policy is valid       explain: the request is allowed
   1  lint: the policy has problems   explain: the request is blocked
-  2  usage error, unreadable file or invalid policy (explain)`;
+  2  usage error, unreadable file or invalid policy (explain)
+  audit, suggest: 0 answered, 1 the service refused or could not be reached`;
 
 export interface CliIo {
   out: (line: string) => void;
@@ -40,8 +43,8 @@ const consoleIo: CliIo = {
 
 class UsageError extends Error {}
 
-/** Runs one command and returns its exit status. */
-export function main(argv: readonly string[], io: CliIo = consoleIo): number {
+/** Runs one command and returns its exit status (asynchronously for the commands that call the service). */
+export function main(argv: readonly string[], io: CliIo = consoleIo): number | Promise<number> {
   try {
     const [command, ...rest] = argv;
     switch (command) {
@@ -49,6 +52,13 @@ export function main(argv: readonly string[], io: CliIo = consoleIo): number {
         return lintCommand(rest, io);
       case 'explain':
         return explainCommand(rest, io);
+      case 'audit':
+      case 'suggest':
+        return auditMain(command, rest, { env: process.env, ...io }).catch((error: unknown) => {
+          if (!(error instanceof AuditUsageError)) throw error;
+          io.err(`sandbox-policy: ${error.message}\n\n${USAGE}`);
+          return 2;
+        });
       case undefined:
       case '-h':
       case '--help':

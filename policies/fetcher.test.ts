@@ -55,7 +55,7 @@ describe('PolicyFetcher', () => {
     const first = await fetcher.fetchPolicy('token-a');
     expect(seen).toEqual([{ authorization: 'Bearer token-a' }]);
     expect(first.source).toBe('jwt');
-    expect(first.info).toEqual({ source: 'jwt', name: 'User Policy', allowedDomains: 2, allowedPackages: 1 });
+    expect(first.info).toEqual({ source: 'jwt', name: 'User Policy', allowedDomains: 2, allowedPackages: 1, hash: expect.stringMatching(/^[0-9a-f]{64}$/u), enforcement: 'enforce' });
     expect(first.policy.apiPathRules['*.okta.com']?.[1]).toEqual({ method: 'DELETE', path: '/*', allow: false });
     const decision = decide(first.compiled, { method: 'DELETE', host: 'dev-123.okta.com', port: 443, scheme: 'https', path: '/api/v1/users/123', headers: {} });
     expect(decision.reason).toBe('Method DELETE not allowed for *.okta.com');
@@ -69,7 +69,7 @@ describe('PolicyFetcher', () => {
   it('answers no token with the default policy and no fetch', async () => {
     const fetcher = new PolicyFetcher({ url });
     const result = await fetcher.fetchPolicy(undefined);
-    expect(result.info).toEqual({ source: 'default', name: 'Default Policy' });
+    expect(result.info).toEqual({ source: 'default', name: 'Default Policy', hash: expect.stringMatching(/^[0-9a-f]{64}$/u), enforcement: 'enforce' });
     expect(seen).toHaveLength(0);
   });
 
@@ -191,7 +191,7 @@ describe('PolicyFetcher', () => {
       const result = await fetcher.fetchPolicy('token-fail');
       expect(result).toMatchObject({ source: 'default', name: 'Default Policy', errorCode: code });
       expect(result.reason).toMatch(reason);
-      expect(result.info).toEqual({ source: 'default', name: 'Default Policy', reason: shown });
+      expect(result.info).toEqual({ source: 'default', name: 'Default Policy', reason: shown, hash: expect.stringMatching(/^[0-9a-f]{64}$/u), enforcement: 'enforce' });
       expect(result.policy.allowedDomains).toEqual([]);
       await fetcher.fetchPolicy('token-fail');
       expect(fetcher.stats()).toEqual({ size: 0, hits: 0, misses: 2, fetches: 2, failures: 2 });

@@ -14,6 +14,8 @@ import { PolicyError, publicPolicyReason } from './errors.ts';
 import type { PolicyErrorCode } from './errors.ts';
 import { describeError, HttpPolicySource } from './http-source.ts';
 import type { HttpPolicySourceOptions } from './http-source.ts';
+import { enforcementOf } from './enforcement.ts';
+import { policyHash } from './identity.ts';
 import { lintPolicy } from './lint.ts';
 import { compilePolicy } from './matcher.ts';
 import type { CompiledPolicy } from './matcher.ts';
@@ -30,6 +32,12 @@ export interface PolicyInfo {
   allowedDomains?: number;
   allowedPackages?: number;
   reason?: string;
+  /** SHA-256 of the effective policy's canonical JSON, secret values excluded (identity.ts). */
+  hash: string;
+  /** Which mode ran: `audit` lets through what the rules would block, marked wouldBlock (learn mode). */
+  enforcement: 'enforce' | 'audit';
+  /** The source's own version of the policy (its `version` field, or the policy API's ETag), when it sends one. */
+  version?: string;
 }
 
 export interface PolicyResult {
@@ -81,13 +89,14 @@ export interface PolicyCacheStats {
 }
 
 const compiledDefault = compilePolicy(DEFAULT_POLICY);
+const defaultHash = policyHash(DEFAULT_POLICY);
 
 /**
  * The deny-all result, with the reason it is in force when there is one:
  * `reason` in full for the log, `publicReason` (default: the same) for the caller.
  */
 export function defaultPolicyResult(reason?: string, errorCode?: PolicyErrorCode, publicReason: string | undefined = reason): PolicyResult {
-  const info: PolicyInfo = { source: 'default', name: 'Default Policy' };
+  const info: PolicyInfo = { source: 'default', name: 'Default Policy', hash: defaultHash, enforcement: 'enforce' };
   if (publicReason !== undefined) info.reason = publicReason;
   const result: PolicyResult = { source: 'default', name: 'Default Policy', policy: DEFAULT_POLICY, compiled: compiledDefault, info };
   if (reason !== undefined) result.reason = reason;
@@ -214,6 +223,9 @@ export class PolicyFetcher {
         name: 'User Policy',
         allowedDomains: linted.api.allowedDomains.length,
         allowedPackages: linted.api.allowedPackages?.length ?? 0,
+        hash: policyHash(linted.policy),
+        enforcement: enforcementOf(linted.policy),
+        ...(linted.api.version === undefined ? {} : { version: linted.api.version }),
       };
       return { source: 'jwt', name: 'User Policy', policy: linted.policy, compiled: compilePolicy(linted.policy), info };
     } catch (error) {

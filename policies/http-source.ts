@@ -71,11 +71,13 @@ export class HttpPolicySource implements PolicySource {
       if (error instanceof PolicyError) throw error;
       throw this.#transportError(error, signal);
     }
+    let document: unknown;
     try {
-      return JSON.parse(text) as unknown;
+      document = JSON.parse(text) as unknown;
     } catch (error) {
       throw new PolicyError('ERR_POLICY_BAD_JSON', `Policy API returned invalid JSON: ${describeError(error)}`);
     }
+    return withEtagVersion(document, response.headers.etag);
   }
 
   #transportError(error: unknown, signal: AbortSignal): PolicyError {
@@ -85,6 +87,14 @@ export class HttpPolicySource implements PolicySource {
     }
     return new PolicyError('ERR_POLICY_UNREACHABLE', `Policy API unreachable: ${describeError(error)}`, { cause: error });
   }
+}
+
+/** The ETag names the policy's revision when the document does not name one itself. */
+export function withEtagVersion(document: unknown, etag: string | string[] | undefined): unknown {
+  const tag = Array.isArray(etag) ? etag[0] : etag;
+  if (tag === undefined || typeof document !== 'object' || document === null || Array.isArray(document) || 'version' in document) return document;
+  const version = tag.replace(/^W\//u, '').replace(/^"(.*)"$/u, '$1');
+  return version === '' || version.length > 200 ? document : { ...document, version };
 }
 
 export function describeError(error: unknown): string {

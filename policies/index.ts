@@ -94,6 +94,11 @@ export {
 export type { Clock, FetchPolicyOptions, PolicyCacheOptions, PolicyCacheStats, PolicyFetcherOptions, PolicyInfo, PolicyResult } from './fetcher.ts';
 export type { PolicyRequest, PolicySource } from './source.ts';
 export { DEFAULT_POLICY_FETCH_TIMEOUT_MS, HttpPolicySource, MAX_POLICY_BYTES } from './http-source.ts';
+export { canonicalJson, policyHash } from './identity.ts';
+export { applyEnforcement, enforcementOf } from './enforcement.ts';
+export type { Enforcement } from './enforcement.ts';
+export { generalisePath, suggestPolicy, SUBTREE_MIN_CHILDREN } from './suggest.ts';
+export type { ObservedRequest, SuggestedRule, Suggestion } from './suggest.ts';
 export type { HttpPolicySourceOptions, HttpRequest } from './http-source.ts';
 export { DirectoryPolicySource, policyFileFor } from './directory-source.ts';
 export type { DirectoryPolicySourceOptions } from './directory-source.ts';

@@ -4,6 +4,7 @@
  * closure (package-closure.ts) instead, which starts from the rules
  * package-spec.ts compiles.
  */
+import { applyEnforcement } from './enforcement.ts';
 import { decide } from './matcher.ts';
 import type { CompiledPolicy } from './matcher.ts';
 import { PackageClosure } from './package-closure.ts';
@@ -19,8 +20,10 @@ import type { Decision, EgressRequest, RegistryResponse } from './types.ts';
  */
 export function decideWithPackages(policy: CompiledPolicy, closure: PackageClosure, request: EgressRequest): Decision {
   const decision = decide(policy, request);
-  if (decision.allowed || decision.rule !== 'allowedDomains') return decision;
-  return closure.decide(request) ?? decision;
+  if (decision.allowed) return decision;
+  // A registry request the package closure allows is allowed outright, not a would-be block.
+  const byPackages = decision.rule === 'allowedDomains' ? closure.decide(request) : null;
+  return byPackages ?? applyEnforcement(policy.policy, decision);
 }
 
 /** What the egress proxy tells about a session: one object per session, carrying its compiled policy. */

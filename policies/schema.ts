@@ -193,6 +193,16 @@ export const PolicyApiSchema = z
       .optional()
       .describe('Credentials bound to hosts, keyed by environment-variable name: the sandbox sees a placeholder, the proxy substitutes the value toward these hosts only.'),
     isolation: IsolationRequirementSchema.optional(),
+    enforcement: z
+      .enum(['enforce', 'audit'])
+      .optional()
+      .describe('audit: learn mode, requests the rules would block are let through and logged with wouldBlock and the reason (the proxy\'s own checks still refuse); enforce (default): the rules block.'),
+    version: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe('The source\'s own name for this revision of the policy, reported as policyInfo.version and stored with each execution (the policy API\'s ETag serves when absent).'),
   })
   .describe('A user network policy as the policy API returns it.');
 export type PolicyApi = z.infer<typeof PolicyApiSchema>;
@@ -231,6 +241,7 @@ export const PolicySchema = z
     allowedBinaries: z.array(z.string()).describe('Executables the sandbox may run, by name.'),
     secrets: secretRecord(SecretRuleSchema).optional().describe('Credentials bound to hosts, keyed by name; absent when none are declared.'),
     isolation: IsolationRequirementSchema.optional(),
+    enforcement: z.literal('audit').optional().describe('Present only for a policy in audit (learn) mode.'),
   })
   .describe('The internal policy every other module works with.');
 export type Policy = z.infer<typeof PolicySchema>;
@@ -257,6 +268,8 @@ export function policyFromApi(api: PolicyApi): Policy {
   };
   if (api.secrets !== undefined) policy.secrets = secretRulesFromApi(api.secrets);
   if (api.isolation !== undefined) policy.isolation = api.isolation;
+  // Only when asked for, so an enforcing policy's hash is what it always was.
+  if (api.enforcement === 'audit') policy.enforcement = 'audit';
   return policy;
 }
 

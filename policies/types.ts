@@ -58,6 +58,11 @@ export interface Decision {
    * handed over before the client receives it.
    */
   learnTail?: number;
+  /**
+   * Allowed only because the policy is in audit mode (enforcement.ts): the
+   * enforcing policy would block it, for `reason`.
+   */
+  wouldBlock?: boolean;
 }
 
 /** A registry metadata response, body decoded (no content-encoding), as `learn` receives it. */

@@ -5,6 +5,13 @@
  *   DELETE /admin/policy-cache         forget every cached policy
  *   POST   /admin/policy-cache/evict   forget one token's policy; body {"token": "<jwt>"}
  *
+ * and, with the audit store on, the audit trail (audit/admin-routes.ts):
+ *
+ *   GET    /admin/executions           executions, newest first (filters, cursor pagination)
+ *   GET    /admin/executions/{id}      one execution with its egress decisions
+ *   GET    /admin/egress/summary       decision counts by subject, host, method, decision, reason
+ *   GET    /admin/policies/{subject}/suggestion   the policy change that allows what was observed
+ *
  * One token is named in the body, not the query string, because URLs end up
  * in access logs and proxy logs and a JWT must not. The endpoints exist only
  * when ADMIN_TOKEN is set (otherwise they answer 404 like any unknown route)
@@ -15,6 +22,7 @@ import express, { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { ApiError, badRequest } from './errors.ts';
 import { describeIssues } from './execute-request.ts';
+import { auditRoutes, type AuditQueries, type CurrentPolicyLookup } from './audit/admin-routes.ts';
 import type { PolicyCache } from './policy-service.ts';
 
 export const ADMIN_POLICY_CACHE_PATH = '/admin/policy-cache';
@@ -22,6 +30,10 @@ export const ADMIN_POLICY_CACHE_PATH = '/admin/policy-cache';
 export interface AdminOptions {
   adminToken: string;
   policies: Pick<PolicyCache, 'stats' | 'clear'>;
+  /** The audit store, when it is on. */
+  audit?: AuditQueries;
+  /** A subject's current policy, for suggestions (the embedded policy folder; null with a remote policy API). */
+  currentPolicy?: CurrentPolicyLookup;
 }
 
 const EvictRequestSchema = z.strictObject({ token: z.string().min(1).describe('the bearer token whose cached policy is forgotten') });
@@ -40,7 +52,7 @@ function requireAdmin(adminToken: string): RequestHandler {
   };
 }
 
-export function adminRouter({ adminToken, policies }: AdminOptions): Router {
+export function adminRouter({ adminToken, policies, audit, currentPolicy }: AdminOptions): Router {
   const router = Router();
   router.use('/admin', requireAdmin(adminToken));
 
@@ -64,5 +76,6 @@ export function adminRouter({ adminToken, policies }: AdminOptions): Router {
     req.log?.info({ removed }, 'policy cache entry evicted');
     res.json({ success: true, data: { removed, stats: policies.stats() } });
   });
+  if (audit !== undefined) router.use(auditRoutes(audit, currentPolicy));
   return router;
 }

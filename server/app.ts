@@ -26,6 +26,8 @@ export interface AppDependencies extends ExecuteRouteDependencies {
   routers?: Router[];
   /** The egress route, for /readyz (a remote proxy service may be down while this server is up). */
   egress?: Pick<Egress, 'ready'>;
+  /** Facts for /readyz beyond its checks (the audit writer's queue and drops); they never make the service unready. */
+  readyDetails?: () => Record<string, unknown>;
 }
 
 function requestContext(logger: Logger): RequestHandler {
@@ -67,7 +69,12 @@ export function createApp(deps: AppDependencies): Express {
     if (deps.egress) checks.egress = (await deps.egress.ready()) ? 'ok' : 'egress proxy not answering';
     if (deps.drain.draining) checks.shutdown = 'draining';
     const ready = Object.values(checks).every((v) => v === 'ok');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks, ...(deps.isolation ? { isolation: deps.isolation.available } : {}) });
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ready' : 'not ready',
+      checks,
+      ...(deps.isolation ? { isolation: deps.isolation.available } : {}),
+      ...(deps.readyDetails === undefined ? {} : { details: deps.readyDetails() }),
+    });
   });
 
   // Before any route that verifies a token, reads a body or looks a policy up: the cheapest refusals come first.

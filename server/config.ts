@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { loadEnv, logLevel, optionalText, port, positiveInt } from '../service-kit/index.ts';
 import { EGRESS_SETTINGS_SHAPE } from '../egress-proxy/index.ts';
+// The leaf module, not the folder's index: the index reaches back into the server and would make a cycle.
+import { AUDIT_CONFIG_SHAPE } from './audit/config.ts';
 import { decodeResponseKey, RESPONSE_KEY_FORMAT } from './encryption.ts';
 
 /** The shipped example users (demo-user holds the seed policy), so a fresh checkout runs end to end. */
@@ -132,6 +134,7 @@ export const ConfigSchema = z
       .describe('refused tokens (401) per window per client address; past it the address gets 429 before its token is even checked; 0 turns the limit off'),
     SHUTDOWN_GRACE_MS: positiveInt(25_000)
       .describe('on SIGTERM/SIGINT, how long running executions get to finish before their sandboxes are removed'),
+    ...AUDIT_CONFIG_SHAPE,
     LOG_LEVEL: logLevel,
   })
   .superRefine((c, ctx) => {

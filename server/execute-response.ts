@@ -15,7 +15,8 @@ export const NetworkLogEntrySchema = z
     hostname: z.string().describe('canonical host name'),
     statusCode: z.number().int().describe('status the program received; 0 when no HTTP answer was possible'),
     blocked: z.boolean(),
-    reason: z.string().optional().describe('why it was blocked'),
+    reason: z.string().optional().describe('why it was blocked (or, with wouldBlock, why it would have been)'),
+    wouldBlock: z.literal(true).optional().describe('learn mode: let through, but the enforcing policy would block it'),
     durationMs: z.number(),
     secrets: z.array(z.string()).optional().describe('names of the secrets the proxy substituted into this request (never values)'),
   })
@@ -28,6 +29,9 @@ export const PolicyInfoSchema = z
     allowedDomains: z.number().int().optional(),
     allowedPackages: z.number().int().optional(),
     reason: z.string().optional().describe('why the default policy is in force, when a user policy could not be had'),
+    hash: z.string().regex(/^[0-9a-f]{64}$/u).describe('SHA-256 (hex) of the canonical JSON of the effective policy, secret values excluded: equal hashes, equal rules'),
+    enforcement: z.enum(['enforce', 'audit']).describe('audit: learn mode ran, requests the rules would block went through and are marked wouldBlock'),
+    version: z.string().optional().describe('the policy source’s own revision of the policy (its `version` field or ETag), when it sent one'),
   })
   .describe('which policy governed the sandbox');
 

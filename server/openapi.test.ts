@@ -29,4 +29,16 @@ describe('openApiDocument', () => {
     );
     expect(execute.responses['429'].headers).toHaveProperty('Retry-After');
   });
+
+  it('documents the audit endpoints behind the administrator token, with their query parameters', () => {
+    const list = document.paths['/admin/executions'].get;
+    expect(list.security).toEqual([{ admin: [] }]);
+    expect(list.parameters.map((p: { name: string }) => p.name)).toEqual(['subject', 'outcome', 'since', 'until', 'blocked', 'limit', 'cursor']);
+    expect(document.paths['/admin/executions/{id}'].get.responses).toHaveProperty('404');
+    expect(document.paths['/admin/egress/summary'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['subject', 'since', 'until']);
+    expect(Object.keys(document.components.schemas.AuditDecision.properties)).toEqual(expect.arrayContaining(['method', 'host', 'path', 'allowed', 'wouldBlock', 'reason', 'rule']));
+    expect(document.components.schemas.AuditExecution.properties).toHaveProperty('policyHash');
+    const suggestion = document.paths['/admin/policies/{subject}/suggestion'].get;
+    expect(suggestion.parameters.map((p: { name: string }) => p.name)).toEqual(['subject', 'since', 'until', 'blockedOnly']);
+  });
 });

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Router } from 'express';
 import { z } from 'zod';
+import { AUDIT_SCHEMAS, auditPaths } from './audit/openapi-paths.ts';
 import { ExecuteRequestSchema } from './execute-request.ts';
 import { EncryptedResponseSchema, ErrorBodySchema, ExecuteSuccessSchema } from './execute-response.ts';
 import { ENV_HEADER_PREFIX, MAX_HEADER_ENV_VALUE_BYTES, MAX_HEADER_ENV_VARS } from './header-env.ts';
@@ -105,14 +106,20 @@ export function openApiDocument(version: string): JsonObject {
       [OPENAPI_PATH]: {
         get: { operationId: 'openapi', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1', content: json({ type: 'object' }) } } },
       },
+      // Served only when ADMIN_TOKEN is set and the audit store is on.
+      ...auditPaths(),
     },
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        admin: { type: 'http', scheme: 'bearer', description: 'the ADMIN_TOKEN the service was started with' },
+      },
       schemas: {
         ExecuteRequest: schemaOf(ExecuteRequestSchema, 'input'),
         ExecuteSuccess: schemaOf(ExecuteSuccessSchema, 'output'),
         ErrorBody: schemaOf(ErrorBodySchema, 'output'),
         EncryptedResponse: schemaOf(EncryptedResponseSchema, 'output'),
+        ...AUDIT_SCHEMAS,
       },
     },
   };

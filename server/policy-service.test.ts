@@ -33,7 +33,7 @@ describe('the embedded policy source', () => {
     const identity = await loadIdentity(config);
     const policies = createPolicyCache(config, { request: http });
     const caller = await resolveCaller(await identity.authenticate(`Bearer ${await sign('demo-user')}`), policies);
-    expect(caller.policyInfo).toEqual({ source: 'jwt', name: 'User Policy', allowedDomains: 2, allowedPackages: 1 });
+    expect(caller.policyInfo).toEqual({ source: 'jwt', name: 'User Policy', allowedDomains: 2, allowedPackages: 1, hash: expect.stringMatching(/^[0-9a-f]{64}$/u), enforcement: 'enforce' });
     expect(http).not.toHaveBeenCalled();
   });
 

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DockerContainerClient, DEFAULT_LIMITS, Executor, WarmPool, type Runtime } from '../executor/index.ts';
 import { adminRouter } from './admin.ts';
+import { startAudit, type Audit } from './audit/index.ts';
 import { Admission } from './admission.ts';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
@@ -23,6 +24,7 @@ import { decodeResponseKey, ResponseEncryptor } from './encryption.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { openApiRouter } from './openapi.ts';
 import { Drain } from './shutdown.ts';
+import { DirectoryPolicySource } from '../policies/index.ts';
 
 export interface ServiceOptions {
   config: Config;
@@ -33,6 +35,8 @@ export interface ServiceOptions {
 }
 
 export interface RunningService {
+  /** The audit trail, unless AUDIT_STORE=off. */
+  audit: Audit | undefined;
   url: string;
   port: number;
   logger: Logger;
@@ -44,6 +48,13 @@ export interface RunningService {
 /** Containers are labelled with this, so one server never reaps another's (each has its own DATA_DIR). */
 /** After the grace period, how long stopped executions get to answer their callers. */
 const SHUTDOWN_ANSWER_MS = 5_000;
+
+/** Suggestions start from the subject's policy when this server reads the policy folder itself; a remote policy API needs the user's token. */
+function currentPolicyFor(config: Config): (subject: string) => Promise<unknown> {
+  if (config.POLICY_API_URL !== undefined) return () => Promise.resolve(null);
+  const folder = new DirectoryPolicySource({ directory: config.POLICY_DIR });
+  return (subject) => folder.load({ token: '', subject }).catch(() => null);
+}
 
 export function instanceIdFor(dataDir: string): string {
   return createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
@@ -63,7 +74,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const capacity: { queueDepth?: () => number; poolSize?: () => number; inFlight: () => number } = { inFlight: () => drain.inFlight };
   const tiers: { available?: () => readonly string[] } = {};
   const metrics = new ServiceMetrics({ policyStats: () => policies.stats(), capacity, isolation: tiers });
-  const egress = await startEgress(config, logger.child({ component: 'egress' }), metrics.egressDecisions);
+  const audit = config.AUDIT_STORE === 'on' ? await startAudit(config, logger.child({ component: 'audit' }), metrics.registry) : undefined;
+  const countDecision = metrics.egressDecisions;
+  const egress = await startEgress(
+    config,
+    logger.child({ component: 'egress' }),
+    audit === undefined ? countDecision : (decision) => {
+      countDecision(decision);
+      audit.recorder.observeDecision(decision);
+    },
+  );
 
   const docker = new DockerContainerClient();
   const executor = new Executor({
@@ -108,7 +128,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   });
   capacity.queueDepth = () => admission.queued;
   capacity.poolSize = () => Object.values(pool.stats().ready).reduce<number>((sum, n) => sum + (n ?? 0), 0);
-  const executions = new ExecutionService({
+  const executionService = new ExecutionService({
     executor: pool,
     admission,
     defaultTimeoutMs: config.EXEC_TIMEOUT_MS,
@@ -116,6 +136,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     isolation,
     packageRegistries: { npm: config.NPM_REGISTRY_HOST[0] ?? 'registry.npmjs.org', pypi: config.PYPI_HOSTS[0] ?? 'pypi.org' },
   });
+  // Every execution, finished or refused, goes to the audit trail (off the request path).
+  const executions = audit === undefined ? executionService : audit.recorder.wrap(executionService);
   const app = createApp({
     config,
     logger,
@@ -126,6 +148,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     isolation,
     metrics,
     drain,
+    ...(audit === undefined ? {} : { readyDetails: () => ({ audit: audit.readiness() }) }),
     ...(config.RESPONSE_ENCRYPTION_KEY !== undefined ? { encryptor: new ResponseEncryptor(decodeResponseKey(config.RESPONSE_ENCRYPTION_KEY)!) } : {}),
     authenticate: identity.authenticate,
     policies,
@@ -134,7 +157,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       openApiRouter(),
       ...(identity.development ? [developmentJwksRouter(identity.development)] : []),
       policyServiceRouter({ directory: config.POLICY_DIR, requireToken: identity.requireToken }),
-      ...(config.ADMIN_TOKEN !== undefined ? [adminRouter({ adminToken: config.ADMIN_TOKEN, policies })] : []),
+      ...(config.ADMIN_TOKEN !== undefined ? [adminRouter({ adminToken: config.ADMIN_TOKEN, policies, ...(audit === undefined ? {} : { audit: audit.store, currentPolicy: currentPolicyFor(config) }) })] : []),
     ],
   });
 
@@ -157,6 +180,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     logger,
     executor,
     pool,
+    audit,
     async close() {
       // Refuse new executions (503, and 503 from /readyz so balancers look
       // elsewhere) while running ones get the grace period; the listener
@@ -178,6 +202,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       server.closeAllConnections();
       await executor.reapOrphans().catch(() => undefined);
       await egress.close();
+      await audit?.close();
     },
   };
 }

@@ -374,7 +374,7 @@ describe('development mode', () => {
     const response = JSON.parse(stdout);
     expect(response.success).toBe(true);
     expect(response.data.stdout).toBe('Hello from the sandbox\n');
-    expect(response.data.policyInfo).toEqual({ source: 'jwt', name: 'User Policy', allowedDomains: 2, allowedPackages: 1 });
+    expect(response.data.policyInfo).toEqual({ source: 'jwt', name: 'User Policy', allowedDomains: 2, allowedPackages: 1, hash: expect.stringMatching(/^[0-9a-f]{64}$/u), enforcement: 'enforce' });
   });
 
   it('reuses the key across restarts, so earlier demo tokens stay valid', async () => {

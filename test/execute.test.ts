@@ -42,7 +42,7 @@ describeWithDocker('POST /execute (JavaScript)', () => {
       oomKilled: false,
       truncated: { stdout: false, stderr: false },
       networkLog: [],
-      policyInfo: { source: 'default', name: 'Default Policy' },
+      policyInfo: { source: 'default', name: 'Default Policy', hash: expect.stringMatching(/^[0-9a-f]{64}$/u), enforcement: 'enforce' },
     });
     expect(response.json.data.isolation).toBe(testIsolation());
     expect(typeof response.json.data.executionId).toBe('string');

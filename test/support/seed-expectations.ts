@@ -4,9 +4,16 @@
  * one network-log entry, and what the recording upstream received.
  */
 import { expect } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { lintPolicy, policyHash } from '../../policies/index.ts';
 import type { Upstream } from '../fixtures/upstream.ts';
 
-export const SEED_POLICY_INFO = { source: 'jwt', name: 'User Policy', allowedDomains: 2, allowedPackages: 1 };
+const seedLinted = lintPolicy(JSON.parse(readFileSync(new URL('../../examples/policies/seed.json', import.meta.url), 'utf8')));
+if (!seedLinted.ok) throw new Error(`the seed policy does not lint: ${seedLinted.problems.join('; ')}`);
+/** The seed policy's identity, computed here independently of the server. */
+export const SEED_POLICY_HASH = policyHash(seedLinted.policy);
+
+export const SEED_POLICY_INFO = { source: 'jwt', name: 'User Policy', allowedDomains: 2, allowedPackages: 1, hash: SEED_POLICY_HASH, enforcement: 'enforce' };
 
 const SCENARIOS = {
   /** Test 2: allowed; the upstream receives exactly this request. */
