@@ -49,7 +49,7 @@ export function decisionRecordFrom(decision: EgressDecision, at: number): Decisi
     reason: decision.reason,
     rule: decision.rule,
     statusCode: decision.statusCode,
-    secrets: [],
+    secrets: [...(decision.secrets ?? [])],
     durationMs: decision.durationMs,
   };
 }
@@ -78,7 +78,7 @@ export function decisionRecordFromLog(executionId: string, entry: NetworkLogEntr
     reason: entry.reason ?? null,
     rule: null,
     statusCode: entry.statusCode,
-    secrets: [],
+    secrets: [...(entry.secrets ?? [])],
     durationMs: entry.durationMs,
   };
 }
@@ -102,11 +102,11 @@ export class AuditRecorder {
   /** The execution service, recording every execution it finishes or refuses. */
   wrap(inner: Executions): Executions {
     return {
-      execute: async (request, caller, signal) => {
+      execute: async (request, caller, options) => {
         const startedAt = this.#now();
         let data: ExecuteResponseData;
         try {
-          data = await inner.execute(request, caller, signal);
+          data = await inner.execute(request, caller, options);
         } catch (error) {
           this.#record(request, caller, startedAt, { error });
           throw error;
@@ -126,7 +126,7 @@ export class AuditRecorder {
       policyHash: caller.policyInfo.hash,
       policyVersion: caller.policyInfo.version ?? null,
       language: request.language,
-      tier: null,
+      tier: null as string | null,
       codeSha256: createHash('sha256').update(request.code).digest('hex'),
       codeBytes: Buffer.byteLength(request.code),
       code: storeCode ? request.code : null,
@@ -152,6 +152,7 @@ export class AuditRecorder {
       return;
     }
     const { data } = ended;
+    base.tier = data.isolation;
     const blocked = data.networkLog.filter((entry) => entry.blocked).length;
     records.execution({
       ...base,
