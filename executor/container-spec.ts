@@ -37,7 +37,7 @@ interface IsolationTier {
 
 export const ISOLATION_TIERS: Readonly<Record<Isolation, IsolationTier>> = {
   runc: { ociRuntime: 'runc', seccomp: true, pidsCgroup: (limit) => limit, processLimit: () => undefined },
-  gvisor: { ociRuntime: 'runsc', seccomp: false, pidsCgroup: (limit) => limit * 4 + 256, processLimit: (limit) => limit },
+  gvisor: { ociRuntime: 'runsc', seccomp: false, pidsCgroup: (limit) => limit * 8 + 512, processLimit: (limit) => limit },
 };
 
 /** The tier whose engine runtime is `ociRuntime`, if any. */

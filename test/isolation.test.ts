@@ -154,6 +154,7 @@ describe.skipIf(!hasDocker)('isolation tiers', () => {
       ].join('\n');
       const response = await service.post('/execute', { language: 'python', code, timeoutMs: 90_000 });
       expect(response.status, response.text).toBe(200);
+      expect(response.json.data.stdout, response.text).toMatch(/^\{/);
       const counts = JSON.parse(response.json.data.stdout) as { ok: number; failed: number };
       expect(counts.failed).toBeGreaterThan(0);
       expect(counts.ok).toBeLessThan(128);
