@@ -6,11 +6,11 @@
  *
  * Part of `npm run bench`; alone: `npx tsx bench/path-match.ts` (no Docker needed).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { compilePolicy, decide, lintPolicy } from '../policies/index.ts';
 import type { CompiledPolicy, EgressRequest } from '../policies/index.ts';
 import { summarise, type Summary } from './stats.ts';
+import { printTable, writeStandaloneResult } from './report.ts';
 
 const SIZES_KB = [1, 4, 16] as const;
 const SAMPLES = 300;
@@ -103,15 +103,8 @@ async function standalone(): Promise<void> {
   const startedAt = new Date();
   const result = pathMatch();
   const rows = pathMatchRows(result);
-  const header: [string, string, string, string] = ['measure', 'value', 'baseline', 'ratio'];
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]?.length ?? 0)));
-  const line = (cells: readonly string[]) => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(' │ ');
-  process.stdout.write(`\n${[line(header), widths.map((w) => '─'.repeat(w)).join('─┼─'), ...rows.map(line)].join('\n')}\n\n`);
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  await mkdir(dir, { recursive: true });
-  const file = `${dir}path-match-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`;
-  await writeFile(file, `${JSON.stringify({ startedAt: startedAt.toISOString(), node: process.version, pathMatch: result }, null, 2)}\n`);
-  process.stdout.write(`results: ${file}\n`);
+  printTable(['measure', 'value', 'baseline', 'ratio'], rows);
+  await writeStandaloneResult('path-match', 'pathMatch', startedAt, result);
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await standalone();

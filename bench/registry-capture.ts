@@ -9,7 +9,7 @@
  *
  * Standalone (no Docker needed): `npx tsx bench/registry-capture.ts`.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +22,7 @@ import type { CompiledPolicy } from '../policies/index.ts';
 import { PYPI_FILES_HOST, PYPI_HOST, startRegistry, type RegistryFixture } from '../test/fixtures/registry.ts';
 import { connectTunnel, tlsOverTunnel } from '../test/fixtures/upstream-client.ts';
 import { sleep } from './stats.ts';
+import { printTable, writeStandaloneResult } from './report.ts';
 
 const WHEEL_BYTES = 8 * 1024 * 1024;
 const READERS = DEFAULT_CAPTURE_LIMITS.sessionCaptures;
@@ -152,15 +153,8 @@ async function standalone(): Promise<void> {
   const startedAt = new Date();
   const result = await registryCapture();
   const rows = registryCaptureRows(result);
-  const header: [string, string, string, string] = ['measure', 'value', 'baseline', 'ratio'];
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]?.length ?? 0)));
-  const line = (cells: readonly string[]) => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(' │ ');
-  process.stdout.write(`\n${[line(header), widths.map((w) => '─'.repeat(w)).join('─┼─'), ...rows.map(line)].join('\n')}\n\n`);
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  await mkdir(dir, { recursive: true });
-  const file = `${dir}registry-capture-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`;
-  await writeFile(file, `${JSON.stringify({ startedAt: startedAt.toISOString(), node: process.version, registryCapture: result }, null, 2)}\n`);
-  process.stdout.write(`results: ${file}\n`);
+  printTable(['measure', 'value', 'baseline', 'ratio'], rows);
+  await writeStandaloneResult('registry-capture', 'registryCapture', startedAt, result);
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await standalone();

@@ -8,15 +8,15 @@
  * Part of `npm run bench`; also runs alone (no Docker needed):
  * `npx tsx bench/secrets.ts` prints the table and writes the JSON.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import zlib from 'node:zlib';
 import { planResponseScrub, substituteRequestHead } from '../egress-proxy/secrets/index.ts';
 import { SecretBinding } from '../policies/index.ts';
 import { summarise, type Summary } from './stats.ts';
+import { printTable, writeStandaloneResult } from './report.ts';
 
 const BODY_BYTES = 1024 * 1024;
 const CHUNK_BYTES = 64 * 1024;
@@ -153,15 +153,8 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const result = await secretsBench();
   const rows = secretsRows(result);
-  const header: [string, string, string, string] = ['measure', 'value (ms: p50 / p95 / p99)', 'baseline', 'difference'];
-  const widths = [0, 1, 2, 3].map((i) => Math.max(...[header, ...rows].map((row) => row[i]?.length ?? 0)));
-  const line = (cells: readonly string[]) => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(' │ ');
-  process.stdout.write(`\n${[line(header), widths.map((w) => '─'.repeat(w)).join('─┼─'), ...rows.map(line)].join('\n')}\n\n`);
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  await mkdir(dir, { recursive: true });
-  const file = `${dir}secrets-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`;
-  await writeFile(file, `${JSON.stringify({ startedAt: startedAt.toISOString(), node: process.version, secrets: result }, null, 2)}\n`);
-  process.stdout.write(`results: ${file}\n`);
+  printTable(['measure', 'value (ms: p50 / p95 / p99)', 'baseline', 'difference'], rows);
+  await writeStandaloneResult('secrets', 'secrets', startedAt, result);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -1,8 +1,8 @@
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Transform } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { SecretBinding } from '../../policies/index.ts';
+import { collect, split } from '../../test/support/streams.ts';
 import {
   bodyKind,
   bodyNeedsSubstitution,
@@ -77,31 +77,6 @@ describe('substituteRequestHead', () => {
   });
 });
 
-async function collect(chunks: readonly Buffer[], transforms: Transform[]): Promise<Buffer> {
-  const out: Buffer[] = [];
-  await pipeline(
-    Readable.from(chunks),
-    ...(transforms as [Transform]),
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        out.push(chunk);
-        callback();
-      },
-    }),
-  );
-  return Buffer.concat(out);
-}
-
-const split = (buffer: Buffer, sizes: readonly number[]): Buffer[] => {
-  const chunks: Buffer[] = [];
-  let at = 0;
-  for (let i = 0; at < buffer.length; i += 1) {
-    const size = sizes[i % sizes.length] ?? 1;
-    chunks.push(buffer.subarray(at, at + size));
-    at += size;
-  }
-  return chunks;
-};
 
 const stripeBody = (contentType: string) => ({ host: 'api.stripe.com', port: 443, contentType });
 
