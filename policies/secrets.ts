@@ -7,7 +7,7 @@
 import { PolicyValidationError } from './errors.ts';
 import { DEFAULT_PORTS, canonicalHost, hostMatches, parseDomainEntry, parseHostPattern } from './host.ts';
 import type { DomainEntry, HostPattern } from './host.ts';
-import type { Policy, PolicyApi, SecretPlace, SecretRule } from './schema.ts';
+import type { Policy, SecretPlace, SecretRule } from './schema.ts';
 
 /** A secret's hosts, parsed once: answers "may it go to this host:port?". */
 export interface SecretHostMatcher {
@@ -138,12 +138,12 @@ export function assertSecretsCovered(policy: Pick<Policy, 'allowedDomains' | 'bl
   if (problems.length > 0) throw new PolicyValidationError(problems);
 }
 
+type WithSecrets = { secrets?: Record<string, { value?: string | undefined }> | undefined };
+
 /** Whether the policy itself holds a secret value. */
-export function hasSecretValues(policy: Pick<Policy, 'secrets'> | Pick<PolicyApi, 'secrets'>): boolean {
+export function hasSecretValues(policy: WithSecrets): boolean {
   return Object.values(policy.secrets ?? {}).some((secret) => secret.value !== undefined);
 }
-
-type WithSecrets = { secrets?: Record<string, { value?: string | undefined }> | undefined };
 
 /**
  * The policy as anything that displays, logs, hashes or caches it by content
