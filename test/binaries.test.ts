@@ -46,6 +46,19 @@ print(subprocess.run(["/opt/tools/jq/bin/jq", "-n", "1 + 1"], capture_output=Tru
       expect(data.stdout).toBe('[1,2]\n2\n');
     });
 
+    // allowedBinaries governs executables, not code: a program can still run
+    // machine code it writes into its own memory (the README says so).
+    it('still runs machine code the program writes into its own memory', async () => {
+      const data = await py(`
+import ctypes, mmap
+page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(bytes([0xB8, 0x2A, 0x00, 0x00, 0x00, 0xC3]))  # mov eax, 42; ret
+address = ctypes.addressof(ctypes.c_char.from_buffer(page))
+print(ctypes.CFUNCTYPE(ctypes.c_int)(address)())`);
+      expect(data.stderr).toBe('');
+      expect(data.stdout).toBe('42\n');
+    });
+
     it('finds no curl by name, absolute path, link, loader or ctypes execve', async () => {
       const data = await py(`
 import ctypes, os, subprocess
