@@ -150,7 +150,7 @@ const allowedEntry = (method: string, url: string, hostname: string) =>
   expect.objectContaining({ method, url, hostname, statusCode: 200, blocked: false });
 
 /** The fixed fields of the service's per-decision log line (pino adds level, time and msg; the service its name). */
-const DECISION_LINE_FIELDS = ['level', 'time', 'service', 'component', 'msg', 'executionId', 'method', 'url', 'host', 'port', 'allowed', 'reason', 'rule', 'statusCode', 'durationMs'];
+const DECISION_LINE_FIELDS = ['level', 'time', 'service', 'component', 'msg', 'executionId', 'method', 'url', 'host', 'port', 'allowed', 'reason', 'rule', 'statusCode', 'durationMs', 'wouldBlock'];
 
 describeWithDocker('attacks on the egress proxy from inside the sandbox', () => {
   let world: SeedWorld;
