@@ -14,18 +14,15 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { ipKeyGenerator } from 'express-rate-limit';
-import { z } from 'zod';
-import { MethodSchema } from '../policies/index.ts';
 import { ApiError, badRequest } from './errors.ts';
-import { ExecuteRequestSchema, type ExecuteRequest } from './execute-request.ts';
+import type { ExecuteRequest } from './execute-request.ts';
 import type { ExecuteLocals, ExecuteRouteDependencies } from './execute-route.ts';
 import { trackExecution } from './execution-log.ts';
 import { envFromHeaders } from './header-env.ts';
 import { resolveCaller, type Caller } from './identity/index.ts';
+import { CheckEgressInputSchema, ExecuteToolInputSchema, MCP_PATH } from './mcp-schemas.ts';
 import { checkEgress, describeEgressCheck, describeExecution, describePolicy, EgressUrlError, policyDescription } from './mcp-text.ts';
 import { bindRequestSecrets } from './request-secrets.ts';
-
-export const MCP_PATH = '/mcp';
 
 export interface McpRouteDependencies extends ExecuteRouteDependencies {
   /** The limiter `/execute` uses, so both count against one budget per caller. */
@@ -33,14 +30,6 @@ export interface McpRouteDependencies extends ExecuteRouteDependencies {
 }
 
 type McpResponse = Response<unknown, ExecuteLocals>;
-
-/** The execute tool's input: the `/execute` schema's fields an agent sets (no env, secrets or sealing). */
-export const ExecuteToolInputSchema = ExecuteRequestSchema.pick({ code: true, language: true, stdin: true, args: true, packages: true, timeoutMs: true });
-
-export const CheckEgressInputSchema = z.strictObject({
-  method: MethodSchema.describe('HTTP method of the request to check, e.g. GET or DELETE'),
-  url: z.string().min(1).describe('full URL, http:// or https://'),
-});
 
 interface JsonRpcCall {
   method?: unknown;
