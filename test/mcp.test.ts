@@ -112,3 +112,43 @@ describeWithDocker('the MCP endpoint', () => {
     expect(response.headers.get('www-authenticate')).toMatch(/^Bearer /);
   });
 });
+
+describeWithDocker('an MCP execution is an execution like any other', () => {
+  const ADMIN_TOKEN = 'mcp-admin-token-0123456789';
+  let world: SeedWorld;
+
+  beforeAll(async () => {
+    world = await startSeedWorld({ RATE_LIMIT_SUBJECT_MAX: '2', ADMIN_TOKEN, AUDIT_FLUSH_MS: '20' });
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  const auditEntry = async (id: string): Promise<{ status: number; body: any }> => {
+    const response = await fetch(`${world.service.url}/admin/executions/${id}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    return { status: response.status, body: await response.json() };
+  };
+
+  it('is audited and shares the per-caller rate limit with /execute; listing tools costs nothing', async () => {
+    const client = new Client({ name: 'mcp-test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL('/mcp', world.service.url), { requestInit: { headers: { authorization: `Bearer ${world.token}` } } }));
+    try {
+      for (let i = 0; i < 3; i += 1) await client.listTools();
+      const first = (await client.callTool({ name: 'execute', arguments: { code: 'console.log(1)' } })) as CallToolResult;
+      const { executionId } = first.structuredContent as { executionId: string };
+
+      let audited = await auditEntry(executionId);
+      for (let attempt = 0; audited.status !== 200 && attempt < 600; attempt += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        audited = await auditEntry(executionId);
+      }
+      expect(audited.status).toBe(200);
+      expect(audited.body.data).toMatchObject({ subject: SEED_USER });
+
+      await world.run({ code: 'console.log(2)' });
+      await expect(client.callTool({ name: 'execute', arguments: { code: 'console.log(3)' } })).rejects.toMatchObject({ code: 429 });
+    } finally {
+      await client.close();
+    }
+  });
+});
