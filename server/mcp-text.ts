@@ -122,6 +122,8 @@ export interface PolicyDescription {
   allowedBinaries: string[];
   secrets: Array<{ name: string; hosts: string[]; in: string[] }>;
   hash: string;
+  /** Why the default policy is in force, when the caller's own could not be had. */
+  reason?: string;
 }
 
 /** The caller's effective policy, secret names and hosts only. */
@@ -138,6 +140,7 @@ export function policyDescription(caller: Caller): PolicyDescription {
     allowedBinaries: [...policy.allowedBinaries],
     secrets: secretSummary(policy).map(({ name, hosts, in: places }) => ({ name, hosts, in: places })),
     hash: caller.policyInfo.hash,
+    ...(caller.policyInfo.reason === undefined ? {} : { reason: caller.policyInfo.reason }),
   };
 }
 
