@@ -10,9 +10,10 @@ import type { Config } from './config.ts';
 import type { Egress } from './egress.ts';
 import type { IsolationChoice } from './isolation.ts';
 import { ApiError, errorHandler } from './errors.ts';
-import { executeRouter, type ExecuteRouteDependencies } from './execute-route.ts';
+import { executeLimitFor, executeRouter, type ExecuteRouteDependencies } from './execute-route.ts';
 import { isLoopbackHost, loopbackHostGuard } from './host-guard.ts';
 import type { Logger } from './logger.ts';
+import { mcpRouter } from './mcp-route.ts';
 import { addressRateLimit, authFailureLimit } from './rate-limit.ts';
 
 export interface AppDependencies extends ExecuteRouteDependencies {
@@ -83,7 +84,10 @@ export function createApp(deps: AppDependencies): Express {
 
   for (const router of deps.routers ?? []) app.use(router);
 
-  app.use(executeRouter(deps));
+  // One limiter for both doors in: an execution through MCP counts as one through /execute.
+  const executeLimit = deps.executeLimit ?? executeLimitFor(deps.config);
+  app.use(executeRouter({ ...deps, executeLimit }));
+  app.use(mcpRouter({ ...deps, executeLimit }));
 
   app.use((req, _res, next) => {
     next(new ApiError(404, 'NOT_FOUND', `No route for ${req.method} ${req.path}`));

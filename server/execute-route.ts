@@ -58,6 +58,8 @@ export interface ExecuteRouteDependencies {
   policies: PolicyLookup;
   /** Seals the answers of requests with `encrypt_messages`; unset, such requests get 400. */
   encryptor?: ResponseEncryptor;
+  /** The per-caller execution limit, when another route shares it (built from config otherwise). */
+  executeLimit?: RequestHandler;
 }
 
 /** A step ran before the one that provides its input: a bug in this file, never the client's doing. */
@@ -69,6 +71,16 @@ function stateOf<K extends keyof ExecuteLocals>(res: ExecuteResponse, key: K): E
 
 /** Read before validation, so that even the refusal of an invalid request is sealed. */
 const asksForSealing = (body: unknown): boolean => (body as { encrypt_messages?: unknown } | undefined)?.encrypt_messages === true;
+
+/** The per-caller execution limit; it reads the subject `authenticate` left on `res.locals.token`. */
+export function executeLimitFor(config: ExecuteRouteDependencies['config']): RequestHandler {
+  return executeRateLimit({
+    windowMs: config.RATE_LIMIT_WINDOW_MS,
+    subjectMax: config.RATE_LIMIT_SUBJECT_MAX,
+    ipMax: config.RATE_LIMIT_IP_MAX,
+    subjectOf: (_req, res: ExecuteResponse) => stateOf(res, 'token')?.subject,
+  });
+}
 
 export function executeRouter(deps: ExecuteRouteDependencies): Router {
   const { config, encryptor } = deps;
@@ -129,12 +141,7 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
     next();
   };
 
-  const rateLimit = executeRateLimit({
-    windowMs: config.RATE_LIMIT_WINDOW_MS,
-    subjectMax: config.RATE_LIMIT_SUBJECT_MAX,
-    ipMax: config.RATE_LIMIT_IP_MAX,
-    subjectOf: (_req, res: ExecuteResponse) => stateOf(res, 'token')?.subject,
-  });
+  const rateLimit = deps.executeLimit ?? executeLimitFor(config);
 
   const validate: Step = (req, res, next) => {
     if (req.body === undefined || typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {

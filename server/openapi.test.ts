@@ -30,6 +30,16 @@ describe('openApiDocument', () => {
     expect(execute.responses['429'].headers).toHaveProperty('Retry-After');
   });
 
+  it('documents /mcp, its tools and their inputs cut from the request schemas', () => {
+    const mcp = document.paths['/mcp'].post;
+    expect(mcp.description).toMatch(/`execute`, `check_egress`, `describe_policy`/);
+    expect(mcp.security).toEqual([{}, { bearer: [] }]);
+    expect(mcp.responses['401'].headers).toHaveProperty('WWW-Authenticate');
+    expect(Object.keys(document.components.schemas.McpExecuteInput.properties).sort()).toEqual(['args', 'code', 'language', 'packages', 'stdin', 'timeoutMs']);
+    expect(document.components.schemas.McpExecuteInput.properties.code).toEqual(document.components.schemas.ExecuteRequest.properties.code);
+    expect(document.components.schemas.McpCheckEgressInput.required).toEqual(['method', 'url']);
+  });
+
   it('documents the audit endpoints behind the administrator token, with their query parameters', () => {
     const list = document.paths['/admin/executions'].get;
     expect(list.security).toEqual([{ admin: [] }]);

@@ -11,6 +11,7 @@ import { AUDIT_SCHEMAS, auditPaths } from './audit/openapi-paths.ts';
 import { ExecuteRequestSchema } from './execute-request.ts';
 import { EncryptedResponseSchema, ErrorBodySchema, ExecuteSuccessSchema } from './execute-response.ts';
 import { ENV_HEADER_PREFIX, MAX_HEADER_ENV_VALUE_BYTES, MAX_HEADER_ENV_VARS } from './header-env.ts';
+import { CheckEgressInputSchema, ExecuteToolInputSchema, MCP_PATH, MCP_TOOL_NAMES } from './mcp-schemas.ts';
 import { METRICS_PATH } from './metrics.ts';
 
 export const OPENAPI_PATH = '/openapi.json';
@@ -88,6 +89,33 @@ export function openApiDocument(version: string): JsonObject {
           },
         },
       },
+      [MCP_PATH]: {
+        post: {
+          operationId: 'mcp',
+          summary: 'Model Context Protocol (Streamable HTTP, stateless, JSON answers)',
+          description:
+            `JSON-RPC 2.0 messages of the Model Context Protocol; tools: ${MCP_TOOL_NAMES.map((name) => `\`${name}\``).join(', ')}. ` +
+            'Authentication as for `/execute`: no bearer token runs under the default policy, a bad one is a 401 before any message is read. ' +
+            '`execute` takes the `McpExecuteInput` fields (cut from `ExecuteRequest`; `X-Env-*` and `X-Secret-*` headers of the MCP request apply as for `/execute`) ' +
+            'and answers a readable summary with the `/execute` `data` as structured content; it counts against the same per-caller limit, admission queue, audit and metrics. ' +
+            '`check_egress` (`McpCheckEgressInput`) answers whether the caller\'s policy would let one request out, why, and by which rule; ' +
+            '`describe_policy` describes the caller\'s effective policy, secret names and hosts but never values. ' +
+            'Clients send `Accept: application/json, text/event-stream`; no session is kept (GET and DELETE answer 405).',
+          security: [{}, { bearer: [] }],
+          requestBody: { required: true, content: json({ type: 'object', description: 'a JSON-RPC 2.0 request or notification' }) },
+          responses: {
+            200: { description: 'The JSON-RPC answer (tool failures are results with `isError`)', headers: requestId, content: json({ type: 'object' }) },
+            202: { description: 'A notification, accepted', headers: requestId },
+            400: errorResponse('More than one `execute` call in one batch'),
+            401: errorResponse('Malformed, expired or unverifiable bearer token', {
+              'WWW-Authenticate': { description: 'Bearer challenge with the error', schema: { type: 'string' } },
+            }),
+            403: errorResponse('HOST_NOT_ALLOWED: bound to loopback, the Host header names another site (DNS rebinding)'),
+            415: errorResponse('Content-Type is not application/json'),
+            429: errorResponse('RATE_LIMITED or AUTH_FAILURES_LIMITED, as for `/execute`', { ...retryAfter, ...rateLimitHeaders }),
+          },
+        },
+      },
       '/healthz': { get: { operationId: 'health', summary: 'The process is alive', responses: { 200: { description: 'alive' } } } },
       '/readyz': {
         get: {
@@ -116,6 +144,8 @@ export function openApiDocument(version: string): JsonObject {
       },
       schemas: {
         ExecuteRequest: schemaOf(ExecuteRequestSchema, 'input'),
+        McpExecuteInput: schemaOf(ExecuteToolInputSchema, 'input'),
+        McpCheckEgressInput: schemaOf(CheckEgressInputSchema, 'input'),
         ExecuteSuccess: schemaOf(ExecuteSuccessSchema, 'output'),
         ErrorBody: schemaOf(ErrorBodySchema, 'output'),
         EncryptedResponse: schemaOf(EncryptedResponseSchema, 'output'),
