@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL } from '../executor/index.ts';
+import { DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, poolKey } from '../executor/index.ts';
 import { imageTags } from '../images/index.ts';
 import { loadConfig } from '../server/config.ts';
 import { createLogger } from '../server/logger.ts';
@@ -117,7 +117,7 @@ export async function pooledContainerMemory(service: BenchService): Promise<numb
   await service.pool.whenFull();
   await sleep(1_000);
   const engine = new DockerContainerClient();
-  const found = await engine.listLabelled({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(service.dataDir), [LABEL_POOL]: 'node' });
+  const found = await engine.listLabelled({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(service.dataDir), [LABEL_POOL]: poolKey('node', 'runc') });
   const usage: number[] = [];
   for (const id of found) {
     const bytes = await engine.memoryUsage(id);

@@ -6,17 +6,17 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CA_CERT_FILE, DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, PROXY_SOCKET_FILE } from '../executor/index.ts';
+import { CA_CERT_FILE, DockerContainerClient, LABEL_INSTANCE, LABEL_MANAGED, LABEL_POOL, poolKey, PROXY_SOCKET_FILE } from '../executor/index.ts';
 import { instanceIdFor } from '../server/service.ts';
 import { describeWithDocker, untilProgramWaits } from './support/docker.ts';
 import { expectSeedScenario } from './support/seed-expectations.ts';
 import { startSeedWorld, type SeedWorld } from './support/seed-world.ts';
-import { startTestService, type TestService } from './support/service.ts';
+import { startTestService, testIsolation, type TestService } from './support/service.ts';
 
 const docker = new DockerContainerClient();
 
 const ours = (service: TestService) => ({ [LABEL_MANAGED]: 'true', [LABEL_INSTANCE]: instanceIdFor(service.dataDir) });
-const pooledIds = (service: TestService) => docker.listLabelled({ ...ours(service), [LABEL_POOL]: 'node' });
+const pooledIds = (service: TestService) => docker.listLabelled({ ...ours(service), [LABEL_POOL]: poolKey('node', testIsolation()) });
 
 /** The container the service assigned to an execution, from its log. */
 function containerOf(service: TestService, executionId: string): string {
