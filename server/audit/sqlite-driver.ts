@@ -6,6 +6,7 @@
  * CLI reads through the administrator API), and exclusive locking is what
  * lets WAL work without shared memory.
  */
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import sqlite from 'node-sqlite3-wasm';
 import type { Row, SqlDriver, SqlRunner, SqlValue } from './sql.ts';
 
@@ -16,7 +17,10 @@ export class SqliteDriver implements SqlDriver {
 
   constructor(file: string) {
     this.description = file;
+    clearStaleLock(file);
     this.#db = new sqlite.Database(file);
+    // Names the lock's holder, so a start after a crash can tell the lock is stale.
+    writeFileSync(ownerFile(file), `${process.pid}\n`);
     this.#db.get('PRAGMA locking_mode=EXCLUSIVE');
     this.#db.get('PRAGMA journal_mode=WAL');
     this.#db.exec('PRAGMA synchronous=NORMAL');
@@ -51,5 +55,42 @@ export class SqliteDriver implements SqlDriver {
   close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close();
     return Promise.resolve();
+  }
+}
+
+/**
+ * The driver locks by creating `<file>.lock` (a directory) and removes it on
+ * close. A process killed while holding it leaves it behind, and every later
+ * open would answer "database is locked" for good. The lock is stale when the
+ * process that took it (`<file>.owner`) is gone: then it is removed. A live
+ * holder keeps its lock, and SQLite refuses the second opener as it should.
+ */
+function clearStaleLock(file: string): void {
+  const lock = `${file}.lock`;
+  if (!existsSync(lock)) return;
+  const holder = lockHolder(file);
+  if (holder !== null && (holder === process.pid || processAlive(holder))) return;
+  rmSync(lock, { recursive: true, force: true });
+}
+
+function ownerFile(file: string): string {
+  return `${file}.owner`;
+}
+
+function lockHolder(file: string): number | null {
+  try {
+    const pid = Number.parseInt(readFileSync(ownerFile(file), 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
