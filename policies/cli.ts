@@ -4,11 +4,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { AUDIT_USAGE, auditMain, AuditUsageError } from './audit-cli.ts';
-import { parsePort } from './host.ts';
 import { lintPolicy } from './lint.ts';
 import { compilePolicy, decide } from './matcher.ts';
 import type { Policy } from './schema.ts';
 import { compileSecretRules, secretsFor } from './secrets.ts';
+import { EgressUrlError, egressRequestFromUrl } from './request-url.ts';
 import type { EgressRequest } from './types.ts';
 
 export const USAGE = `Usage:
@@ -128,7 +128,7 @@ function explainCommand(args: readonly string[], io: CliIo): number {
     for (const problem of linted.problems) io.err(problem);
     return 2;
   }
-  const request = requestFromUrl(method, url, headers);
+  const request = requestFromUrlOrUsage(method, url, headers);
   const decision = decide(compilePolicy(linted.policy satisfies Policy), request);
   io.out(decision.allowed ? 'allowed' : 'blocked');
   io.out(`reason: ${decision.reason}`);
@@ -147,28 +147,11 @@ function explainSecrets(policy: Policy, request: EgressRequest, allowed: boolean
   return allowances.map((allowance) => `${allowance.name} (${allowance.places.join(', ')})`).join(', ');
 }
 
-/**
- * Splits the URL by hand rather than with `new URL`, which would already
- * canonicalise host and path and so hide what the matcher does with them.
- */
-function requestFromUrl(method: string, url: string, headers: Record<string, string[]>): EgressRequest {
-  const match = /^(https?):\/\/([^/?#]*)(.*)$/i.exec(url);
-  if (match === null) throw new UsageError(`URL must start with http:// or https://: ${url}`);
-  const scheme = (match[1] ?? '').toLowerCase() === 'https' ? 'https' : 'http';
-  const authority = match[2] ?? '';
-  const rest = match[3] ?? '';
-  let host = authority;
-  let portText: string | null = null;
-  const bracketed = /^(.*\])(?::(.*))?$/.exec(authority);
-  if (bracketed !== null) {
-    host = bracketed[1] ?? '';
-    portText = bracketed[2] ?? null;
-  } else if (authority.split(':').length === 2) {
-    host = authority.slice(0, authority.lastIndexOf(':'));
-    portText = authority.slice(authority.lastIndexOf(':') + 1);
+function requestFromUrlOrUsage(method: string, url: string, headers: Record<string, string[]>): EgressRequest {
+  try {
+    return egressRequestFromUrl(method, url, headers);
+  } catch (error) {
+    if (error instanceof EgressUrlError) throw new UsageError(error.message);
+    throw error;
   }
-  const port = portText === null ? (scheme === 'https' ? 443 : 80) : parsePort(portText);
-  if (port === null) throw new UsageError(`bad port in ${url}`);
-  const path = rest.startsWith('/') ? rest : `/${rest}`;
-  return { method, host, port, scheme, path, headers };
 }

@@ -102,3 +102,4 @@ export type { ObservedRequest, SuggestedRule, Suggestion } from './suggest.ts';
 export type { HttpPolicySourceOptions, HttpRequest } from './http-source.ts';
 export { DirectoryPolicySource, policyFileFor } from './directory-source.ts';
 export type { DirectoryPolicySourceOptions } from './directory-source.ts';
+export { EgressUrlError, egressRequestFromUrl } from './request-url.ts';

@@ -8,12 +8,12 @@ import {
   compileSecretRules,
   decide,
   enforcementOf,
-  parsePort,
+  egressRequestFromUrl,
   secretsFor,
   secretSummary,
   type Decision,
-  type EgressRequest,
 } from '../policies/index.ts';
+export { EgressUrlError } from '../policies/index.ts';
 import type { ExecuteResponseData } from './execution-service.ts';
 import type { Caller } from './identity/index.ts';
 
@@ -46,32 +46,6 @@ export function describeExecution(data: ExecuteResponseData): string {
   return lines.join('\n');
 }
 
-export class EgressUrlError extends Error {}
-
-/**
- * The URL split by hand rather than with `new URL`, which would already
- * canonicalise host and path and so hide what the matcher does with them.
- */
-export function egressRequestFor(method: string, url: string): EgressRequest {
-  const match = /^(https?):\/\/([^/?#]*)(.*)$/i.exec(url);
-  if (match === null) throw new EgressUrlError(`url must start with http:// or https://: ${url}`);
-  const scheme = (match[1] ?? '').toLowerCase() === 'https' ? 'https' : 'http';
-  const authority = match[2] ?? '';
-  const rest = match[3] ?? '';
-  let host = authority;
-  let portText: string | null = null;
-  const bracketed = /^(.*\])(?::(.*))?$/.exec(authority);
-  if (bracketed !== null) {
-    host = bracketed[1] ?? '';
-    portText = bracketed[2] ?? null;
-  } else if (authority.split(':').length === 2) {
-    host = authority.slice(0, authority.lastIndexOf(':'));
-    portText = authority.slice(authority.lastIndexOf(':') + 1);
-  }
-  const port = portText === null ? (scheme === 'https' ? 443 : 80) : parsePort(portText);
-  if (port === null) throw new EgressUrlError(`bad port in ${url}`);
-  return { method, host, port, scheme, path: rest.startsWith('/') ? rest : `/${rest}`, headers: {} };
-}
 
 export interface EgressCheck {
   allowed: boolean;
@@ -87,7 +61,7 @@ export interface EgressCheck {
 
 /** What the egress proxy's rules would decide for one request under the caller's own policy. */
 export function checkEgress(caller: Caller, method: string, url: string): EgressCheck {
-  const request = egressRequestFor(method, url);
+  const request = egressRequestFromUrl(method, url);
   const decision: Decision = applyEnforcement(caller.policy.policy, decide(caller.policy, request));
   const secrets = decision.allowed ? secretsFor(compileSecretRules(caller.policy.policy), request).map((allowance) => allowance.name) : [];
   return {
