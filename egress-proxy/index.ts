@@ -24,6 +24,7 @@ import { HostMap, parseHostMap } from './host-map.ts';
 import type { HostMapInput } from './host-map.ts';
 import { LeafCertIssuer } from './leaf-certs.ts';
 import type { LeafLimits } from './leaf-certs.ts';
+import { MetadataReader } from './metadata-reader.ts';
 import { EgressSession } from './session.ts';
 import type { ProxyRuntime } from './runtime.ts';
 import { parseUpstreamProxy } from './upstream-proxy.ts';
@@ -273,8 +274,10 @@ async function removeStaleSocket(socketPath: string): Promise<void> {
  * closure.
  */
 export async function createPolicyEgressProxy(settings: EgressSettings, logger: EgressLogger, options: PolicyEgressProxyOptions = {}): Promise<EgressProxy<CompiledPolicy>> {
+  const metadataReader = new MetadataReader();
   return EgressProxy.create<CompiledPolicy>({
-    ...sessionPackagePolicy({ npm: settings.NPM_REGISTRY_HOST, pypi: settings.PYPI_HOSTS }),
+    // Large metadata is parsed on a worker thread (it stops itself when idle and never holds the process open).
+    ...sessionPackagePolicy({ npm: settings.NPM_REGISTRY_HOST, pypi: settings.PYPI_HOSTS }, (metadata) => metadataReader.read(metadata)),
     canonicalHost,
     dataDir: settings.DATA_DIR,
     ...(settings.EGRESS_HOST_MAP ? { hostMap: parseHostMap(settings.EGRESS_HOST_MAP) } : {}),

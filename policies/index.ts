@@ -80,6 +80,9 @@ export {
 export { WHEEL_TAIL_BYTES } from './wheel.ts';
 export type { AllowedPackageEntry, Ecosystem, PackageRules, PackageSpec, RegistryHosts, RequestedPackageProblem, RequestedPackagesResult } from './package-spec.ts';
 export { PackageClosure } from './package-closure.ts';
+export type { PendingMetadata } from './package-closure.ts';
+export { readRegistryMetadata } from './registry-metadata.ts';
+export type { MetadataFacts, MetadataKind, RegistryMetadata } from './registry-metadata.ts';
 export { decideWithPackages, sessionPackagePolicy } from './packages.ts';
 export type { PolicySession } from './packages.ts';
 export { PolicyError, PolicyValidationError } from './errors.ts';

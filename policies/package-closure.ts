@@ -13,8 +13,9 @@
  */
 import { DEFAULT_PORTS, canonicalHost } from './host.ts';
 import { MAX_NAME, NPM_NAME, PYPI_NAME, normalisePypiName, packageAllowed, type Ecosystem, type PackageRules } from './package-spec.ts';
+import { readRegistryMetadata, type MetadataFacts, type RegistryMetadata } from './registry-metadata.ts';
 import type { Decision, EgressRequest, RegistryResponse } from './types.ts';
-import { MAX_WHEEL_METADATA_BYTES, WHEEL_TAIL_BYTES, parseRequirement, readWheelMetadata, requiresDist } from './wheel.ts';
+import { MAX_WHEEL_METADATA_BYTES, WHEEL_TAIL_BYTES, readWheelMetadata, requiresDist } from './wheel.ts';
 
 type RegistryPath =
   | { kind: 'npm-metadata'; name: string }
@@ -66,31 +67,10 @@ function keyOfUrl(raw: string, base: string): { key: string; host: string } | nu
   return { key: urlKey('https', host, url.port === '' ? 443 : Number(url.port), url.pathname), host };
 }
 
-/**
- * Whether a file name is a distribution of the project: PyPI names files
- * `<name>-<version>…` (wheels with `_` for `-`), so after PEP 503
- * normalisation it is the project's name, a dash, then a version digit.
- */
-function distributionOf(fileName: string, project: string): boolean {
-  const normalised = normalisePypiName(fileName);
-  return normalised.startsWith(`${project}-`) && /^[0-9]/.test(normalised.slice(project.length + 1));
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** The package name a dependency entry fetches from the registry, if any (`npm:` aliases fetch their target). */
-function npmDependencyName(name: string, range: unknown): string | null {
-  if (typeof range === 'string' && range.startsWith('npm:')) {
-    const target = range.slice(4);
-    const at = target.indexOf('@', 1);
-    const aliased = at === -1 ? target : target.slice(0, at);
-    return NPM_NAME.test(aliased) ? aliased : null;
-  }
-  // git, file, URL and `user/repo` specs are not fetched from the registry.
-  if (typeof range !== 'string' || range.includes(':') || range.includes('/')) return null;
-  return NPM_NAME.test(name) ? name : null;
+/** A metadata response `learn` is to read, and the URL it came from (file URLs in it are relative to that). */
+export interface PendingMetadata {
+  base: string;
+  metadata: RegistryMetadata;
 }
 
 const blocked = (reason: string, host: string): Decision => ({ allowed: false, reason, rule: 'allowedPackages', host });
@@ -178,102 +158,49 @@ export class PackageClosure {
    * the closure, unparseable bodies) teaches nothing.
    */
   learn(request: EgressRequest, response: RegistryResponse): void {
-    if (response.statusCode !== 200) return;
+    const pending = this.metadataIn(request, response);
+    if (pending !== null) this.apply(pending, readRegistryMetadata(pending.metadata));
+  }
+
+  /**
+   * `learn` in two steps, for a caller that reads large metadata elsewhere
+   * (off its event loop): what of this response is to be read, if anything.
+   * Wheels and PEP 658 files are read here at once (only their small
+   * METADATA entry is inflated), so they yield null too.
+   */
+  metadataIn(request: EgressRequest, response: RegistryResponse): PendingMetadata | null {
+    if (response.statusCode !== 200) return null;
     const host = canonicalHost(request.host);
     const ecosystem = host === null ? null : this.registryOf(host);
-    if (host === null || ecosystem === null) return;
+    if (host === null || ecosystem === null) return null;
     const path = withoutQuery(request.path);
     const base = urlKey(request.scheme, host, request.port, path);
     const target = classify(ecosystem, path);
     if (target.kind === 'file') {
       const owner = this.#ownerOf(base);
-      if (owner?.ecosystem !== 'pypi' || ecosystem !== 'pypi') return;
-      if (base.endsWith('.metadata')) this.#learnCoreMetadata(textOf(response.body));
+      if (owner?.ecosystem !== 'pypi' || ecosystem !== 'pypi') return null;
+      if (base.endsWith('.metadata')) this.#learnRequirements(requiresDist(new TextDecoder().decode(response.body)));
       else if (base.endsWith('.whl')) this.#learnWheel(owner.name, response);
-      return;
+      return null;
     }
-    if (!this.has(ecosystem, target.name)) return;
-    const text = textOf(response.body);
-    switch (target.kind) {
-      case 'npm-metadata':
-        this.#learnPackument(target.name, parseJson(text), base);
-        return;
-      case 'pypi-json':
-        this.#learnPypiJson(target.name, parseJson(text), base);
-        return;
-      case 'pypi-simple': {
-        const json = text.trimStart().startsWith('{') ? parseJson(text) : undefined;
-        if (isRecord(json)) this.#learnSimpleJson(target.name, json, base);
-        else this.#learnSimpleHtml(target.name, text, base);
-        return;
-      }
-    }
+    if (!this.has(ecosystem, target.name)) return null;
+    return { base, metadata: { kind: target.kind, name: target.name, body: response.body } };
+  }
+
+  /** Takes in what was read from metadata `metadataIn` handed out. */
+  apply(pending: PendingMetadata, facts: MetadataFacts): void {
+    const { kind, name } = pending.metadata;
+    const ecosystem: Ecosystem = kind === 'npm-metadata' ? 'npm' : 'pypi';
+    for (const dep of facts.npm) this.#npm.add(dep);
+    for (const dep of facts.pypi) this.#pypi.add(normalisePypiName(dep));
+    for (const url of facts.fileUrls) this.#addFile(url, pending.base, ecosystem, name);
   }
 
   /** Remembers a file URL, provided it is an HTTPS URL on a host of the same registry as the metadata naming it. */
-  #addFile(raw: unknown, base: string, ecosystem: Ecosystem, name: string): void {
-    if (typeof raw !== 'string') return;
+  #addFile(raw: string, base: string, ecosystem: Ecosystem, name: string): void {
     const file = keyOfUrl(raw, base);
     if (file === null || this.registryOf(file.host) !== ecosystem) return;
     this.#files.set(file.key, { ecosystem, name });
-  }
-
-  #learnPackument(name: string, json: unknown, base: string): void {
-    if (!isRecord(json) || json.name !== name || !isRecord(json.versions)) return;
-    for (const version of Object.values(json.versions)) {
-      if (!isRecord(version)) continue;
-      for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies']) {
-        const deps = version[field];
-        if (!isRecord(deps)) continue;
-        for (const [dep, range] of Object.entries(deps)) {
-          const target = npmDependencyName(dep, range);
-          if (target !== null) this.#npm.add(target);
-        }
-      }
-      if (isRecord(version.dist)) this.#addFile(version.dist.tarball, base, 'npm', name);
-    }
-  }
-
-  #learnPypiJson(name: string, json: unknown, base: string): void {
-    if (!isRecord(json)) return;
-    const info = json.info;
-    if (isRecord(info) && typeof info.name === 'string' && normalisePypiName(info.name) !== name) return;
-    if (isRecord(info) && Array.isArray(info.requires_dist)) this.#learnRequirements(info.requires_dist);
-    const urls: unknown[] = Array.isArray(json.urls) ? json.urls : [];
-    const releases: unknown[] = isRecord(json.releases) ? Object.values(json.releases).flat() : [];
-    const files = [...urls, ...releases];
-    for (const file of files) if (isRecord(file)) this.#addFile(file.url, base, 'pypi', name);
-  }
-
-  #learnSimpleJson(name: string, json: Record<string, unknown>, base: string): void {
-    if (typeof json.name === 'string' && normalisePypiName(json.name) !== name) return;
-    if (!Array.isArray(json.files)) return;
-    for (const file of json.files) if (isRecord(file)) this.#addFile(file.url, base, 'pypi', name);
-  }
-
-  /**
-   * PEP 503 HTML: the page must be this project's (its `Links for <name>`
-   * title and heading, when present, name it) and each file must be one of
-   * its distributions by file name, so a page for one project never teaches
-   * the closure about files of another.
-   */
-  #learnSimpleHtml(name: string, html: string, base: string): void {
-    for (const heading of html.matchAll(/<(title|h1)[^>]*>\s*Links for ([^<]*?)\s*<\/\1>/gi)) {
-      if (normalisePypiName(decodeEntities(heading[2] ?? '')) !== name) return;
-    }
-    for (const match of html.matchAll(/<a\s[^>]*?href\s*=\s*["']([^"']+)["'][^>]*>([^<]*)<\/a>/gi)) {
-      const href = match[1];
-      if (href === undefined) continue;
-      const url = decodeEntities(href);
-      const text = decodeEntities(match[2] ?? '').trim();
-      const fileName = text !== '' ? text : (url.split(/[?#]/, 1)[0] ?? '').split('/').pop() ?? '';
-      if (distributionOf(fileName, name)) this.#addFile(url, base, 'pypi', name);
-    }
-  }
-
-  /** PEP 658 core metadata: RFC 822 headers, one `Requires-Dist` per dependency. */
-  #learnCoreMetadata(text: string): void {
-    for (const requirement of requiresDist(text)) this.#pypi.add(requirement.name);
   }
 
   /**
@@ -284,30 +211,10 @@ export class PackageClosure {
   #learnWheel(owner: string, response: RegistryResponse): void {
     const { body } = response;
     const read = readWheelMetadata(Buffer.from(body.buffer, body.byteOffset, body.byteLength), MAX_WHEEL_METADATA_BYTES, response.bodyOffset ?? 0);
-    if (read.ok && read.value.name === owner) this.#learnCoreMetadata(read.value.metadata);
+    if (read.ok && read.value.name === owner) this.#learnRequirements(requiresDist(read.value.metadata));
   }
 
-  #learnRequirements(requirements: readonly unknown[]): void {
-    for (const requirement of requirements) {
-      if (typeof requirement !== 'string') continue;
-      const dep = parseRequirement(requirement);
-      if (dep !== null) this.#pypi.add(dep.name);
-    }
+  #learnRequirements(requirements: readonly { name: string }[]): void {
+    for (const requirement of requirements) this.#pypi.add(requirement.name);
   }
-}
-
-function textOf(body: Uint8Array): string {
-  return new TextDecoder().decode(body);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-function decodeEntities(text: string): string {
-  return text.replace(/&amp;/g, '&').replace(/&#x27;|&#39;/g, "'").replace(/&quot;/g, '"');
 }

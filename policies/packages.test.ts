@@ -6,6 +6,7 @@ import { PackageClosure } from './package-closure.ts';
 import { checkRequestedPackages, normalisePypiName, packageAllowed, packageRules, parseAllowedPackage, parsePackageSpec, type Ecosystem } from './package-spec.ts';
 import { WHEEL_TAIL_BYTES } from './wheel.ts';
 import { decideWithPackages, sessionPackagePolicy } from './packages.ts';
+import { readRegistryMetadata, type MetadataFacts, type RegistryMetadata } from './registry-metadata.ts';
 import type { EgressRequest } from './types.ts';
 
 const get = (host: string, path: string, extra: Partial<EgressRequest> = {}): EgressRequest => ({
@@ -280,9 +281,38 @@ describe('sessionPackagePolicy', () => {
     const { decide, learn } = sessionPackagePolicy();
     const first = { context: compiled };
     const second = { context: compiled };
-    learn(get(NPM, '/app'), ok(packument('app', { '1.0.0': { 'dep-a': '1' } })), first);
+    void learn(get(NPM, '/app'), ok(packument('app', { '1.0.0': { 'dep-a': '1' } })), first);
     expect(decide(get(NPM, '/dep-a'), first)).toMatchObject({ allowed: true });
     expect(decide(get(NPM, '/dep-a'), second)).toMatchObject({ allowed: false, reason: 'Package dep-a is not in allowedPackages' });
+  });
+
+  it('hands metadata to the reader it was given, and learns once the facts come back', async () => {
+    const compiled = compilePolicy({ allowedDomains: [], blockedDomains: [], apiPathRules: {}, allowedPackages: ['app'], allowedBinaries: [] });
+    const read: RegistryMetadata[] = [];
+    let release: (facts: MetadataFacts) => void = () => {};
+    const { decide, learn } = sessionPackagePolicy(undefined, (metadata) => {
+      read.push(metadata);
+      return new Promise((resolve) => (release = resolve));
+    });
+    const session = { context: compiled };
+    const learning = learn(get(NPM, '/app'), ok(packument('app', { '1.0.0': { 'dep-a': '1' } })), session);
+    expect(read.map(({ kind, name }) => ({ kind, name }))).toEqual([{ kind: 'npm-metadata', name: 'app' }]);
+    expect(decide(get(NPM, '/dep-a'), session)).toMatchObject({ allowed: false });
+    release(readRegistryMetadata(read[0]));
+    await learning;
+    expect(decide(get(NPM, '/dep-a'), session)).toMatchObject({ allowed: true });
+    expect(decide(get(NPM, '/app/-/app-1.0.0.tgz'), session)).toMatchObject({ allowed: true });
+  });
+
+  it('never hands the reader metadata of a package outside the closure', () => {
+    const compiled = compilePolicy({ allowedDomains: [], blockedDomains: [], apiPathRules: {}, allowedPackages: ['app'], allowedBinaries: [] });
+    let calls = 0;
+    const { learn } = sessionPackagePolicy(undefined, () => {
+      calls += 1;
+      return Promise.resolve({ npm: [], pypi: [], fileUrls: [] });
+    });
+    expect(learn(get(NPM, '/other'), ok(packument('other', { '1.0.0': { 'dep-a': '1' } })), { context: compiled })).toBeUndefined();
+    expect(calls).toBe(0);
   });
 });
 

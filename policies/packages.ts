@@ -9,6 +9,7 @@ import { decide } from './matcher.ts';
 import type { CompiledPolicy } from './matcher.ts';
 import { PackageClosure } from './package-closure.ts';
 import { DEFAULT_REGISTRY_HOSTS, packageRules, type RegistryHosts } from './package-spec.ts';
+import type { MetadataFacts, RegistryMetadata } from './registry-metadata.ts';
 import type { Decision, EgressRequest, RegistryResponse } from './types.ts';
 
 /**
@@ -35,11 +36,15 @@ export interface PolicySession {
  * The `decide` and `learn` pair an egress proxy is built with: each session
  * gets its own PackageClosure (made on its first registry request, dropped
  * with the session), so what one sandbox's installs taught never opens
- * anything for another.
+ * anything for another. `readMetadata`, when given, reads metadata bodies
+ * (the caller may do it off its event loop); otherwise they are read inline.
  */
-export function sessionPackagePolicy(hosts: RegistryHosts = DEFAULT_REGISTRY_HOSTS): {
+export function sessionPackagePolicy(
+  hosts: RegistryHosts = DEFAULT_REGISTRY_HOSTS,
+  readMetadata?: (metadata: RegistryMetadata) => Promise<MetadataFacts>,
+): {
   decide: (request: EgressRequest, session: PolicySession) => Decision;
-  learn: (request: EgressRequest, response: RegistryResponse, session: PolicySession) => void;
+  learn: (request: EgressRequest, response: RegistryResponse, session: PolicySession) => void | Promise<void>;
 } {
   const closures = new WeakMap<PolicySession, PackageClosure>();
   const closureOf = (session: PolicySession): PackageClosure => {
@@ -52,6 +57,12 @@ export function sessionPackagePolicy(hosts: RegistryHosts = DEFAULT_REGISTRY_HOS
   };
   return {
     decide: (request, session) => decideWithPackages(session.context, closureOf(session), request),
-    learn: (request, response, session) => closureOf(session).learn(request, response),
+    learn: (request, response, session) => {
+      const closure = closureOf(session);
+      if (readMetadata === undefined) return closure.learn(request, response);
+      const pending = closure.metadataIn(request, response);
+      if (pending === null) return undefined;
+      return readMetadata(pending.metadata).then((facts) => closure.apply(pending, facts));
+    },
   };
 }
