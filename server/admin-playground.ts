@@ -85,3 +85,53 @@ export function policyPlaygroundRoutes(lookup: PolicyLookup = () => Promise.reso
   });
   return router;
 }
+
+type JsonObject = Record<string, unknown>;
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, target: 'draft-2020-12', unrepresentable: 'any' }) as JsonObject;
+  return rest;
+}
+
+export const PLAYGROUND_SCHEMAS = {
+  PolicyExplainRequest: jsonSchema(ExplainRequestSchema, 'input'),
+  PolicyExplanation: jsonSchema(ExplainResponseSchema, 'output'),
+};
+
+/** The playground's part of the OpenAPI document. */
+export function playgroundPaths(): JsonObject {
+  const errorBody = (description: string) => ({ description, content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorBody' } } } });
+  const ok = (description: string, data: JsonObject) => ({
+    description,
+    content: { 'application/json': { schema: { type: 'object', required: ['success', 'data'], properties: { success: { const: true }, data } } } },
+  });
+  const unauthorized = { 401: errorBody('Missing or wrong administrator token') };
+  return {
+    [ADMIN_POLICY_EXPLAIN_PATH]: {
+      post: {
+        operationId: 'adminExplainPolicy',
+        summary: 'Lint a policy and decide one request under it, as `sandbox-policy explain` does',
+        security: [{ admin: [] }],
+        requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/PolicyExplainRequest' } } } },
+        responses: {
+          200: ok('The lint result and, given a method and URL, the decision', { $ref: '#/components/schemas/PolicyExplanation' }),
+          400: errorBody('Bad body or unreadable URL; details names the field'),
+          ...unauthorized,
+        },
+      },
+    },
+    [ADMIN_POLICY_PATH]: {
+      get: {
+        operationId: 'adminGetPolicy',
+        summary: 'A subject\'s current policy, from the embedded policy folder',
+        security: [{ admin: [] }],
+        parameters: [{ name: 'subject', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: {
+          200: ok('The policy document', { type: 'object', properties: { subject: { type: 'string' }, policy: { type: 'object' } } }),
+          404: errorBody('No policy for the subject in the folder, or policies come from a remote policy API'),
+          ...unauthorized,
+        },
+      },
+    },
+  };
+}
