@@ -158,10 +158,10 @@ export function Executions({ params }: { params: URLSearchParams }) {
             <tr>
               <th scope="col">Time</th>
               <th scope="col">Subject</th>
-              <th scope="col">Language</th>
-              <th scope="col">Tier</th>
+              <th scope="col" class="wide-only">Language</th>
+              <th scope="col" class="wide-only">Tier</th>
               <th scope="col">Outcome</th>
-              <th scope="col">Duration</th>
+              <th scope="col" class="wide-only">Duration</th>
               <th scope="col">Allowed</th>
               <th scope="col">Blocked</th>
             </tr>
@@ -175,12 +175,12 @@ export function Executions({ params }: { params: URLSearchParams }) {
                   </a>
                 </td>
                 <td>{e.subject === null ? <span class="muted">(no token)</span> : <a href={hrefWith('/executions', { subject: e.subject })}>{e.subject}</a>}</td>
-                <td>{e.language}</td>
-                <td>{e.tier ?? '—'}</td>
+                <td class="wide-only">{e.language}</td>
+                <td class="wide-only">{e.tier ?? '—'}</td>
                 <td>
                   <OutcomeBadge outcome={e.outcome} />
                 </td>
-                <td class="num">{formatMs(e.durationMs)}</td>
+                <td class="num wide-only">{formatMs(e.durationMs)}</td>
                 <td class="num">{e.allowedRequests}</td>
                 <td class="blocked-cell">
                   {hasBlocked(e) ? (
