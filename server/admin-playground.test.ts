@@ -36,7 +36,7 @@ describe('policyPlaygroundRoutes', () => {
 
   beforeAll(async () => {
     const app = express();
-    app.use(policyPlaygroundRoutes(async (subject) => (subject === 'seed-user' ? SEED : null)));
+    app.use(policyPlaygroundRoutes((subject) => Promise.resolve(subject === 'seed-user' ? SEED : null)));
     app.use(errorHandler);
     server = app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
