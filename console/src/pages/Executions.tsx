@@ -162,7 +162,7 @@ export function Executions({ params }: { params: URLSearchParams }) {
               <th scope="col" class="wide-only">Tier</th>
               <th scope="col">Outcome</th>
               <th scope="col" class="wide-only">Duration</th>
-              <th scope="col">Allowed</th>
+              <th scope="col" class="wide-only">Allowed</th>
               <th scope="col">Blocked</th>
             </tr>
           </thead>
@@ -181,7 +181,7 @@ export function Executions({ params }: { params: URLSearchParams }) {
                   <OutcomeBadge outcome={e.outcome} />
                 </td>
                 <td class="num wide-only">{formatMs(e.durationMs)}</td>
-                <td class="num">{e.allowedRequests}</td>
+                <td class="num wide-only">{e.allowedRequests}</td>
                 <td class="blocked-cell">
                   {hasBlocked(e) ? (
                     <>
