@@ -27,7 +27,15 @@ const digest = hash.digest('hex');
 
 if (existsSync(stampFile) && readFileSync(stampFile, 'utf8') === digest && existsSync(join(consoleDir, 'dist', 'index.html'))) process.exit(0);
 
+let build;
+try {
+  ({ build } = await import('vite'));
+} catch (error) {
+  if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
+  // An install without dev dependencies can still run the API; /admin/ui/ then says the console is not built.
+  console.error('[setup] warning: vite is not installed (dev dependencies omitted?), so the console at /admin/ui/ is not built');
+  process.exit(0);
+}
 console.error('[setup] building the console…');
-const { build } = await import('vite');
 await build({ configFile: join(consoleDir, 'vite.config.ts') });
 writeFileSync(stampFile, digest);
