@@ -214,6 +214,14 @@ describe.skipIf(!ready)('the administrator console', () => {
     }
     expect(violations).toEqual([]);
   });
+
+  it('kept the token in memory only: no cookie, no storage, and a reload signs out', async () => {
+    expect(await browser.context.cookies()).toEqual([]);
+    expect(await page.evaluate('localStorage.length + sessionStorage.length')).toBe(0);
+    await page.reload();
+    await page.getByLabel('Administrator token').waitFor();
+    expect(await page.getByRole('navigation', { name: 'Pages' }).count()).toBe(0);
+  });
 });
 
 describe.skipIf(!ready)('the console without ADMIN_TOKEN', () => {
