@@ -11,6 +11,8 @@ COPY package.json package-lock.json ./
 # Dev dependencies included: tsx runs the TypeScript sources directly.
 RUN npm ci --no-audit --no-fund && npm cache clean --force
 COPY . .
+# The administrator's console (/admin/ui/), bundled from console/ with the dev dependencies above.
+RUN node scripts/build-console.mjs
 
 ENV NODE_ENV=production
 # Root, for the Docker socket (api) and for sockets in the directories the

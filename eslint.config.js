@@ -2,7 +2,7 @@ import tseslint from 'typescript-eslint';
 import { importGuards } from './eslint-rules/import-guards.js';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', '.cache/**', 'coverage/**', 'bench/results/**', 'images/*/agent/**', 'bin/**', 'scripts/**/*.mjs', 'egress-proxy/metadata-worker.mjs', 'scripts/**/*.sh', 'eslint.config.js', 'eslint-rules/**/*.js', 'eslint-rules/**/*.d.ts'] },
+  { ignores: ['node_modules/**', '.data/**', 'console/dist/**', '.cache/**', 'coverage/**', 'bench/results/**', 'images/*/agent/**', 'bin/**', 'scripts/**/*.mjs', 'egress-proxy/metadata-worker.mjs', 'scripts/**/*.sh', 'eslint.config.js', 'eslint-rules/**/*.js', 'eslint-rules/**/*.d.ts'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

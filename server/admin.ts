@@ -12,6 +12,11 @@
  *   GET    /admin/egress/summary       decision counts by subject, host, method, decision, reason
  *   GET    /admin/policies/{subject}/suggestion   the policy change that allows what was observed
  *
+ * and the policy playground (admin-playground.ts):
+ *
+ *   GET    /admin/policies/{subject}   the subject's current policy
+ *   POST   /admin/policies/explain     lint a policy and decide one request under it
+ *
  * One token is named in the body, not the query string, because URLs end up
  * in access logs and proxy logs and a JWT must not. The endpoints exist only
  * when ADMIN_TOKEN is set (otherwise they answer 404 like any unknown route)
@@ -23,6 +28,7 @@ import { z } from 'zod';
 import { ApiError, badRequest } from './errors.ts';
 import { describeIssues } from './execute-request.ts';
 import { auditRoutes, type AuditQueries, type CurrentPolicyLookup } from './audit/admin-routes.ts';
+import { policyPlaygroundRoutes } from './admin-playground.ts';
 import type { PolicyCache } from './policy-service.ts';
 
 export const ADMIN_POLICY_CACHE_PATH = '/admin/policy-cache';
@@ -32,7 +38,7 @@ export interface AdminOptions {
   policies: Pick<PolicyCache, 'stats' | 'clear'>;
   /** The audit store, when it is on. */
   audit?: AuditQueries;
-  /** A subject's current policy, for suggestions (the embedded policy folder; null with a remote policy API). */
+  /** A subject's current policy, for suggestions and the playground (the embedded policy folder; null with a remote policy API). */
   currentPolicy?: CurrentPolicyLookup;
 }
 
@@ -76,6 +82,7 @@ export function adminRouter({ adminToken, policies, audit, currentPolicy }: Admi
     req.log?.info({ removed }, 'policy cache entry evicted');
     res.json({ success: true, data: { removed, stats: policies.stats() } });
   });
+  router.use(policyPlaygroundRoutes(currentPolicy));
   if (audit !== undefined) router.use(auditRoutes(audit, currentPolicy));
   return router;
 }

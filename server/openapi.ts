@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Router } from 'express';
 import { z } from 'zod';
+import { PLAYGROUND_SCHEMAS, playgroundPaths } from './admin-playground.ts';
 import { AUDIT_SCHEMAS, auditPaths } from './audit/openapi-paths.ts';
 import { ExecuteRequestSchema } from './execute-request.ts';
 import { EncryptedResponseSchema, ErrorBodySchema, ExecuteSuccessSchema } from './execute-response.ts';
@@ -136,6 +137,8 @@ export function openApiDocument(version: string): JsonObject {
       },
       // Served only when ADMIN_TOKEN is set and the audit store is on.
       ...auditPaths(),
+      // Served only when ADMIN_TOKEN is set.
+      ...playgroundPaths(),
     },
     components: {
       securitySchemes: {
@@ -150,6 +153,7 @@ export function openApiDocument(version: string): JsonObject {
         ErrorBody: schemaOf(ErrorBodySchema, 'output'),
         EncryptedResponse: schemaOf(EncryptedResponseSchema, 'output'),
         ...AUDIT_SCHEMAS,
+        ...PLAYGROUND_SCHEMAS,
       },
     },
   };

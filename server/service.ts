@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DockerContainerClient, DEFAULT_LIMITS, Executor, WarmPool, type Runtime } from '../executor/index.ts';
 import { adminRouter } from './admin.ts';
+import { adminConsoleRouter } from './admin-console.ts';
 import { startAudit, type Audit } from './audit/index.ts';
 import { Admission } from './admission.ts';
 import { createApp } from './app.ts';
@@ -157,7 +158,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       openApiRouter(),
       ...(identity.development ? [developmentJwksRouter(identity.development)] : []),
       policyServiceRouter({ directory: config.POLICY_DIR, requireToken: identity.requireToken }),
-      ...(config.ADMIN_TOKEN !== undefined ? [adminRouter({ adminToken: config.ADMIN_TOKEN, policies, ...(audit === undefined ? {} : { audit: audit.store, currentPolicy: currentPolicyFor(config) }) })] : []),
+      ...(config.ADMIN_TOKEN !== undefined
+        ? [adminConsoleRouter(), adminRouter({ adminToken: config.ADMIN_TOKEN, policies, currentPolicy: currentPolicyFor(config), ...(audit === undefined ? {} : { audit: audit.store }) })]
+        : []),
     ],
   });
 
