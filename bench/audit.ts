@@ -275,7 +275,7 @@ export async function auditUnderLoad(n: number): Promise<AuditLoadResult> {
 }
 
 const ms = (s: Summary) => `${s.p50} / ${s.p95} / ${s.p99}`;
-const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : '');
+const ratio = (a: number, b: number) => (b > 0 ? `${Number((a / b).toPrecision(2))}×` : '');
 
 /** Rows for one driver's queries: measure, value, baseline, ratio and whether p95 meets the target. */
 export function auditQueryRows(queries: AuditQueryResult): Array<[string, string, string, string]> {

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditStore, BUCKET_MS, PostgresDriver, SqliteDriver } from '../server/audit/index.ts';
+import { AuditStore, DAY_MS, HOUR_MS, PostgresDriver, SqliteDriver } from '../server/audit/index.ts';
 import type { DecisionRecord, ExecutionRecord, SqlDriver } from '../server/audit/index.ts';
 import { startPostgres, type PostgresServer } from './support/postgres.ts';
 
@@ -44,9 +44,9 @@ const drivers: Array<[string, () => Promise<SqlDriver>]> = [
   ['PostgreSQL', freshPostgres],
 ];
 
-const HOUR = BUCKET_MS;
-/** An instant on the hour, and minutes after it. */
-const T0 = 1_700_000_000_000 - (1_700_000_000_000 % HOUR);
+const HOUR = HOUR_MS;
+/** An instant an hour before midnight (UTC), and hours and minutes after it: the data crosses a day. */
+const T0 = 1_700_000_000_000 - (1_700_000_000_000 % DAY_MS) + DAY_MS - HOUR;
 const at = (hours: number, minutes = 0): number => T0 + hours * HOUR + minutes * 60_000;
 
 function execution(id: string, subject: string | null, startedAt: number): ExecutionRecord {
@@ -81,7 +81,8 @@ function decisionsOf(executionId: string, from: number, count: number): Decision
   });
 }
 
-const bucket = (t: number): number => Math.floor(t / HOUR) * HOUR;
+const SPANS = [HOUR_MS, DAY_MS];
+const bucket = (t: number, span: number): number => Math.floor(t / span) * span;
 
 interface Joined {
   subject: string | null;
@@ -119,8 +120,10 @@ function tally<K>(rows: readonly K[], key: (row: K) => unknown[], lastAt?: (row:
 async function recount(db: SqlDriver): Promise<{ decisions: string[]; requests: string[] }> {
   const rows = await joinedRows(db);
   return {
-    decisions: tally(rows, (r) => [r.subject, bucket(r.at), r.host, r.method, r.allowed, r.wouldBlock, r.reason]),
-    requests: tally(rows.filter((r) => r.subject !== null), (r) => [r.subject, bucket(r.at), r.host, r.port, r.method, r.path, !r.allowed || r.wouldBlock], (r) => r.at),
+    decisions: SPANS.flatMap((span) => tally(rows, (r) => [r.subject, span, bucket(r.at, span), r.host, r.method, r.allowed, r.wouldBlock, r.reason])).sort(),
+    requests: SPANS.flatMap((span) =>
+      tally(rows.filter((r) => r.subject !== null), (r) => [r.subject, span, bucket(r.at, span), r.host, r.port, r.method, r.path, !r.allowed || r.wouldBlock], (r) => r.at),
+    ).sort(),
   };
 }
 
@@ -130,11 +133,11 @@ async function stored(db: SqlDriver): Promise<{ decisions: string[]; requests: s
   const requests = await db.query('SELECT * FROM audit_request_counts');
   return {
     decisions: decisions.map((r) => JSON.stringify([
-      Number(r.subject_null) === 1 ? null : r.subject, Number(r.bucket), r.host, r.method, Number(r.allowed) === 1, Number(r.would_block) === 1,
+      Number(r.subject_null) === 1 ? null : r.subject, Number(r.span), Number(r.bucket), r.host, r.method, Number(r.allowed) === 1, Number(r.would_block) === 1,
       Number(r.reason_null) === 1 ? null : r.reason, Number(r.n),
     ])).sort(),
     requests: requests.map((r) => JSON.stringify([
-      r.subject, Number(r.bucket), r.host, Number(r.port), r.method, r.path, Number(r.blocked) === 1, Number(r.n), Number(r.last_at),
+      r.subject, Number(r.span), Number(r.bucket), r.host, Number(r.port), r.method, r.path, Number(r.blocked) === 1, Number(r.n), Number(r.last_at),
     ])).sort(),
   };
 }
@@ -216,6 +219,8 @@ describe.each(drivers)('the audit aggregates on %s', (_name, openDriver) => {
     const windows: Array<[number | undefined, number | undefined]> = [
       [undefined, undefined], [at(0), undefined], [at(0, 20), undefined], [undefined, at(1, 50)], [at(0, 20), at(2, 30)],
       [at(1), at(2)], [at(1, 10), at(1, 50)], [at(1, 10), at(1, 10)], [at(5), undefined],
+      // Whole days (the data crosses midnight at at(1)), with whole hours and partial hours beside them.
+      [at(1), at(25)], [at(-23), at(25)], [at(0, 20), at(27, 5)], [at(-30, 30), undefined], [undefined, at(49)],
     ];
     for (const [since, until] of windows) {
       expect(await actualAnswers(store, 'alice', since, until), `window ${since} – ${until}`).toEqual(await expectedAnswers(db, 'alice', since, until));

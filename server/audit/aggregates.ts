@@ -2,10 +2,14 @@
  * Counts kept beside the raw decisions so the administrator queries read a
  * few thousand rows instead of scanning every decision:
  *
- * - `audit_decision_counts`: decisions per subject × hour × host × method ×
+ * - `audit_decision_counts`: decisions per subject × span × host × method ×
  *   decision × reason (the egress summary);
- * - `audit_request_counts`: decisions per subject × hour × host × port ×
+ * - `audit_request_counts`: decisions per subject × span × host × port ×
  *   method × path × blocked, with the last time each was seen (suggestions).
+ *
+ * Each decision is counted twice: in its hour and in its (UTC) day. A
+ * window reads whole days, then whole hours at its ends, then the raw rows
+ * of the partial hours at its very edges.
  *
  * Each is exactly what a recount of the raw rows would give: `subject` is
  * the subject of the decision's execution, as the queries join it. That
@@ -19,18 +23,23 @@
 import type { DecisionRecord } from './records.ts';
 import type { SqlDriver, SqlRunner, SqlValue } from './sql.ts';
 
-/** One hour: windows that do not start or end on the hour read their edges from the raw rows. */
-export const BUCKET_MS = 3_600_000;
-export const bucketOf = (at: number): number => Math.floor(at / BUCKET_MS) * BUCKET_MS;
-const BUCKET_OF_AT = `(d.at / ${BUCKET_MS}) * ${BUCKET_MS}`;
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
+/** The spans counted, finest first; each is a whole number of the one before. */
+export const SPANS = [HOUR_MS, DAY_MS] as const;
+export type Span = (typeof SPANS)[number];
+export const bucketOf = (at: number, span: Span = HOUR_MS): number => Math.floor(at / span) * span;
+const bucketOfAt = (span: Span): string => `(d.at / ${span}) * ${span}`;
 
 /** Taken shared by writers and exclusively by migrations and retention (PostgreSQL; SQLite has one writer). */
 export const AGGREGATE_LOCK_KEY = 7411520;
 
 type Dialect = SqlDriver['dialect'];
 
-export const DECISION_COUNT_COLUMNS = ['subject_null', 'subject', 'bucket', 'host', 'method', 'allowed', 'would_block', 'reason_null', 'reason', 'n'] as const;
-export const REQUEST_COUNT_COLUMNS = ['subject', 'bucket', 'host', 'port', 'method', 'path', 'blocked', 'n', 'last_at'] as const;
+const DECISION_KEY_COLUMNS = ['subject_null', 'subject', 'span', 'bucket', 'host', 'method', 'allowed', 'would_block', 'reason_null', 'reason'] as const;
+const REQUEST_KEY_COLUMNS = ['subject', 'span', 'bucket', 'host', 'port', 'method', 'path', 'blocked'] as const;
+export const DECISION_COUNT_COLUMNS = [...DECISION_KEY_COLUMNS, 'n'] as const;
+export const REQUEST_COUNT_COLUMNS = [...REQUEST_KEY_COLUMNS, 'n', 'last_at'] as const;
 
 /**
  * The unique keys. PostgreSQL limits a b-tree entry to about 2.7 kB, and a
@@ -40,10 +49,10 @@ export const REQUEST_COUNT_COLUMNS = ['subject', 'bucket', 'host', 'port', 'meth
  */
 const decisionKey = (dialect: Dialect): string =>
   dialect === 'postgres'
-    ? '(subject_null, subject, bucket, md5(host), method, allowed, would_block, reason_null, md5(reason))'
-    : '(subject_null, subject, bucket, host, method, allowed, would_block, reason_null, reason)';
+    ? '(subject_null, subject, span, bucket, md5(host), method, allowed, would_block, reason_null, md5(reason))'
+    : `(${DECISION_KEY_COLUMNS.join(', ')})`;
 const requestKey = (dialect: Dialect): string =>
-  dialect === 'postgres' ? '(subject, bucket, md5(host), port, method, md5(path), blocked)' : '(subject, bucket, host, port, method, path, blocked)';
+  dialect === 'postgres' ? '(subject, span, bucket, md5(host), port, method, md5(path), blocked)' : `(${REQUEST_KEY_COLUMNS.join(', ')})`;
 
 /** The tables, their keys and the backfill from the rows already stored (a migration). */
 export function aggregateSchema(dialect: Dialect): string[] {
@@ -53,6 +62,7 @@ export function aggregateSchema(dialect: Dialect): string[] {
     `CREATE TABLE audit_decision_counts (
       subject_null INTEGER NOT NULL,
       subject TEXT NOT NULL,
+      span BIGINT NOT NULL,
       bucket BIGINT NOT NULL,
       host TEXT NOT NULL,
       method TEXT NOT NULL,
@@ -62,9 +72,10 @@ export function aggregateSchema(dialect: Dialect): string[] {
       reason TEXT NOT NULL,
       n BIGINT NOT NULL${clustered(decisionKey(dialect))}`,
     ...uniqueIndex('audit_decision_counts', decisionKey(dialect)),
-    'CREATE INDEX audit_decision_counts_bucket ON audit_decision_counts (bucket)',
+    'CREATE INDEX audit_decision_counts_bucket ON audit_decision_counts (span, bucket)',
     `CREATE TABLE audit_request_counts (
       subject TEXT NOT NULL,
+      span BIGINT NOT NULL,
       bucket BIGINT NOT NULL,
       host TEXT NOT NULL,
       port INTEGER NOT NULL,
@@ -74,54 +85,80 @@ export function aggregateSchema(dialect: Dialect): string[] {
       n BIGINT NOT NULL,
       last_at BIGINT NOT NULL${clustered(requestKey(dialect))}`,
     ...uniqueIndex('audit_request_counts', requestKey(dialect)),
-    'CREATE INDEX audit_request_counts_bucket ON audit_request_counts (bucket)',
-    ...recountStatements(''),
+    // No index on (span, bucket): every read names a subject (the key's prefix), and retention's hourly delete can scan.
+    ...recountHours(''),
+    ...rollUpDays(''),
   ];
 }
 
-/** Recounts the aggregates of the decisions `where` selects (on `d.at`) from the raw rows. */
-function recountStatements(where: string): string[] {
+/** Counts the hours of the decisions `where` selects (on `d.at`) from the raw rows. */
+function recountHours(where: string): string[] {
   return [
     `INSERT INTO audit_decision_counts (${DECISION_COUNT_COLUMNS.join(', ')})
-     SELECT CASE WHEN e.subject IS NULL THEN 1 ELSE 0 END, COALESCE(e.subject, ''), ${BUCKET_OF_AT}, d.host, d.method, d.allowed, d.would_block,
+     SELECT CASE WHEN e.subject IS NULL THEN 1 ELSE 0 END, COALESCE(e.subject, ''), ${HOUR_MS}, ${bucketOfAt(HOUR_MS)}, d.host, d.method, d.allowed, d.would_block,
             CASE WHEN d.reason IS NULL THEN 1 ELSE 0 END, COALESCE(d.reason, ''), COUNT(*)
      FROM audit_decisions d LEFT JOIN audit_executions e ON e.id = d.execution_id
      ${where === '' ? '' : `WHERE ${where}`}
-     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9`,
+     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10`,
     `INSERT INTO audit_request_counts (${REQUEST_COUNT_COLUMNS.join(', ')})
-     SELECT e.subject, ${BUCKET_OF_AT}, d.host, d.port, d.method, d.path, CASE WHEN d.allowed = 0 OR d.would_block = 1 THEN 1 ELSE 0 END, COUNT(*), MAX(d.at)
+     SELECT e.subject, ${HOUR_MS}, ${bucketOfAt(HOUR_MS)}, d.host, d.port, d.method, d.path, CASE WHEN d.allowed = 0 OR d.would_block = 1 THEN 1 ELSE 0 END,
+            COUNT(*), MAX(d.at)
      FROM audit_decisions d JOIN audit_executions e ON e.id = d.execution_id
      WHERE e.subject IS NOT NULL${where === '' ? '' : ` AND ${where}`}
-     GROUP BY 1, 2, 3, 4, 5, 6, 7`,
+     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8`,
   ];
 }
 
-/** Drops the counts of whole hours before `bucket` (every decision in them is gone). */
-export async function dropBucketsBefore(tx: SqlRunner, bucket: number): Promise<void> {
-  await tx.query('DELETE FROM audit_decision_counts WHERE bucket < ?', [bucket]);
-  await tx.query('DELETE FROM audit_request_counts WHERE bucket < ?', [bucket]);
+/** Sums the hours `where` selects (on `bucket`) into their days: a day is the sum of its hours. */
+function rollUpDays(where: string): string[] {
+  const day = `(bucket / ${DAY_MS}) * ${DAY_MS}`;
+  const hours = `span = ${HOUR_MS}${where === '' ? '' : ` AND ${where}`}`;
+  return [
+    `INSERT INTO audit_decision_counts (${DECISION_COUNT_COLUMNS.join(', ')})
+     SELECT subject_null, subject, ${DAY_MS}, ${day}, host, method, allowed, would_block, reason_null, reason, SUM(n)
+     FROM audit_decision_counts WHERE ${hours}
+     GROUP BY subject_null, subject, ${day}, host, method, allowed, would_block, reason_null, reason`,
+    `INSERT INTO audit_request_counts (${REQUEST_COUNT_COLUMNS.join(', ')})
+     SELECT subject, ${DAY_MS}, ${day}, host, port, method, path, blocked, SUM(n), MAX(last_at)
+     FROM audit_request_counts WHERE ${hours}
+     GROUP BY subject, ${day}, host, port, method, path, blocked`,
+  ];
 }
 
-/** Recounts the given hours from the raw rows (after retention deleted some of them, or their executions). */
-export async function rebuildBuckets(tx: SqlRunner, buckets: Iterable<number>): Promise<void> {
-  for (const bucket of buckets) {
-    await tx.query('DELETE FROM audit_decision_counts WHERE bucket = ?', [bucket]);
-    await tx.query('DELETE FROM audit_request_counts WHERE bucket = ?', [bucket]);
-    for (const statement of recountStatements(`d.at >= ${bucket} AND d.at < ${bucket + BUCKET_MS}`)) await tx.query(statement);
+/** Drops the counts of whole buckets before `cutoff` (every decision in them is gone). */
+export async function dropBucketsBefore(tx: SqlRunner, cutoff: number): Promise<void> {
+  for (const span of SPANS) {
+    for (const table of ['audit_decision_counts', 'audit_request_counts']) {
+      await tx.query(`DELETE FROM ${table} WHERE span = ? AND bucket < ?`, [span, bucketOf(cutoff, span)]);
+    }
+  }
+}
+
+/** Recounts the given hours from the raw rows, then the days that hold them from their hours (after retention). */
+export async function rebuildHours(tx: SqlRunner, hours: Iterable<number>): Promise<void> {
+  const days = new Set<number>();
+  for (const hour of hours) {
+    for (const table of ['audit_decision_counts', 'audit_request_counts']) await tx.query(`DELETE FROM ${table} WHERE span = ? AND bucket = ?`, [HOUR_MS, hour]);
+    for (const statement of recountHours(`d.at >= ${hour} AND d.at < ${hour + HOUR_MS}`)) await tx.query(statement);
+    days.add(bucketOf(hour, DAY_MS));
+  }
+  for (const day of days) {
+    for (const table of ['audit_decision_counts', 'audit_request_counts']) await tx.query(`DELETE FROM ${table} WHERE span = ? AND bucket = ?`, [DAY_MS, day]);
+    for (const statement of rollUpDays(`bucket >= ${day} AND bucket < ${day + DAY_MS}`)) await tx.query(statement);
   }
 }
 
 /** The hours holding decisions that will outlive their execution when executions started before `cutoff` go. */
-export async function bucketsOrphanedBy(tx: SqlRunner, cutoff: number): Promise<number[]> {
+export async function hoursOrphanedBy(tx: SqlRunner, cutoff: number): Promise<number[]> {
   const rows = await tx.query(
-    `SELECT DISTINCT ${BUCKET_OF_AT} AS bucket FROM audit_executions e JOIN audit_decisions d ON d.execution_id = e.id WHERE e.started_at < ? AND d.at >= ?`,
+    `SELECT DISTINCT ${bucketOfAt(HOUR_MS)} AS bucket FROM audit_executions e JOIN audit_decisions d ON d.execution_id = e.id WHERE e.started_at < ? AND d.at >= ?`,
     [cutoff, cutoff],
   );
   return rows.map((row) => Number(row.bucket));
 }
 
 /** What the aggregates need of a decision. */
-export type CountedDecision = Pick<DecisionRecord, 'host' | 'port' | 'method' | 'path' | 'allowed' | 'wouldBlock' | 'reason'> & { bucket: number };
+export type CountedDecision = Pick<DecisionRecord, 'host' | 'port' | 'method' | 'path' | 'allowed' | 'wouldBlock' | 'reason'> & { hour: number };
 
 const flag = (b: boolean): number => (b ? 1 : 0);
 
@@ -129,26 +166,30 @@ const flag = (b: boolean): number => (b ? 1 : 0);
 export class AggregateDeltas {
   readonly #decisions = new Map<string, { key: SqlValue[]; n: number }>();
   readonly #requests = new Map<string, { key: SqlValue[]; n: number; lastAt: number }>();
-  #lowestUncountedBucket: number | null = null;
+  #lowestUncountedDay: number | null = null;
 
   /** `n` decisions whose execution has `subject` (null: no subject, or no execution yet). */
   add(subject: string | null, d: CountedDecision, n: number, lastAt: number): void {
-    this.#addDecisions(subject, d, n);
-    if (subject === null) return;
-    const key: SqlValue[] = [subject, d.bucket, d.host, d.port, d.method, d.path, flag(!d.allowed || d.wouldBlock)];
-    const id = JSON.stringify(key);
-    const entry = this.#requests.get(id);
-    if (entry === undefined) this.#requests.set(id, { key, n, lastAt });
-    else {
-      entry.n += n;
-      entry.lastAt = Math.max(entry.lastAt, lastAt);
+    for (const span of SPANS) {
+      const bucket = bucketOf(d.hour, span);
+      this.#addDecisions(subject, span, bucket, d, n);
+      if (subject === null) continue;
+      const key: SqlValue[] = [subject, span, bucket, d.host, d.port, d.method, d.path, flag(!d.allowed || d.wouldBlock)];
+      const id = JSON.stringify(key);
+      const entry = this.#requests.get(id);
+      if (entry === undefined) this.#requests.set(id, { key, n, lastAt });
+      else {
+        entry.n += n;
+        entry.lastAt = Math.max(entry.lastAt, lastAt);
+      }
     }
   }
 
   /** `n` decisions counted under no subject before their execution (with `subject`) was written. */
   move(subject: string, d: CountedDecision, n: number, lastAt: number): void {
-    this.#addDecisions(null, d, -n);
-    this.#lowestUncountedBucket = Math.min(this.#lowestUncountedBucket ?? d.bucket, d.bucket);
+    for (const span of SPANS) this.#addDecisions(null, span, bucketOf(d.hour, span), d, -n);
+    const day = bucketOf(d.hour, DAY_MS);
+    this.#lowestUncountedDay = Math.min(this.#lowestUncountedDay ?? day, day);
     this.add(subject, d, n, lastAt);
   }
 
@@ -171,14 +212,16 @@ export class AggregateDeltas {
         chunk.flat(),
       );
     }
-    // Moved decisions leave rows at zero under no subject; the subject-and-hour prefix of the key finds them.
-    if (this.#lowestUncountedBucket !== null) {
-      await tx.query("DELETE FROM audit_decision_counts WHERE subject_null = 1 AND subject = '' AND bucket >= ? AND n = 0", [this.#lowestUncountedBucket]);
+    // Moved decisions leave rows at zero under no subject; the subject, span and bucket prefix of the key finds them.
+    if (this.#lowestUncountedDay !== null) {
+      for (const span of SPANS) {
+        await tx.query("DELETE FROM audit_decision_counts WHERE subject_null = 1 AND subject = '' AND span = ? AND bucket >= ? AND n = 0", [span, this.#lowestUncountedDay]);
+      }
     }
   }
 
-  #addDecisions(subject: string | null, d: CountedDecision, n: number): void {
-    const key: SqlValue[] = [flag(subject === null), subject ?? '', d.bucket, d.host, d.method, flag(d.allowed), flag(d.wouldBlock), flag(d.reason === null), d.reason ?? ''];
+  #addDecisions(subject: string | null, span: Span, bucket: number, d: CountedDecision, n: number): void {
+    const key: SqlValue[] = [flag(subject === null), subject ?? '', span, bucket, d.host, d.method, flag(d.allowed), flag(d.wouldBlock), flag(d.reason === null), d.reason ?? ''];
     const id = JSON.stringify(key);
     const entry = this.#decisions.get(id);
     if (entry === undefined) this.#decisions.set(id, { key, n });
@@ -194,7 +237,7 @@ export class AggregateDeltas {
 export async function countEarlierDecisions(tx: SqlRunner, executions: ReadonlyMap<string, string>, deltas: AggregateDeltas, idsPerQuery: number): Promise<void> {
   for (const ids of chunks([...executions.keys()], idsPerQuery)) {
     const rows = await tx.query(
-      `SELECT d.execution_id, ${BUCKET_OF_AT} AS bucket, d.host, d.port, d.method, d.path, d.allowed, d.would_block, d.reason, COUNT(*) AS n, MAX(d.at) AS last_at
+      `SELECT d.execution_id, ${bucketOfAt(HOUR_MS)} AS hour, d.host, d.port, d.method, d.path, d.allowed, d.would_block, d.reason, COUNT(*) AS n, MAX(d.at) AS last_at
        FROM audit_decisions d WHERE d.execution_id IN (${ids.map(() => '?').join(', ')})
        GROUP BY d.execution_id, 2, d.host, d.port, d.method, d.path, d.allowed, d.would_block, d.reason`,
       ids,
@@ -205,7 +248,7 @@ export async function countEarlierDecisions(tx: SqlRunner, executions: ReadonlyM
       deltas.move(
         subject,
         {
-          bucket: Number(row.bucket), host: String(row.host), port: Number(row.port), method: String(row.method), path: String(row.path),
+          hour: Number(row.hour), host: String(row.host), port: Number(row.port), method: String(row.method), path: String(row.path),
           allowed: Number(row.allowed) === 1, wouldBlock: Number(row.would_block) === 1, reason: typeof row.reason === 'string' ? row.reason : null,
         },
         Number(row.n),
@@ -222,23 +265,34 @@ export function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
 const tuples = (rows: readonly SqlValue[][]): string => rows.map((row) => `(${row.map(() => '?').join(', ')})`).join(', ');
 
 /**
- * A window [since, until) as whole hours read from the aggregates and the
- * partial hours at its edges read from the raw rows, so answers are exact
- * for any instant. `hours` is null when no whole hour lies inside.
+ * A window [since, until) as whole days and whole hours read from the
+ * aggregates and the partial hours at its edges read from the raw rows, so
+ * answers are exact for any instant. An absent bound is open.
  */
 export interface WindowPlan {
-  hours: { from?: number; to?: number } | null;
+  buckets: Array<{ span: Span; from?: number; to?: number }>;
   edges: Array<[number, number]>;
 }
 
 export function planWindow(since: number | undefined, until: number | undefined): WindowPlan {
-  const from = since === undefined ? undefined : Math.ceil(since / BUCKET_MS) * BUCKET_MS;
-  const to = until === undefined ? undefined : bucketOf(until);
-  if (since !== undefined && until !== undefined && from !== undefined && to !== undefined && from >= to) {
-    return { hours: null, edges: since < until ? [[since, until]] : [] };
-  }
-  const edges: Array<[number, number]> = [];
-  if (since !== undefined && from !== undefined && since < from) edges.push([since, from]);
-  if (until !== undefined && to !== undefined && to < until) edges.push([to, until]);
-  return { hours: { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) }, edges };
+  const plan: WindowPlan = { buckets: [], edges: [] };
+  const cover = (from: number | undefined, to: number | undefined, spans: readonly Span[]): void => {
+    if (from !== undefined && to !== undefined && from >= to) return;
+    const [span, ...finer] = spans;
+    if (span === undefined) {
+      if (from !== undefined && to !== undefined) plan.edges.push([from, to]);
+      return;
+    }
+    const first = from === undefined ? undefined : Math.ceil(from / span) * span;
+    const last = to === undefined ? undefined : bucketOf(to, span);
+    if (first !== undefined && last !== undefined && first >= last) {
+      cover(from, to, finer);
+      return;
+    }
+    plan.buckets.push({ span, ...(first === undefined ? {} : { from: first }), ...(last === undefined ? {} : { to: last }) });
+    if (from !== undefined && first !== undefined) cover(from, first, finer);
+    if (to !== undefined && last !== undefined) cover(last, to, finer);
+  };
+  cover(since, until, [...SPANS].reverse());
+  return plan;
 }

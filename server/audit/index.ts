@@ -19,7 +19,7 @@ export { AUDIT_CONFIG_SHAPE } from './config.ts';
 export { AUDIT_DROPPED_METRIC } from './metrics.ts';
 export { AuditRecorder, decisionRecordFrom, decisionRecordFromLog } from './recorder.ts';
 export { AuditStore } from './store.ts';
-export { BUCKET_MS } from './aggregates.ts';
+export { DAY_MS, HOUR_MS } from './aggregates.ts';
 export { AuditWriter } from './writer.ts';
 export { PostgresDriver } from './postgres-driver.ts';
 export { SqliteDriver } from './sqlite-driver.ts';

@@ -3,7 +3,7 @@
  * queries, and retention. One implementation for SQLite and PostgreSQL.
  */
 import {
-  AGGREGATE_LOCK_KEY, AggregateDeltas, bucketOf, bucketsOrphanedBy, chunks, countEarlierDecisions, dropBucketsBefore, planWindow, rebuildBuckets,
+  AGGREGATE_LOCK_KEY, AggregateDeltas, bucketOf, chunks, countEarlierDecisions, dropBucketsBefore, hoursOrphanedBy, planWindow, rebuildHours,
 } from './aggregates.ts';
 import { migrate } from './migrations.ts';
 import type {
@@ -117,7 +117,7 @@ function range(column: string, from: number | undefined, to: number | undefined)
 
 /**
  * A query over a window as a UNION ALL: the aggregate table over the whole
- * hours inside it, the raw rows over the partial hours at its edges. Each
+ * days and hours inside it, the raw rows over the partial hours at its edges. Each
  * part is given its conditions and parameters; the caller groups the union.
  */
 function windowUnion(
@@ -127,9 +127,9 @@ function windowUnion(
 ): { sql: string; params: SqlValue[] } {
   const plan = planWindow(filter.since, filter.until);
   const parts: Array<{ sql: string; params: SqlValue[] }> = [];
-  if (plan.hours !== null) {
-    const hours = range('bucket', plan.hours.from, plan.hours.to);
-    parts.push(aggregate(hours.sql, hours.params));
+  for (const { span, from, to } of plan.buckets) {
+    const buckets = range('bucket', from, to);
+    parts.push(aggregate(['span = ?', ...buckets.sql], [span, ...buckets.params]));
   }
   for (const [from, to] of plan.edges) parts.push(raw(['d.at >= ?', 'd.at < ?'], [from, to]));
   // An empty window still needs a well-formed (empty) union.
@@ -184,7 +184,7 @@ export class AuditStore {
       await countEarlierDecisions(tx, withSubject, deltas, ROWS_PER_INSERT);
       await insertRows(tx, 'audit_decisions', DECISION_COLUMNS, decisions.map(decisionValues));
       const subjects = await subjectsOf(tx, [...new Set(decisions.map((d) => d.executionId))]);
-      for (const d of decisions) deltas.add(subjects.get(d.executionId) ?? null, { ...d, bucket: bucketOf(d.at) }, 1, d.at);
+      for (const d of decisions) deltas.add(subjects.get(d.executionId) ?? null, { ...d, hour: bucketOf(d.at) }, 1, d.at);
       await deltas.apply(tx, dialect, ROWS_PER_INSERT);
     });
   }
@@ -291,13 +291,12 @@ export class AuditStore {
     const dialect = this.#db.dialect;
     return this.#db.transaction(async (tx) => {
       if (dialect === 'postgres') await tx.query(`SELECT pg_advisory_xact_lock(${AGGREGATE_LOCK_KEY})`);
-      // Hours to recount: the one the cutoff splits, and those holding decisions whose execution goes (they fall under no subject).
-      const recount = new Set(await bucketsOrphanedBy(tx, cutoff));
-      if (bucketOf(cutoff) < cutoff) recount.add(bucketOf(cutoff));
+      // Hours to recount: the cutoff's (it may split it, and its day loses the hours before it), and those holding decisions whose execution goes (they fall under no subject).
+      const recount = new Set([...(await hoursOrphanedBy(tx, cutoff)), bucketOf(cutoff)]);
       const decisions = await tx.query('DELETE FROM audit_decisions WHERE at < ? RETURNING id', [cutoff]);
       const executions = await tx.query('DELETE FROM audit_executions WHERE started_at < ? RETURNING id', [cutoff]);
-      await dropBucketsBefore(tx, bucketOf(cutoff));
-      await rebuildBuckets(tx, recount);
+      await dropBucketsBefore(tx, cutoff);
+      await rebuildHours(tx, recount);
       return { executions: executions.length, decisions: decisions.length };
     });
   }
