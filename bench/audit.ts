@@ -5,7 +5,8 @@
  * beside a baseline measured in the same run: the raw-table query it
  * replaced (before the hourly aggregates), or a plain count of the
  * decisions for the queries that did not change. Run alone with
- * `npx tsx bench/audit.ts` for the queries only.
+ * `npx tsx bench/audit.ts` for the queries only (`--load` adds
+ * the warm /execute figure).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
@@ -299,13 +300,23 @@ export function auditRows(load: AuditLoadResult, queries: AuditQueryResult): Arr
   ];
 }
 
+/** `--load` adds warm /execute with the store off and on (needs the engine and the sandbox images). */
 async function main(): Promise<void> {
   const startedAt = new Date();
   const loadAverage = os.loadavg();
-  const result = await auditQueries((message) => process.stderr.write(`bench: ${message}\n`));
-  printTable(['measure', 'value (ms: p50 / p95 / p99)', 'baseline (ms p50)', `ratio, target (p95 < ${QUERY_TARGET_MS} ms)`], auditQueryRows(result));
+  const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
+  let load: AuditLoadResult | undefined;
+  if (process.argv.includes('--load')) {
+    log('warm /execute with the audit store off, then on while decisions are written');
+    load = await auditUnderLoad(30);
+  }
+  const result = await auditQueries(log);
+  printTable(
+    ['measure', 'value (ms: p50 / p95 / p99)', 'baseline (ms p50)', `ratio, target (p95 < ${QUERY_TARGET_MS} ms)`],
+    load === undefined ? auditQueryRows(result) : auditRows(load, result),
+  );
   process.stdout.write(`load average at start ${loadAverage.map((l) => l.toFixed(2)).join(' ')}, at end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
-  await writeStandaloneResult('audit-queries', 'auditQueries', startedAt, { loadAverage: { start: loadAverage, end: os.loadavg() }, ...result });
+  await writeStandaloneResult('audit', 'audit', startedAt, { loadAverage: { start: loadAverage, end: os.loadavg() }, ...(load === undefined ? {} : { load }), queries: result });
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
