@@ -146,7 +146,12 @@ describe.each(stores)('the audit store on %s', (_name, open) => {
       { subject: 'summary-user', host: 'evil.example', method: 'GET', decision: 'wouldBlock', reason: blocked.reason, count: 1 },
     ]));
     expect(rows).toHaveLength(3);
-    expect(await store.decisionsOf({ subject: 'summary-user', limit: 10 })).toHaveLength(4);
+    const observed = await store.observedRequests({ subject: 'summary-user', limit: 10 });
+    expect(observed.map(({ host, path, blocked, count }) => ({ host, path, blocked, count }))).toEqual(expect.arrayContaining([
+      { host: 'api.stripe.com', path: '/v1/products', blocked: false, count: 2 },
+      { host: 'evil.example', path: '/v1/products', blocked: true, count: 2 },
+    ]));
+    expect(observed).toHaveLength(2);
   });
 
   it('writes a large batch in one go', async () => {

@@ -15,13 +15,13 @@ export const ADMIN_EXECUTIONS_PATH = '/admin/executions';
 export const ADMIN_EGRESS_SUMMARY_PATH = '/admin/egress/summary';
 export const MAX_PAGE_SIZE = 500;
 
-export type AuditQueries = Pick<AuditStore, 'listExecutions' | 'getExecution' | 'summary' | 'decisionsOf'>;
+export type AuditQueries = Pick<AuditStore, 'listExecutions' | 'getExecution' | 'summary' | 'observedRequests'>;
 
 /** A subject's current policy document, or null when it cannot be had (a remote policy API needs the user's token). */
 export type CurrentPolicyLookup = (subject: string) => Promise<unknown>;
 
-export const SUGGESTION_DECISION_LIMIT = 10_000;
-
+/** Most distinct requests a suggestion is made from (the most recently seen); every decision of each counts. */
+export const SUGGESTION_REQUEST_LIMIT = 10_000;
 
 /** An instant as an ISO 8601 date-time or milliseconds since the epoch. */
 const Instant = z
@@ -129,18 +129,18 @@ export function auditRoutes(audit: AuditQueries, currentPolicy: CurrentPolicyLoo
     const q = parseQuery(SuggestionQuerySchema, req.query);
     const subject = req.params.subject;
     const since = q.since ?? Date.now() - 7 * 24 * 60 * 60 * 1000;
-    const decisions = await audit.decisionsOf({ subject, since, ...(q.until === undefined ? {} : { until: q.until }), limit: SUGGESTION_DECISION_LIMIT });
+    const observed = await audit.observedRequests({ subject, since, ...(q.until === undefined ? {} : { until: q.until }), limit: SUGGESTION_REQUEST_LIMIT });
     const document = await currentPolicy(subject).catch(() => null);
     const linted = document === null ? null : lintPolicy(document);
     const current: PolicyApi = linted?.ok === true ? linted.api : { allowedDomains: [] };
     const suggestion = suggestPolicy(
       current,
-      decisions.map((d) => ({ method: d.method, host: d.host, port: d.port, path: d.path, blocked: !d.allowed || d.wouldBlock })),
+      observed.map((r) => ({ method: r.method, host: r.host, port: r.port, path: r.path, blocked: r.blocked })),
       { blockedOnly: q.blockedOnly === 'true' },
     );
     res.json({
       success: true,
-      data: { subject, since: new Date(since).toISOString(), decisionsSeen: decisions.length, current: linted?.ok === true ? current : null, ...suggestion },
+      data: { subject, since: new Date(since).toISOString(), decisionsSeen: observed.reduce((sum, r) => sum + r.count, 0), current: linted?.ok === true ? current : null, ...suggestion },
     });
   });
 

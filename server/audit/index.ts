@@ -19,10 +19,12 @@ export { AUDIT_CONFIG_SHAPE } from './config.ts';
 export { AUDIT_DROPPED_METRIC } from './metrics.ts';
 export { AuditRecorder, decisionRecordFrom, decisionRecordFromLog } from './recorder.ts';
 export { AuditStore } from './store.ts';
+export { DAY_MS, HOUR_MS } from './aggregates.ts';
 export { AuditWriter } from './writer.ts';
 export { PostgresDriver } from './postgres-driver.ts';
 export { SqliteDriver } from './sqlite-driver.ts';
 export type * from './records.ts';
+export type { SqlDriver } from './sql.ts';
 export type { AuditWriterStatus } from './writer.ts';
 
 export interface AuditConfig {

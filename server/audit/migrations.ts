@@ -2,8 +2,10 @@
  * Schema migrations, applied in order at start-up, each in its own
  * transaction and recorded in `audit_migrations`. Append only: a released
  * migration is never edited, a change is a new entry. The SQL is shared by
- * SQLite and PostgreSQL except where a dialect differs (generated ids).
+ * SQLite and PostgreSQL except where a dialect differs (generated ids,
+ * the keys of the aggregate tables).
  */
+import { AGGREGATE_LOCK_KEY, aggregateSchema } from './aggregates.ts';
 import type { SqlDriver, SqlRunner } from './sql.ts';
 
 interface Migration {
@@ -63,6 +65,12 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX audit_decisions_at ON audit_decisions (at)',
     ],
   },
+  {
+    // The summary and suggestion queries read these instead of every decision; filled from the rows already stored.
+    version: 2,
+    name: 'decision and request counts per hour',
+    statements: aggregateSchema,
+  },
 ];
 
 async function applied(db: SqlRunner): Promise<Set<number>> {
@@ -71,13 +79,13 @@ async function applied(db: SqlRunner): Promise<Set<number>> {
 }
 
 /** Brings the schema up to date; returns the versions it applied. Safe to run from several instances at once. */
-export async function migrate(driver: SqlDriver): Promise<number[]> {
+export async function migrate(driver: SqlDriver, upTo = Number.POSITIVE_INFINITY): Promise<number[]> {
   await driver.query('CREATE TABLE IF NOT EXISTS audit_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
   const done: number[] = [];
-  for (const migration of MIGRATIONS) {
+  for (const migration of MIGRATIONS.filter((m) => m.version <= upTo)) {
     const ran = await driver.transaction(async (tx) => {
-      // Instances starting together take turns; the loser sees the migration applied.
-      if (driver.dialect === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(7411520)');
+      // Instances starting together take turns (the loser sees the migration applied), and writers wait for a backfill.
+      if (driver.dialect === 'postgres') await tx.query(`SELECT pg_advisory_xact_lock(${AGGREGATE_LOCK_KEY})`);
       if ((await applied(tx)).has(migration.version)) return false;
       for (const statement of migration.statements(driver.dialect)) await tx.query(statement);
       await tx.query('INSERT INTO audit_migrations (version, name, applied_at) VALUES (?, ?, ?)', [migration.version, migration.name, Date.now()]);

@@ -97,7 +97,7 @@ export function auditPaths(): JsonObject {
             properties: {
               subject: { type: 'string' },
               since: { type: 'string' },
-              decisionsSeen: { type: 'integer' },
+              decisionsSeen: { type: 'integer', description: 'decisions in the window the suggestion was made from (of the 10,000 most recently seen distinct requests)' },
               current: { description: 'the policy the suggestion starts from; null when it could not be read (a remote policy API)' },
               policy: { type: 'object' },
               diff: { type: 'object', properties: { addedDomains: { type: 'array', items: { type: 'string' } }, addedRules: { type: 'array', items: { type: 'object' } } } },

@@ -86,9 +86,23 @@ export interface SummaryRow {
   count: number;
 }
 
-export interface DecisionFilter {
+export interface ObservedRequestFilter {
   subject: string;
   since?: number;
   until?: number;
+  /** Most distinct requests returned, the most recently seen first. */
   limit: number;
+}
+
+/** One distinct request a subject's code made (what suggestions are made from). */
+export interface ObservedRequestCount {
+  method: string;
+  host: string;
+  port: number;
+  path: string;
+  /** Blocked, or let through only because the policy was in audit mode. */
+  blocked: boolean;
+  /** How many decisions it stands for in the window. */
+  count: number;
+  lastAt: number;
 }
