@@ -41,6 +41,7 @@ describe('ExecutionService with secrets', () => {
       maxTimeoutMs: 1_000,
       isolation: { tier: 'runc', available: ['runc'] },
       packageRegistries: { npm: 'registry.npmjs.org', pypi: 'pypi.org' },
+      fileLimits: { maxInputFiles: 4, maxInputBytes: 1024, maxOutputFiles: 4, maxOutputBytes: 1024 },
     });
     const secrets = SecretBinding.fromSpecs([{ name: 'STRIPE_KEY', value: KEY, hosts: ['api.stripe.com'], in: ['header'], source: 'request' }]);
     const placeholder = secrets.placeholderEnv().STRIPE_KEY ?? '';
