@@ -52,7 +52,7 @@ export type { UpstreamProxy } from './upstream-proxy.ts';
 export { countDecisions, DECISIONS_METRIC, decisionReasonLabel } from './decision-metrics.ts';
 export { CA_CERT_FILE, CA_KEY_FILE } from './ca.ts';
 export type { CanonicalHostFn, DecideFn, DecisionObserver, EgressDecision, EgressLogger, EgressSessionInfo, LearnFn, NetworkLogEntry, NetworkLogResult } from './types.ts';
-export { scrubText } from './secrets/index.ts';
+export { scrubberFor, scrubText } from './secrets/index.ts';
 export { ControlServer } from './control.ts';
 export type { ControlServerOptions } from './control.ts';
 export { ControlChannelError, ControlClient, RemoteEgressProxy } from './control-client.ts';

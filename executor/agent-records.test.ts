@@ -70,4 +70,48 @@ describe('AgentRecordFilter', () => {
     expect(sink.text()).toBe('x');
     expect(filter.exit).toBeUndefined();
   });
+
+  describe('files record', () => {
+    const payload = JSON.stringify({ files: [{ path: 'out/a.txt', size: 5, content: 'aGVsbG8=' }], truncated: true });
+    const filesRecord = (body: string, t = token) => `\0sandbox:${t}:files:${Buffer.byteLength(body)}\n${body}`;
+
+    it.each([1, 3, 64])('reads a length-prefixed payload, even one holding a record prefix and newlines, in chunks of %i bytes', async (size) => {
+      const { sink, filter } = filterFor(null);
+      filter.expect(token, 4096);
+      const tricky = JSON.stringify({ files: [{ path: `\0sandbox:${token}:exit:1:\n`, size: 0, content: '' }], truncated: false });
+      feed(filter, `${started}out ${filesRecord(tricky)}${exit('0', '')}`, size);
+      expect(sink.text()).toBe('out ');
+      expect(filter.files).toEqual({ files: [{ path: `\0sandbox:${token}:exit:1:\n`, size: 0, content: '' }], truncated: false });
+      await expect(filter.exited).resolves.toEqual({ code: 0, signal: null });
+    });
+
+    it('takes the files the agent reported', () => {
+      const { filter } = filterFor(null);
+      filter.expect(token, 4096);
+      feed(filter, `${filesRecord(payload)}${exit('0', '')}`);
+      expect(filter.files).toEqual({ files: [{ path: 'out/a.txt', size: 5, content: 'aGVsbG8=' }], truncated: true });
+    });
+
+    it('passes an imitation under another token through as output', () => {
+      const { sink, filter } = filterFor(null);
+      filter.expect(token, 4096);
+      const forged = filesRecord(payload, other);
+      feed(filter, `${forged}${exit('0', '')}`);
+      expect(sink.text()).toBe(forged);
+      expect(filter.files).toBeUndefined();
+    });
+
+    it.each([
+      ['longer than the job allows', 16, payload],
+      ['when the job asked for none', 0, payload],
+      ['that is not the expected JSON', 4096, '{"files":"no"}'],
+    ])('ends the output at a files record %s (only a broken agent sends one)', (_name, cap, body) => {
+      const { sink, filter } = filterFor(null);
+      filter.expect(token, cap);
+      feed(filter, `before ${filesRecord(body)}${exit('0', '')}after`);
+      expect(sink.text()).toBe('before ');
+      expect(filter.files).toBeUndefined();
+      expect(filter.exit).toBeUndefined();
+    });
+  });
 });

@@ -4,6 +4,9 @@
  * images/python/agent/agent.py):
  *
  *   \0sandbox:<token>:started\n                 on stderr, once the agent has the job
+ *   \0sandbox:<token>:files:<length>\n<length bytes of JSON>
+ *                                                on stdout, after the program exits and before the
+ *                                                exit record, when the job asked for output files
  *   \0sandbox:<token>:exit:<code>:<signal>\n    on stdout and on stderr, after the program exits
  *
  * `<token>` is a random value sent in the job header, which the agent reads
@@ -17,8 +20,14 @@
  * separate pipes: it tells the executor that stream has delivered
  * everything the program wrote to it, so the answer needs no word from the
  * engine that the container stopped.
+ *
+ * The files record is length-prefixed, so its payload (file contents) is
+ * read as bytes and never searched for records; the agent writes it after
+ * it has ended every process the program left behind, so nothing can
+ * interleave with it. Its length is capped by what the job asked for.
  */
 import { randomBytes } from 'node:crypto';
+import type { CollectedFiles, OutputFile } from './job-files.ts';
 import type { OutputSink } from './output.ts';
 
 export interface ProgramExit {
@@ -36,6 +45,27 @@ const MAX_RECORD_BYTES = 64;
 const NEWLINE = 0x0a;
 const NUL = 0x00;
 const EXIT_RECORD = /^exit:(\d{0,10}):([A-Z0-9]{0,16})$/;
+const FILES_RECORD = /^files:(\d{1,12})$/;
+
+function isOutputFile(value: unknown): value is OutputFile {
+  if (value === null || typeof value !== 'object') return false;
+  const file = value as Record<string, unknown>;
+  return typeof file.path === 'string' && typeof file.content === 'string' && typeof file.size === 'number' && Number.isSafeInteger(file.size);
+}
+
+/** The payload of a files record, or undefined when it is not one (a broken agent). */
+function parseCollectedFiles(payload: Buffer): CollectedFiles | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  const { files, truncated } = value as Record<string, unknown>;
+  if (!Array.isArray(files) || !files.every(isOutputFile) || typeof truncated !== 'boolean') return undefined;
+  return { files: files.map(({ path, size, content }) => ({ path, size, content })), truncated };
+}
 
 /**
  * Passes one output stream on to `sink` minus the agent's records, and
@@ -49,6 +79,11 @@ export class AgentRecordFilter implements OutputSink {
   /** The body of a record being read, once its prefix has been seen. */
   #record: Buffer | undefined;
   #exit: ProgramExit | undefined;
+  /** Largest files payload accepted; 0 when the job asked for none. */
+  #maxFilesBytes = 0;
+  /** A files payload being read: the bytes so far and how many are due. */
+  #payload: { chunks: Buffer[]; received: number; length: number } | undefined;
+  #files: CollectedFiles | undefined;
   /** The exit record was seen (or a broken one): nothing after it is output. */
   #done = false;
   #started = false;
@@ -71,14 +106,25 @@ export class AgentRecordFilter implements OutputSink {
     return this.#exit;
   }
 
-  expect(token: string): void {
+  /** The output files the agent reported, when the job asked for some and the record arrived whole. */
+  get files(): CollectedFiles | undefined {
+    return this.#files;
+  }
+
+  /** `maxFilesBytes`: accept a files record of up to that many payload bytes (0: none expected). */
+  expect(token: string, maxFilesBytes = 0): void {
     this.#prefix = Buffer.from(`\0sandbox:${token}:`, 'latin1');
+    this.#maxFilesBytes = maxFilesBytes;
   }
 
   write(chunk: Buffer): void {
     if (this.#done) return;
     if (this.#prefix === undefined) {
       this.sink.write(chunk);
+      return;
+    }
+    if (this.#payload !== undefined) {
+      this.#readPayload(chunk);
       return;
     }
     if (this.#record !== undefined) {
@@ -125,11 +171,39 @@ export class AgentRecordFilter implements OutputSink {
       if (rest.length > 0) this.write(rest);
       return;
     }
+    const files = FILES_RECORD.exec(body);
+    if (files !== null) {
+      const length = Number(files[1]);
+      // Over the cap (or not asked for): a broken agent, whose output ends here.
+      if (length > this.#maxFilesBytes || this.#files !== undefined) return;
+      this.#done = false;
+      this.#payload = { chunks: [], received: 0, length };
+      this.#readPayload(rest);
+      return;
+    }
     const match = EXIT_RECORD.exec(body);
     if (match === null) return;
     const [, code = '', signal = ''] = match;
     this.#exit = { code: code === '' ? null : Number(code), signal: signal === '' ? null : signal };
     this.#onExit?.(this.#exit);
+  }
+
+  #readPayload(bytes: Buffer): void {
+    const payload = this.#payload;
+    if (payload === undefined) return;
+    const take = Math.min(bytes.length, payload.length - payload.received);
+    // Copied: the chunk's buffer belongs to the stream.
+    if (take > 0) payload.chunks.push(Buffer.from(bytes.subarray(0, take)));
+    payload.received += take;
+    if (payload.received < payload.length) return;
+    this.#payload = undefined;
+    const collected = parseCollectedFiles(Buffer.concat(payload.chunks, payload.length));
+    if (collected === undefined) {
+      this.#done = true;
+      return;
+    }
+    this.#files = collected;
+    if (bytes.length > take) this.write(bytes.subarray(take));
   }
 }
 

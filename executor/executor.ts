@@ -14,6 +14,7 @@ import { newRecordToken, type ProgramExit } from './agent-records.ts';
 import { LABEL_EXECUTION, LABEL_INSTANCE, LABEL_MANAGED, SANDBOX_UID, sandboxContainerSpec, type Isolation, type Runtime, type SandboxLimits } from './container-spec.ts';
 import type { ContainerClient, SandboxContainer } from './docker.ts';
 import { CA_CERT_FILE, PROXY_SOCKET_FILE, type EgressPort, type EgressSession, type NetworkLog, type NetworkLogEntry } from './egress.ts';
+import { maxFilesRecordBytes, outputFilesMatcher, type CollectedFiles, type InputFile, type OutputFilesRequest } from './job-files.ts';
 import { ReadySandbox } from './sandbox.ts';
 import { exposedTools, toolMasks, toolsFromLabels, type ImageTools } from './tools.ts';
 
@@ -40,6 +41,10 @@ export interface ExecutionJob {
   packages?: string[];
   /** Registry host the install step uses (the one the proxy's package rules govern). */
   packageRegistry?: string;
+  /** Written into the working directory before the program starts (paths already checked). */
+  files?: InputFile[];
+  /** Collected from the working directory after the program exits. */
+  outputFiles?: OutputFilesRequest;
 }
 
 export interface ExecutionResult {
@@ -57,6 +62,11 @@ export interface ExecutionResult {
   networkLog: NetworkLogEntry[];
   /** True when requests were left out of networkLog at the proxy's cap. */
   networkLogCapped: boolean;
+  /**
+   * Present when the job asked for output files: what the agent collected
+   * (none when the program did not exit on its own, e.g. at its timeout).
+   */
+  outputFiles?: CollectedFiles;
 }
 
 export interface Logger {
@@ -303,9 +313,19 @@ export class Executor {
    */
   async #runProgram(sandbox: ReadySandbox, job: ExecutionJob): Promise<ProgramOutcome> {
     const token = newRecordToken();
-    const reported = sandbox.expectRecords(token);
+    const wanted = job.outputFiles !== undefined && job.outputFiles.patterns.length > 0 ? job.outputFiles : undefined;
+    const reported = sandbox.expectRecords(token, wanted === undefined ? 0 : maxFilesRecordBytes(wanted));
     const startedAt = performance.now();
-    const header = JSON.stringify({ v: 1, token, code: job.code, args: job.args, env: job.env, ...(job.packages?.length ? { packages: job.packages, registry: job.packageRegistry } : {}) });
+    const header = JSON.stringify({
+      v: 1,
+      token,
+      code: job.code,
+      args: job.args,
+      env: job.env,
+      ...(job.packages?.length ? { packages: job.packages, registry: job.packageRegistry } : {}),
+      ...(job.files?.length ? { files: job.files } : {}),
+      ...(wanted === undefined ? {} : { outputFiles: { match: outputFilesMatcher(wanted.patterns), maxFiles: wanted.maxFiles, maxBytes: wanted.maxBytes } }),
+    });
     sandbox.stream.write(`${header}\n`);
     if (job.stdin) sandbox.stream.write(job.stdin);
     sandbox.stream.end();
@@ -314,7 +334,7 @@ export class Executor {
     const timedOut = first === 'timeout';
     let exit: ProgramExit | undefined = timedOut ? undefined : first;
     if (exit !== undefined && exit.signal !== 'SIGKILL') {
-      return { ...this.#output(sandbox), ...exit, timedOut: false, oomKilled: false, durationMs: Math.round(performance.now() - startedAt) };
+      return { ...this.#output(sandbox, job), ...exit, timedOut: false, oomKilled: false, durationMs: Math.round(performance.now() - startedAt) };
     }
     const stopped = exit === undefined && !timedOut;
     if (!stopped && (timedOut || (await raceTimer(sandbox.exited, EXIT_GRACE_MS)) === 'timeout')) {
@@ -326,14 +346,15 @@ export class Executor {
     exit ??= sandbox.reportedExit;
     const engine = await sandbox.container.inspectExit();
     const status = timedOut ? { code: null, signal: 'SIGKILL' } : (exit ?? splitStatus(engine.statusCode));
-    return { ...this.#output(sandbox), ...status, timedOut, oomKilled: engine.oomKilled, durationMs };
+    return { ...this.#output(sandbox, job), ...status, timedOut, oomKilled: engine.oomKilled, durationMs };
   }
 
-  #output(sandbox: ReadySandbox): Pick<ExecutionResult, 'stdout' | 'stderr' | 'truncated'> {
+  #output(sandbox: ReadySandbox, job: ExecutionJob): Pick<ExecutionResult, 'stdout' | 'stderr' | 'truncated' | 'outputFiles'> {
     return {
       stdout: sandbox.stdout.text(),
       stderr: sandbox.stderr.text(),
       truncated: { stdout: sandbox.stdout.truncated, stderr: sandbox.stderr.truncated },
+      ...(job.outputFiles?.patterns.length ? { outputFiles: sandbox.reportedFiles ?? { files: [], truncated: false } } : {}),
     };
   }
 

@@ -18,6 +18,8 @@ export { DENIED_SYSCALLS, sandboxSeccompProfile } from './seccomp.ts';
 export { Executor } from './executor.ts';
 export type { ExecutionJob, ExecutionResult, ExecutorOptions, Logger } from './executor.ts';
 export { ReadySandbox } from './sandbox.ts';
+export { conflictingPaths, globSource, outputFilesMatcher, relativePathProblem, SANDBOX_WORK_DIR } from './job-files.ts';
+export type { CollectedFiles, InputFile, OutputFile, OutputFilesRequest } from './job-files.ts';
 export { poolKey, WarmPool } from './pool.ts';
 export type { PoolKey, WarmPoolOptions, WarmPoolStats } from './pool.ts';
 export { DockerStreamDemuxer } from './output.ts';

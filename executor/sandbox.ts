@@ -5,6 +5,7 @@
 import type { Duplex } from 'node:stream';
 import { AgentRecordFilter, type ProgramExit } from './agent-records.ts';
 import type { SandboxContainer } from './docker.ts';
+import type { CollectedFiles } from './job-files.ts';
 import { CappedSink, DockerStreamDemuxer } from './output.ts';
 import type { Isolation, Runtime } from './container-spec.ts';
 
@@ -60,9 +61,10 @@ export class ReadySandbox {
    * Asks the agent for in-band records under `token` (see agent-records.ts);
    * resolves with the program's exit once both streams have reported it,
    * that is once both have delivered everything the program wrote.
+   * `maxFilesBytes` admits a files record of up to that size on stdout.
    */
-  expectRecords(token: string): Promise<ProgramExit> {
-    this.#stdoutRecords.expect(token);
+  expectRecords(token: string, maxFilesBytes = 0): Promise<ProgramExit> {
+    this.#stdoutRecords.expect(token, maxFilesBytes);
     this.#stderrRecords.expect(token);
     return Promise.all([this.#stdoutRecords.exited, this.#stderrRecords.exited]).then(([, exit]) => exit);
   }
@@ -75,6 +77,11 @@ export class ReadySandbox {
   /** The program's exit as the agent reported it on both streams, if it has. */
   get reportedExit(): ProgramExit | undefined {
     return this.#stdoutRecords.exit && this.#stderrRecords.exit;
+  }
+
+  /** The output files the agent collected after the program exited, if the job asked for some and they arrived. */
+  get reportedFiles(): CollectedFiles | undefined {
+    return this.#stdoutRecords.files;
   }
 
   /** Resolves when the sandbox can no longer take a job: its container stopped or its stream closed. */

@@ -28,6 +28,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ EXEC_TIMEOUT_MS: '5000', EXEC_MAX_TIMEOUT_MS: '1000' })).toThrow(/EXEC_TIMEOUT_MS/);
   });
 
+  it('keeps uploads within half the sandbox /tmp and under the agents\' header cap', () => {
+    const config = loadConfig({});
+    expect(config.EXEC_FILES_MAX_BYTES).toBeLessThanOrEqual((config.EXEC_TMP_MB * 1024 * 1024) / 2);
+    expect(() => loadConfig({ EXEC_TMP_MB: '16', EXEC_FILES_MAX_BYTES: String(9 * 1024 * 1024) })).toThrow(/EXEC_FILES_MAX_BYTES: must not exceed half of EXEC_TMP_MB/);
+    expect(() => loadConfig({ EXEC_TMP_MB: '1024', EXEC_FILES_MAX_BYTES: String(25 * 1024 * 1024) })).toThrow(/EXEC_FILES_MAX_BYTES/);
+    expect(() => loadConfig({ EXEC_OUTPUT_FILES_MAX_COUNT: '-1' })).toThrow(/EXEC_OUTPUT_FILES_MAX_COUNT/);
+  });
+
   it('validates EGRESS_UPSTREAM_PROXY for the in-process proxy, naming it and hiding its credentials', () => {
     expect(loadConfig({ EGRESS_UPSTREAM_PROXY: 'http://user:pw@proxy.corp.example:3128' }).EGRESS_UPSTREAM_PROXY).toBe('http://user:pw@proxy.corp.example:3128');
     expect(loadConfig({}).EGRESS_UPSTREAM_PROXY).toBeUndefined();

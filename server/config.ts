@@ -13,11 +13,17 @@ import { EGRESS_SETTINGS_SHAPE } from '../egress-proxy/index.ts';
 // The leaf module, not the folder's index: the index reaches back into the server and would make a cycle.
 import { AUDIT_CONFIG_SHAPE } from './audit/config.ts';
 import { decodeResponseKey, RESPONSE_KEY_FORMAT } from './encryption.ts';
+import { MAX_INPUT_FILES } from './execute-request.ts';
 
 /** The shipped example users (demo-user holds the seed policy), so a fresh checkout runs end to end. */
 const EXAMPLE_POLICY_DIR = fileURLToPath(new URL('../examples/policies/users/', import.meta.url));
 const MIN_ADMIN_TOKEN_LENGTH = 16;
 const MIN_CONTROL_SECRET_LENGTH = 32;
+const MIB = 1024 * 1024;
+/** Uploads travel in the agent's job header, which it caps (MAX_HEADER_BYTES in both agents, 64 MiB) with the code beside them. */
+const MAX_FILES_BYTES_CEILING = 24 * MIB;
+/** Output files are held in memory on their way to the client, base64 and all. */
+const MAX_OUTPUT_FILES_BYTES_CEILING = 32 * MIB;
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
 /** A duration in whole seconds: `3600`, `90s`, `30m`, `24h`, `7d`. */
@@ -108,6 +114,14 @@ export const ConfigSchema = z
     EXEC_CPUS: z.coerce.number().positive().max(64).default(1).describe('CPU quota per sandbox, in CPUs'),
     EXEC_TMP_MB: positiveInt(64).describe('size of the sandbox /tmp tmpfs'),
     EXEC_MAX_CODE_BYTES: positiveInt(1024 * 1024).describe('largest `code` accepted (413 beyond)'),
+    EXEC_FILES_MAX_COUNT: z.coerce.number().int().min(0).max(MAX_INPUT_FILES).default(64)
+      .describe(`most \`files\` one request may upload (at most ${MAX_INPUT_FILES}; 0 refuses uploads); beyond it 400`),
+    EXEC_FILES_MAX_BYTES: z.coerce.number().int().min(0).max(MAX_FILES_BYTES_CEILING).default(8 * 1024 * 1024)
+      .describe(`total decoded size of one request's \`files\` (at most ${MAX_FILES_BYTES_CEILING / MIB} MiB and half of EXEC_TMP_MB, so the program keeps room in /tmp); beyond it 400`),
+    EXEC_OUTPUT_FILES_MAX_COUNT: z.coerce.number().int().min(0).max(MAX_INPUT_FILES).default(64)
+      .describe('most files `outputFiles` returns; past it the rest are left out and truncated.files is true'),
+    EXEC_OUTPUT_FILES_MAX_BYTES: z.coerce.number().int().min(0).max(MAX_OUTPUT_FILES_BYTES_CEILING).default(8 * 1024 * 1024)
+      .describe(`total size of the files \`outputFiles\` returns (at most ${MAX_OUTPUT_FILES_BYTES_CEILING / MIB} MiB); a file that does not fit is left out and truncated.files is true`),
     EXEC_POOL_SIZE: z.coerce.number().int().min(0).max(64).default(2)
       .describe('sandboxes per runtime created and started ahead of time (warm pool), each used once; 0 disables the pool (every run starts cold)'),
     EXEC_MAX_CONCURRENT: positiveInt(Math.max(2, availableParallelism() * 4))
@@ -142,6 +156,10 @@ export const ConfigSchema = z
     for (const name of ['EGRESS_CONTROL_URL', 'EGRESS_CONTROL_SECRET'] as const) {
       if (c[name] === undefined) ctx.addIssue({ code: 'custom', message: 'is required with EGRESS_MODE=remote', path: [name] });
     }
+  })
+  .refine((c) => c.EXEC_FILES_MAX_BYTES <= (c.EXEC_TMP_MB * MIB) / 2, {
+    message: 'must not exceed half of EXEC_TMP_MB (uploads land in the sandbox /tmp)',
+    path: ['EXEC_FILES_MAX_BYTES'],
   })
   .refine((c) => c.EXEC_TIMEOUT_MS <= c.EXEC_MAX_TIMEOUT_MS, {
     message: 'must not exceed EXEC_MAX_TIMEOUT_MS',

@@ -22,6 +22,14 @@ export const NetworkLogEntrySchema = z
   })
   .describe('one request the program made, allowed or blocked');
 
+export const OutputFileSchema = z
+  .strictObject({
+    path: z.string().describe('relative to the working directory'),
+    size: z.number().int().min(0).describe('bytes'),
+    content: z.string().describe('the file\'s bytes, base64'),
+  })
+  .describe('a file the program left in its working directory that matched outputFiles');
+
 export const PolicyInfoSchema = z
   .strictObject({
     source: z.enum(['jwt', 'default']).describe('the caller’s own policy (jwt) or the deny-all default'),
@@ -43,11 +51,18 @@ export const ExecuteResponseDataSchema = z.strictObject({
   signal: z.string().nullable().describe('e.g. SIGKILL; null when the program exited'),
   timedOut: z.boolean().describe('killed at its wall-clock limit'),
   oomKilled: z.boolean().describe('killed for exceeding its memory limit'),
-  truncated: z.strictObject({ stdout: z.boolean(), stderr: z.boolean() }).describe('output cut at the server’s limit'),
+  truncated: z
+    .strictObject({
+      stdout: z.boolean(),
+      stderr: z.boolean(),
+      files: z.boolean().optional().describe('with outputFiles: matching files were left out at the count or size limit'),
+    })
+    .describe('output cut at the server’s limit'),
   durationMs: z.number().describe('run time of the program'),
   isolation: z.enum(['gvisor', 'runc']).describe('the isolation tier the program ran under: gvisor (gVisor\'s own kernel, runsc) or runc (the host\'s kernel, namespaces and seccomp)'),
   queuedMs: z.number().int().min(0).optional().describe('time spent waiting for an execution slot before the run (counted against timeoutMs)'),
   networkLog: z.array(NetworkLogEntrySchema),
+  files: z.array(OutputFileSchema).optional().describe('with outputFiles: the matching regular files of the working directory, in path order, within the limits'),
   networkLogCapped: z.boolean().optional().describe('true when requests were left out of networkLog at its cap'),
   policyInfo: PolicyInfoSchema,
 });

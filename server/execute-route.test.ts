@@ -33,7 +33,7 @@ async function start(overrides: Partial<ExecuteRouteDependencies> = {}) {
   const calls: Calls = { policies: [], executions: 0 };
   const policy = defaultPolicyResult();
   const deps: ExecuteRouteDependencies = {
-    config: { EXEC_MAX_CODE_BYTES: 1024, RATE_LIMIT_WINDOW_MS: 60_000, RATE_LIMIT_SUBJECT_MAX: 2, RATE_LIMIT_IP_MAX: 100 },
+    config: { EXEC_MAX_CODE_BYTES: 1024, EXEC_FILES_MAX_BYTES: 1024, EXEC_FILES_MAX_COUNT: 4, RATE_LIMIT_WINDOW_MS: 60_000, RATE_LIMIT_SUBJECT_MAX: 2, RATE_LIMIT_IP_MAX: 100 },
     logger: createLogger('silent'),
     metrics: { execution: () => undefined } as unknown as ServiceMetrics,
     drain: new Drain(),

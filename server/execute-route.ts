@@ -14,7 +14,7 @@ import { ipKeyGenerator } from 'express-rate-limit';
 import type { Config } from './config.ts';
 import { sealJsonResponses, type ResponseEncryptor } from './encryption.ts';
 import { ApiError, badRequest } from './errors.ts';
-import { describeIssues, ExecuteRequestSchema, type ExecuteRequest } from './execute-request.ts';
+import { describeIssues, ExecuteRequestSchema, maxRequestBodyBytes, type ExecuteRequest } from './execute-request.ts';
 import { trackExecution } from './execution-log.ts';
 import type { ExecuteResponseData, ExecutionService } from './execution-service.ts';
 import { envFromHeaders } from './header-env.ts';
@@ -46,7 +46,7 @@ type ExecuteResponse = Response<unknown, ExecuteLocals>;
 type Step = (req: Request, res: ExecuteResponse, next: NextFunction) => void | Promise<void>;
 
 export interface ExecuteRouteDependencies {
-  config: Pick<Config, 'EXEC_MAX_CODE_BYTES' | 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_SUBJECT_MAX' | 'RATE_LIMIT_IP_MAX'>;
+  config: Pick<Config, 'EXEC_MAX_CODE_BYTES' | 'EXEC_FILES_MAX_BYTES' | 'EXEC_FILES_MAX_COUNT' | 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_SUBJECT_MAX' | 'RATE_LIMIT_IP_MAX'>;
   logger: Logger;
   executions: Pick<ExecutionService, 'execute'>;
   metrics: ServiceMetrics;
@@ -86,7 +86,7 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
   const { config, encryptor } = deps;
   // The body limit leaves room for JSON escaping of the largest code allowed;
   // the code size itself is checked after parsing so the answer can name it.
-  const parseJson = express.json({ limit: config.EXEC_MAX_CODE_BYTES * 2 + 10 * 1024 * 1024, strict: true, type: () => true });
+  const parseJson = express.json({ limit: maxRequestBodyBytes(config), strict: true, type: () => true });
   // Resolves true once the body is parsed, false when it cannot be read (its error is answered by readBody, not here).
   const bodyReadable = (req: Request, res: Response): Promise<boolean> =>
     new Promise((resolve) => {

@@ -41,6 +41,7 @@ describe('ExecutionService with secrets', () => {
       maxTimeoutMs: 1_000,
       isolation: { tier: 'runc', available: ['runc'] },
       packageRegistries: { npm: 'registry.npmjs.org', pypi: 'pypi.org' },
+      fileLimits: { maxInputFiles: 4, maxInputBytes: 1024, maxOutputFiles: 4, maxOutputBytes: 1024 },
     });
     const secrets = SecretBinding.fromSpecs([{ name: 'STRIPE_KEY', value: KEY, hosts: ['api.stripe.com'], in: ['header'], source: 'request' }]);
     const placeholder = secrets.placeholderEnv().STRIPE_KEY ?? '';
@@ -53,5 +54,49 @@ describe('ExecutionService with secrets', () => {
     expect(jobs[0]?.secrets).toBe(secrets);
     expect(data.stdout).toBe(`leaked ${placeholder} and ${Buffer.from(placeholder).toString('base64')}\n`);
     expect(data.stderr).toBe(`also ${placeholder}`);
+  });
+
+  it('scrubs secret values from output files too, and hands the job the files and the output limits', async () => {
+    const jobs: ExecutionJob[] = [];
+    const fileText = `key=${KEY}\n`;
+    const executor = {
+      run: (job: ExecutionJob): Promise<ExecutionResult> => {
+        jobs.push(job);
+        return Promise.resolve({
+          stdout: '',
+          stderr: '',
+          code: 0,
+          signal: null,
+          timedOut: false,
+          oomKilled: false,
+          truncated: { stdout: false, stderr: false },
+          durationMs: 1,
+          networkLog: [],
+          networkLogCapped: false,
+          isolation: 'runc',
+          outputFiles: { files: [{ path: 'out.txt', size: fileText.length, content: Buffer.from(fileText).toString('base64') }], truncated: true },
+        });
+      },
+    };
+    const service = new ExecutionService({
+      executor,
+      admission: new Admission({ maxConcurrent: 1, queueLimit: 1, queueTimeoutMs: 1_000 }),
+      defaultTimeoutMs: 1_000,
+      maxTimeoutMs: 1_000,
+      isolation: { tier: 'runc', available: ['runc'] },
+      packageRegistries: { npm: 'registry.npmjs.org', pypi: 'pypi.org' },
+      fileLimits: { maxInputFiles: 4, maxInputBytes: 1024, maxOutputFiles: 5, maxOutputBytes: 2048 },
+    });
+    const secrets = SecretBinding.fromSpecs([{ name: 'STRIPE_KEY', value: KEY, hosts: ['api.stripe.com'], in: ['header'], source: 'request' }]);
+    const placeholder = secrets.placeholderEnv().STRIPE_KEY ?? '';
+    const request = ExecuteRequestSchema.parse({ code: 'x', files: [{ path: 'in/a.csv', content: 'YQ==' }], outputFiles: ['*.txt'] });
+
+    const data = await service.execute(request, ANONYMOUS_CALLER, { secrets });
+
+    expect(jobs[0]?.files).toEqual([{ path: 'in/a.csv', content: 'YQ==' }]);
+    expect(jobs[0]?.outputFiles).toEqual({ patterns: ['*.txt'], maxFiles: 5, maxBytes: 2048 });
+    const scrubbed = `key=${placeholder}\n`;
+    expect(data.files).toEqual([{ path: 'out.txt', size: scrubbed.length, content: Buffer.from(scrubbed).toString('base64') }]);
+    expect(data.truncated).toEqual({ stdout: false, stderr: false, files: true });
   });
 });

@@ -4,12 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { SANDBOX_RUNTIMES } from '../images/index.ts';
-import type { ExecutionJob, ExecutionResult, NetworkLogEntry } from '../executor/index.ts';
-import { scrubText } from '../egress-proxy/index.ts';
+import type { ExecutionJob, ExecutionResult, NetworkLogEntry, OutputFile, OutputFilesRequest } from '../executor/index.ts';
+import { scrubberFor, scrubText } from '../egress-proxy/index.ts';
 import { checkRequestedPackages, packageRules, SecretBinding, type Ecosystem, type PolicyInfo } from '../policies/index.ts';
 import type { Admission } from './admission.ts';
 import { ApiError, badRequest } from './errors.ts';
-import type { ExecuteRequest } from './execute-request.ts';
+import { decodedLength, type ExecuteRequest } from './execute-request.ts';
 import type { Caller } from './identity/index.ts';
 import { isolationFor, type IsolationChoice } from './isolation.ts';
 
@@ -17,8 +17,12 @@ export type { NetworkLogEntry };
 
 export type { PolicyInfo };
 
-export interface ExecuteResponseData extends Omit<ExecutionResult, 'networkLogCapped'> {
+export interface ExecuteResponseData extends Omit<ExecutionResult, 'networkLogCapped' | 'outputFiles' | 'truncated'> {
   executionId: string;
+  /** `files`: present only when the request asked for output files. */
+  truncated: { stdout: boolean; stderr: boolean; files?: boolean };
+  /** What `outputFiles` matched, when the request had any. */
+  files?: OutputFile[];
   /** Present (true) only when the network log was capped. */
   networkLogCapped?: boolean;
   policyInfo: PolicyInfo;
@@ -39,6 +43,35 @@ export interface ExecutionServiceOptions {
   isolation: IsolationChoice;
   /** Registry host each ecosystem's install step uses (NPM_REGISTRY_HOST, the first of PYPI_HOSTS). */
   packageRegistries: Readonly<Record<Ecosystem, string>>;
+  fileLimits: FileLimits;
+}
+
+export interface FileLimits {
+  /** Most `files` a request may upload, and their total decoded bytes. */
+  maxInputFiles: number;
+  maxInputBytes: number;
+  /** Most files, and total bytes, returned for `outputFiles`. */
+  maxOutputFiles: number;
+  maxOutputBytes: number;
+}
+
+/** Refuses, before any sandbox exists, uploads past the server's limits, naming the field and the variable that sets the limit. */
+function checkFiles(request: ExecuteRequest, limits: FileLimits): void {
+  if (request.files.length > limits.maxInputFiles) {
+    throw badRequest(`Too many files: ${request.files.length}; the limit is ${limits.maxInputFiles} (EXEC_FILES_MAX_COUNT)`, [
+      { field: 'files', message: `at most ${limits.maxInputFiles} files` },
+    ]);
+  }
+  let total = 0;
+  for (const [index, file] of request.files.entries()) {
+    total += decodedLength(file.content);
+    if (total > limits.maxInputBytes) {
+      throw badRequest(`files too large: more than ${limits.maxInputBytes} bytes decoded in all (EXEC_FILES_MAX_BYTES), reached at files[${index}]`, [
+        { field: 'files', message: `at most ${limits.maxInputBytes} bytes in all, decoded` },
+        { field: `files[${index}].content`, message: 'passes the total size limit' },
+      ]);
+    }
+  }
 }
 
 /**
@@ -56,6 +89,17 @@ function checkPackages(request: ExecuteRequest, caller: Caller): { ecosystem: Ec
   }
   const names = checked.problems.map((p) => p.package ?? p.field);
   throw new ApiError(400, 'PACKAGE_NOT_ALLOWED', `${names.length === 1 ? 'Package' : 'Packages'} not in allowedPackages: ${names.join(', ')}`, checked.problems);
+}
+
+/** As stdout and stderr: a secret value the program wrote into a file leaves as its placeholder. */
+function scrubFiles(files: OutputFile[], secrets: SecretBinding): OutputFile[] {
+  if (secrets.size === 0) return files;
+  const scrubber = scrubberFor(secrets);
+  return files.map((file) => {
+    const bytes = Buffer.from(file.content, 'base64');
+    const scrubbed = scrubber.scrubBuffer(bytes);
+    return scrubbed === bytes ? file : { path: file.path, size: scrubbed.length, content: scrubbed.toString('base64') };
+  });
 }
 
 export interface ExecuteOptions {
@@ -78,6 +122,10 @@ export class ExecutionService {
   async execute(request: ExecuteRequest, caller: Caller, options: ExecuteOptions = {}): Promise<ExecuteResponseData> {
     const { signal, holder, secrets = SecretBinding.EMPTY } = options;
     const packages = checkPackages(request, caller);
+    checkFiles(request, this.options.fileLimits);
+    const { fileLimits } = this.options;
+    const outputFiles: OutputFilesRequest | undefined =
+      request.outputFiles.length === 0 ? undefined : { patterns: request.outputFiles, maxFiles: fileLimits.maxOutputFiles, maxBytes: fileLimits.maxOutputBytes };
     const isolation = isolationFor(caller.policy.policy.isolation, this.options.isolation);
     const executionId = randomUUID();
     const budgetMs = Math.min(request.timeoutMs ?? this.options.defaultTimeoutMs, this.options.maxTimeoutMs);
@@ -98,6 +146,8 @@ export class ExecutionService {
         env: { ...request.env, ...secrets.placeholderEnv() },
         stdin: request.stdin,
         ...(packages === null ? {} : { packages: packages.specs, packageRegistry: this.options.packageRegistries[packages.ecosystem] }),
+        ...(request.files.length === 0 ? {} : { files: request.files }),
+        ...(outputFiles === undefined ? {} : { outputFiles }),
         timeoutMs,
         // The executor opens the sandbox's egress session with it.
         policy: caller.policy,
@@ -106,9 +156,10 @@ export class ExecutionService {
     } finally {
       slot.release();
     }
-    const { networkLogCapped, ...run } = result;
+    const { networkLogCapped, outputFiles: collected, ...run } = result;
     return {
       ...run,
+      ...(collected === undefined ? {} : { files: scrubFiles(collected.files, secrets), truncated: { ...run.truncated, files: collected.truncated } }),
       // The last line of defence: a value the program got hold of anyway (reflected, guessed) leaves as its placeholder.
       stdout: scrubText(run.stdout, secrets, { truncated: run.truncated.stdout }),
       stderr: scrubText(run.stderr, secrets, { truncated: run.truncated.stderr }),

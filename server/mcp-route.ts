@@ -15,7 +15,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { ipKeyGenerator } from 'express-rate-limit';
 import { ApiError, badRequest } from './errors.ts';
-import type { ExecuteRequest } from './execute-request.ts';
+import { maxRequestBodyBytes, type ExecuteRequest } from './execute-request.ts';
 import type { ExecuteLocals, ExecuteRouteDependencies } from './execute-route.ts';
 import { trackExecution } from './execution-log.ts';
 import { envFromHeaders } from './header-env.ts';
@@ -56,7 +56,7 @@ function toolError(error: unknown): CallToolResult {
 
 export function mcpRouter(deps: McpRouteDependencies): Router {
   const { config } = deps;
-  const parseJson = express.json({ limit: config.EXEC_MAX_CODE_BYTES * 2 + 10 * 1024 * 1024, strict: false, type: () => true });
+  const parseJson = express.json({ limit: maxRequestBodyBytes(config), strict: false, type: () => true });
 
   /** Same reasoning as /execute: a page may post text/plain cross-site without a preflight. */
   const requireJson: RequestHandler = (req, _res, next) => {

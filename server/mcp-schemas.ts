@@ -9,7 +9,16 @@ import { ExecuteRequestSchema } from './execute-request.ts';
 export const MCP_PATH = '/mcp';
 
 /** The `/execute` fields an agent sets; env and secrets come from the MCP request's X-Env-* and X-Secret-* headers, and sealing has no place here. */
-export const ExecuteToolInputSchema = ExecuteRequestSchema.pick({ code: true, language: true, stdin: true, args: true, packages: true, timeoutMs: true });
+export const ExecuteToolInputSchema = ExecuteRequestSchema.pick({
+  code: true,
+  language: true,
+  stdin: true,
+  args: true,
+  packages: true,
+  timeoutMs: true,
+  files: true,
+  outputFiles: true,
+});
 
 export const CheckEgressInputSchema = z.strictObject({
   method: MethodSchema.describe('HTTP method of the request to check, e.g. GET or DELETE'),

@@ -43,6 +43,11 @@ export function describeExecution(data: ExecuteResponseData): string {
     const why = entry.reason === undefined ? '' : `: ${entry.reason}`;
     lines.push(`  ${verdict} ${entry.method} ${entry.url} -> ${entry.statusCode}${why}`);
   }
+  if (data.files !== undefined) {
+    // Names and sizes only: the contents (base64) are in the structured result.
+    lines.push(`files: ${data.files.length}${data.truncated.files === true ? ' (truncated: more matched than the limits allow)' : ''}`);
+    for (const file of data.files) lines.push(`  ${file.path} (${file.size} bytes)`);
+  }
   return lines.join('\n');
 }
 

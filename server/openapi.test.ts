@@ -30,12 +30,24 @@ describe('openApiDocument', () => {
     expect(execute.responses['429'].headers).toHaveProperty('Retry-After');
   });
 
+  it('documents files in (path, base64 content) and out (globs; path, size, content and a truncated flag)', () => {
+    const request = document.components.schemas.ExecuteRequest.properties;
+    expect(request.files.items.required).toEqual(['path', 'content']);
+    expect(request.files.description).toMatch(/EXEC_FILES_MAX_COUNT.*EXEC_FILES_MAX_BYTES/);
+    expect(request.outputFiles.items.type).toBe('string');
+    expect(request.outputFiles.description).toMatch(/EXEC_OUTPUT_FILES_MAX_COUNT.*EXEC_OUTPUT_FILES_MAX_BYTES/);
+    const data = document.components.schemas.ExecuteSuccess.properties.data.properties;
+    expect(Object.keys(data.files.items.properties)).toEqual(['path', 'size', 'content']);
+    expect(data.truncated.properties).toHaveProperty('files');
+  });
+
   it('documents /mcp, its tools and their inputs cut from the request schemas', () => {
     const mcp = document.paths['/mcp'].post;
     expect(mcp.description).toMatch(/`execute`, `check_egress`, `describe_policy`/);
     expect(mcp.security).toEqual([{}, { bearer: [] }]);
     expect(mcp.responses['401'].headers).toHaveProperty('WWW-Authenticate');
-    expect(Object.keys(document.components.schemas.McpExecuteInput.properties).sort()).toEqual(['args', 'code', 'language', 'packages', 'stdin', 'timeoutMs']);
+    expect(Object.keys(document.components.schemas.McpExecuteInput.properties).sort()).toEqual(['args', 'code', 'files', 'language', 'outputFiles', 'packages', 'stdin', 'timeoutMs']);
+    expect(document.components.schemas.McpExecuteInput.properties.files).toEqual(document.components.schemas.ExecuteRequest.properties.files);
     expect(document.components.schemas.McpExecuteInput.properties.code).toEqual(document.components.schemas.ExecuteRequest.properties.code);
     expect(document.components.schemas.McpCheckEgressInput.required).toEqual(['method', 'url']);
   });

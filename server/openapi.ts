@@ -64,6 +64,10 @@ export function openApiDocument(version: string): JsonObject {
             'proxy and CA variables are refused. Credentials go in `secrets` (or `X-Secret-NAME: value` headers, named the same way; the body wins): ' +
             'the program\'s variable holds a placeholder, the egress proxy substitutes the value only toward the hosts the caller\'s policy binds the secret to ' +
             '(400 SECRET_NOT_DECLARED, SECRET_HOST_NOT_ALLOWED, SECRET_WITHOUT_POLICY, SECRET_LIMIT, SECRET_TOO_LARGE, SECRET_ALSO_IN_ENV otherwise, naming the field). ' +
+            'Files: `files` are written into the program\'s working directory (`/tmp/work`, its cwd) before it starts; a path that is absolute, ' +
+            'climbs out (`..`), repeats another or is not base64 is a 400 naming it (`files[0].path`, `files[0].content`), as are more files or more bytes than the server ' +
+            'allows (`files`). `outputFiles` globs pick the regular files returned in `data.files` after the program exits (links are never followed), ' +
+            'at most the server\'s count and bytes, `truncated.files` telling when some were left out. ' +
             'With `encrypt_messages: true` every answer from the point the body is read on, errors included, is ' +
             '`{ "encrypted": true, "data": "<compact JWE>" }` (alg `dir`, enc `A256GCM`); answers given before the body could be read (malformed JSON, too large) are plain.',
           security: [{}, { bearer: [] }],

@@ -136,6 +136,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     maxTimeoutMs: config.EXEC_MAX_TIMEOUT_MS,
     isolation,
     packageRegistries: { npm: config.NPM_REGISTRY_HOST[0] ?? 'registry.npmjs.org', pypi: config.PYPI_HOSTS[0] ?? 'pypi.org' },
+    fileLimits: {
+      maxInputFiles: config.EXEC_FILES_MAX_COUNT,
+      maxInputBytes: config.EXEC_FILES_MAX_BYTES,
+      maxOutputFiles: config.EXEC_OUTPUT_FILES_MAX_COUNT,
+      maxOutputBytes: config.EXEC_OUTPUT_FILES_MAX_BYTES,
+    },
   });
   // Every execution, finished or refused, goes to the audit trail (off the request path).
   const executions = audit === undefined ? executionService : audit.recorder.wrap(executionService);

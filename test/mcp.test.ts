@@ -40,7 +40,7 @@ describeWithDocker('the MCP endpoint', () => {
     const { tools } = await client.listTools();
     expect(tools.map((tool) => tool.name).sort()).toEqual(['check_egress', 'describe_policy', 'execute']);
     const execute = tools.find((tool) => tool.name === 'execute');
-    expect(Object.keys(execute?.inputSchema.properties ?? {}).sort()).toEqual(['args', 'code', 'language', 'packages', 'stdin', 'timeoutMs']);
+    expect(Object.keys(execute?.inputSchema.properties ?? {}).sort()).toEqual(['args', 'code', 'files', 'language', 'outputFiles', 'packages', 'stdin', 'timeoutMs']);
     expect(execute?.inputSchema.required).toEqual(['code']);
   });
 
@@ -67,6 +67,21 @@ describeWithDocker('the MCP endpoint', () => {
     expect(textOf(result)).toContain('403');
     expect(textOf(result)).toContain(`blocked GET https://api.github.com/users/github -> 403: ${reason}`);
     expect(world.upstream.requests).toEqual([]);
+  });
+
+  it('takes files in and gives output files back through execute', async () => {
+    const result = await call('execute', {
+      language: 'python',
+      code: "rows = open('in.csv').read().split()\nopen('report.txt', 'w').write(f'{len(rows) - 1} rows')",
+      files: [{ path: 'in.csv', content: Buffer.from('a,b\n1,2\n3,4\n').toString('base64') }],
+      outputFiles: ['*.txt'],
+    });
+    expect(result.isError).toBeFalsy();
+    expect(result.structuredContent).toMatchObject({ code: 0, files: [{ path: 'report.txt', size: 6, content: Buffer.from('2 rows').toString('base64') }], truncated: { files: false } });
+    expect(textOf(result)).toContain('report.txt (6 bytes)');
+    const refused = await call('execute', { code: '1', files: [{ path: '../x', content: '' }] });
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toContain('files[0].path');
   });
 
   it('answers check_egress under the caller\'s policy', async () => {

@@ -4,12 +4,22 @@
 //
 // Protocol (the executor depends on it exactly; images/python/agent/agent.py
 // speaks the same one, keep the two in step):
-//   stdin  = one JSON line {"v":1,"token":"…","code":"…","args":[…],"env":{…},"packages":[…]}
+//   stdin  = one JSON line {"v":1,"token":"…","code":"…","args":[…],"env":{…},"packages":[…],
+//            "files":[…],"outputFiles":{…}} (at most MAX_HEADER_BYTES)
 //            then the program's own stdin, streamed through until EOF;
 //            `packages` (optional, npm specs the server has checked against
 //            the policy) are installed from `registry` (a host, default
 //            registry.npmjs.org) before the program starts;
-//   stdout = the program's stdout, untouched, then the exit record;
+//            `files` (optional, [{"path":"data/in.csv","content":"<base64>"}],
+//            paths relative and checked by the server) are written into the
+//            working directory WORK_DIR, the program's cwd, before it starts:
+//            directories made as needed, each file created new (O_EXCL) and
+//            never through a symbolic link (O_NOFOLLOW);
+//            `outputFiles` (optional, {"match":"<regex>","maxFiles":N,"maxBytes":N})
+//            asks for the regular files under WORK_DIR whose relative path
+//            the regular expression matches whole, after the program exits;
+//   stdout = the program's stdout, untouched, then (with outputFiles) the
+//            files record, then the exit record;
 //   stderr = the started record, the program's stderr, then the exit record;
 //            or at most one `sandbox-agent: …` line when the agent itself
 //            fails (exit status 125, no exit record); a failed package
@@ -18,6 +28,16 @@
 // Records exist only when the header has a `token` (32 hex digits, fresh per
 // job; the program never sees it, it is read before the program exists):
 //   \0sandbox:<token>:started\n               once the header is read;
+//   \0sandbox:<token>:files:<length>\n<JSON>  after the program exits, when
+//            the header asked for outputFiles: <length> bytes of
+//            {"files":[{"path","size","content"(base64)}],"truncated":bool},
+//            in path order, at most maxFiles files and maxBytes bytes (a
+//            file that does not fit is left out, and truncated says so).
+//            Before collecting, every process the program left behind is
+//            killed, so nothing can change the directory under the walk or
+//            write into the record. Only regular files are read: symbolic
+//            links are never followed, and a file whose opened path is not
+//            the one walked (a directory swapped for a link) is skipped;
 //   \0sandbox:<token>:exit:<code>:<signal>\n  after the program exits, on both
 //            streams (the engine copies them over separate pipes, so each says
 //            "everything before me has arrived"); code or signal is empty.
@@ -68,15 +88,25 @@ const INSTALL_OUTPUT_TAIL = 4096;
 // second lock so nothing reaches npm's command line as an option.
 const PACKAGE_SPEC = /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[A-Za-z0-9][A-Za-z0-9._~-]*(?:@[A-Za-z0-9.^~<>=|*+ -]*)?$/;
 const JOB_DIR = '/tmp/.job';
+// The program's cwd, where `files` land and `outputFiles` are collected
+// (executor/job-files.ts SANDBOX_WORK_DIR); HOME stays /tmp, so caches and
+// packages do not mix with the program's files.
+const WORK_DIR = '/tmp/work';
+// Entries looked at while collecting output files: a program that leaves a
+// million files behind costs a bounded walk (the rest count as truncated).
+const MAX_WALK_ENTRIES = 10000;
+// How long the processes a program left behind get to die before collection.
+const LEFTOVER_WAIT_MS = 2000;
 const JOB_FILE = `${JOB_DIR}/main.js`;
 const PRELUDE = `${__dirname}/prelude.js`;
 // What node reads only while it starts: a job setting any of these gets a
 // process started for it, not the one waiting in the prelude.
 const STARTUP_ENV = /^(?:NODE_|UV_|OPENSSL_|SSL_|LC_)|^(?:LANG|LANGUAGE|ICU_DATA)$/;
 const AGENT_FAILURE = 125;
-// The server caps code at 1 MiB; JSON escaping can grow it several times over
-// (\u00XX is six bytes per byte), so allow headroom but never unbounded memory.
-const MAX_HEADER_BYTES = 8 * 1024 * 1024;
+// The server caps code at 1 MiB, which JSON escaping can grow several times
+// over (\u00XX is six bytes per byte), and uploads at 24 MiB (32 in base64):
+// headroom for both, but never unbounded memory.
+const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 const TOKEN = /^[0-9a-f]{32}$/;
 
 let child = null;
@@ -86,7 +116,7 @@ let waiting = null;
 // Blocking, whole writes: a record must not interleave with or be cut by
 // anything else on the stream.
 function writeRecord(fd, text) {
-  const bytes = Buffer.from(text, 'latin1');
+  const bytes = typeof text === 'string' ? Buffer.from(text, 'latin1') : text;
   let written = 0;
   while (written < bytes.length) {
     try {
@@ -128,7 +158,195 @@ function parseHeader(line) {
   if (typeof registry !== 'string' || !/^[a-z0-9.-]+(?::[0-9]+)?$/.test(registry)) fail('job header: "registry" must be a host name');
   const token = job.token ?? null;
   if (token !== null && (typeof token !== 'string' || !TOKEN.test(token))) fail('job header: "token" must be 32 hex digits');
-  return { code: job.code, args, env, packages, registry, token };
+  const files = job.files ?? [];
+  if (!Array.isArray(files)) fail('job header: "files" must be an array');
+  files.forEach((file, index) => {
+    if (file === null || typeof file !== 'object' || typeof file.content !== 'string') fail(`job header: files[${index}] must be {path, content}`);
+    if (!isRelativePath(file.path)) fail(`job header: files[${index}].path must be a relative path inside the working directory`);
+  });
+  const outputFiles = parseOutputFiles(job.outputFiles ?? null);
+  return { code: job.code, args, env, packages, registry, token, files, outputFiles };
+}
+
+// Second lock behind the server's check (executor/job-files.ts): relative,
+// no empty, `.` or `..` segment, no NUL.
+function isRelativePath(path) {
+  if (typeof path !== 'string' || path === '' || path.startsWith('/') || path.includes('\0')) return false;
+  return path.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..');
+}
+
+function parseOutputFiles(spec) {
+  if (spec === null) return null;
+  const count = (n) => Number.isSafeInteger(n) && n >= 0;
+  if (typeof spec !== 'object' || typeof spec.match !== 'string' || !count(spec.maxFiles) || !count(spec.maxBytes)) {
+    fail('job header: "outputFiles" must be {match, maxFiles, maxBytes}');
+  }
+  let match;
+  try {
+    match = new RegExp(`^(?:${spec.match})$`);
+  } catch (err) {
+    fail(`job header: outputFiles.match is not a regular expression (${err.message})`);
+  }
+  return { match, maxFiles: spec.maxFiles, maxBytes: spec.maxBytes };
+}
+
+function writeAll(fd, bytes) {
+  let written = 0;
+  while (written < bytes.length) written += fs.writeSync(fd, bytes, written);
+}
+
+// The job's files, into a working directory nobody has touched yet: each
+// directory made by us (an existing one must be a real directory), each file
+// created new and never through a link.
+function writeInputFiles(files) {
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+  files.forEach((file, index) => {
+    try {
+      let dir = WORK_DIR;
+      for (const segment of file.path.split('/').slice(0, -1)) {
+        dir = `${dir}/${segment}`;
+        try {
+          fs.mkdirSync(dir, 0o755);
+        } catch (err) {
+          if (err.code !== 'EEXIST' || !fs.lstatSync(dir).isDirectory()) throw err;
+        }
+      }
+      const fd = fs.openSync(`${WORK_DIR}/${file.path}`, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+      try {
+        writeAll(fd, Buffer.from(file.content, 'base64'));
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (err) {
+      fail(`cannot write files[${index}] ${JSON.stringify(file.path)} (${err.code ?? err.message})`);
+    }
+  });
+}
+
+function pause(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+// True while a process other than init (tini) and this agent is alive; a
+// zombie is dead, it only waits for init to reap it.
+function othersAlive() {
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === 1 || pid === process.pid) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'latin1');
+      const state = stat[stat.lastIndexOf(')') + 2];
+      if (state !== 'Z' && state !== 'X') return true;
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return false;
+}
+
+// kill(-1) reaches every process of our uid but init and ourselves: the
+// program's leftovers, which must not touch the directory or the stream
+// while we collect. The forwarder lives in this process and survives.
+function endLeftovers() {
+  const deadline = Date.now() + LEFTOVER_WAIT_MS;
+  for (;;) {
+    try {
+      process.kill(-1, 'SIGKILL');
+    } catch {
+      // ESRCH: nobody left to signal.
+    }
+    if (!othersAlive() || Date.now() > deadline) return;
+    pause(5);
+  }
+}
+
+// One regular file under WORK_DIR, or null when it is not one (any more), is
+// reached through a link, or holds more than `room` bytes ('too large').
+function readContained(path, room) {
+  const full = `${WORK_DIR}/${path}`;
+  const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+  let fd;
+  try {
+    fd = fs.openSync(full, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) return null;
+    // The kernel's own name for what we opened: a directory on the way
+    // swapped for a link shows here as a path outside WORK_DIR.
+    if (fs.readlinkSync(`/proc/self/fd/${fd}`) !== full) return null;
+    if (stat.size > room) return 'too large';
+    const bytes = Buffer.alloc(stat.size);
+    let filled = 0;
+    while (filled < bytes.length) {
+      const read = fs.readSync(fd, bytes, filled, bytes.length - filled, filled);
+      if (read === 0) break;
+      filled += read;
+    }
+    return bytes.subarray(0, filled);
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// The regular files under WORK_DIR that `match`, in path order, within the caps.
+function collectOutputFiles({ match, maxFiles, maxBytes }) {
+  let truncated = false;
+  const matched = [];
+  let seen = 0;
+  try {
+    if (!fs.lstatSync(WORK_DIR).isDirectory()) return { files: [], truncated: false };
+  } catch {
+    return { files: [], truncated: false };
+  }
+  const walk = (relative) => {
+    let entries;
+    try {
+      entries = fs.readdirSync(relative === '' ? WORK_DIR : `${WORK_DIR}/${relative}`, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      if (++seen > MAX_WALK_ENTRIES) {
+        truncated = true;
+        return;
+      }
+      const path = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      // Dirent types come from lstat semantics: a link is neither a directory nor a file here.
+      if (entry.isDirectory()) walk(path);
+      else if (entry.isFile() && match.test(path)) matched.push(path);
+    }
+  };
+  walk('');
+  matched.sort();
+  const files = [];
+  let used = 0;
+  for (const path of matched) {
+    if (files.length >= maxFiles) {
+      truncated = true;
+      break;
+    }
+    const bytes = readContained(path, maxBytes - used);
+    if (bytes === null) continue;
+    if (bytes === 'too large') {
+      truncated = true;
+      continue;
+    }
+    used += bytes.length;
+    files.push({ path, size: bytes.length, content: bytes.toString('base64') });
+  }
+  return { files, truncated };
+}
+
+function writeFilesRecord(token, spec) {
+  endLeftovers();
+  const payload = Buffer.from(JSON.stringify(collectOutputFiles(spec)), 'utf8');
+  writeRecord(1, Buffer.concat([Buffer.from(`\0sandbox:${token}:files:${payload.length}\n`, 'latin1'), payload]));
 }
 
 // 127.0.0.1:3128 → the per-sandbox Unix socket. The socket is the sandbox's
@@ -199,7 +417,7 @@ function programEnv() {
 function startWaitingProgram() {
   const env = programEnv();
   const program = spawn(process.execPath, ['--require', PRELUDE, JOB_FILE], {
-    cwd: '/tmp',
+    cwd: WORK_DIR,
     env,
     stdio: ['pipe', 'inherit', 'inherit', 'pipe'],
   });
@@ -229,7 +447,7 @@ function programFor(job, env) {
   }
   ready?.process.kill('SIGKILL');
   return spawn(process.execPath, [JOB_FILE, ...job.args], {
-    cwd: '/tmp',
+    cwd: WORK_DIR,
     env: { ...env, ...job.env },
     stdio: ['pipe', 'inherit', 'inherit'],
   });
@@ -244,6 +462,7 @@ async function run(job, rest, forwarding) {
   } catch (err) {
     fail(`cannot write the program to ${JOB_FILE} (${err.code ?? err.message})`);
   }
+  writeInputFiles(job.files);
   const env = programEnv();
   if (job.packages.length > 0) {
     const installed = await installPackages(job.packages, job.registry, { ...env });
@@ -253,6 +472,7 @@ async function run(job, rest, forwarding) {
   child.on('error', (err) => fail(`cannot start the program (${err.message})`));
   child.on('exit', (code, signal) => {
     if (job.token !== null) {
+      if (job.outputFiles !== null) writeFilesRecord(job.token, job.outputFiles);
       const record = `\0sandbox:${job.token}:exit:${code ?? ''}:${signal ?? ''}\n`;
       writeRecord(1, record);
       writeRecord(2, record);
@@ -309,6 +529,12 @@ function readHeader(forwarding) {
   process.stdin.on('end', onEnd);
 }
 
+// The working directory exists before the program's process, which starts in it.
+try {
+  fs.mkdirSync(WORK_DIR, { recursive: true, mode: 0o755 });
+} catch (err) {
+  fail(`cannot make the working directory ${WORK_DIR} (${err.code ?? err.message})`);
+}
 // Both ahead of the job: the forwarder only dials the socket per connection,
 // so it may listen before the egress session exists.
 const forwarding = startForwarder();

@@ -3,14 +3,24 @@
 # into one program run, exactly as images/node/agent/agent.js does.
 #
 # Protocol (the executor depends on it exactly; keep it in step with the
-# Node agent's):
-#   stdin  = one JSON line {"v":1,"token":"…","code":"…","args":[…],"env":{…}}
+# Node agent's, which explains `files`, `outputFiles` and the files record
+# in full):
+#   stdin  = one JSON line {"v":1,"token":"…","code":"…","args":[…],"env":{…},
+#            "files":[…],"outputFiles":{…}} (at most MAX_HEADER_BYTES)
 #            then the program's own stdin, streamed through until EOF; fields
 #            the agent does not know are ignored, so the header can grow;
 #            `packages` (optional, PyPI requirements the server has checked
 #            against the policy) are installed from the index on `registry`
 #            (a host, default pypi.org) before the program starts;
-#   stdout = the program's stdout, untouched, then the exit record;
+#            `files` (optional, [{"path":"data/in.csv","content":"<base64>"}])
+#            are written into WORK_DIR, the program's cwd, before it starts
+#            (directories made as needed, files created new with O_EXCL and
+#            O_NOFOLLOW);
+#            `outputFiles` (optional, {"match":"<regex>","maxFiles":N,"maxBytes":N})
+#            asks for the regular files under WORK_DIR whose relative path
+#            the regular expression matches whole, after the program exits;
+#   stdout = the program's stdout, untouched, then (with outputFiles) the
+#            files record, then the exit record;
 #   stderr = the started record, the program's stderr, then the exit record;
 #            or at most one `sandbox-agent: …` line when the agent itself
 #            fails (exit status 125, no exit record); a failed package
@@ -19,6 +29,11 @@
 # Records exist only when the header has a `token` (32 hex digits, fresh per
 # job; the program never sees it, it is read before the program exists):
 #   \0sandbox:<token>:started\n               once the header is read;
+#   \0sandbox:<token>:files:<length>\n<JSON>  after the program exits, with
+#            outputFiles: <length> bytes of {"files":[{"path","size","content"
+#            (base64)}],"truncated":bool}, in path order, within maxFiles and
+#            maxBytes, collected after every leftover process is killed,
+#            regular files only, never through a symbolic link;
 #   \0sandbox:<token>:exit:<code>:<signal>\n  after the program exits, on both
 #            streams (the engine copies them over separate pipes, so each says
 #            "everything before me has arrived"); code or signal is empty.
@@ -30,6 +45,7 @@
 # (prelude.py holds it until the job's env and args arrive), and the
 # forwarder listens from the start, so neither is on the job's path.
 
+import base64
 import json
 import os
 import re
@@ -38,7 +54,9 @@ import signal
 import socket
 import subprocess
 import sys
+import stat
 import threading
+import time
 
 # Mirrors executor/egress.ts; keep the two in step.
 PROXY_SOCKET = '/run/egress/proxy.sock'
@@ -76,14 +94,20 @@ PACKAGE_SPEC = re.compile(
 HOST = re.compile(r'^[a-z0-9.-]+(?::[0-9]+)?$')
 TOKEN = re.compile(r'^[0-9a-f]{32}$')
 JOB_DIR = '/tmp/.job'
+# The program's cwd, where `files` land and `outputFiles` are collected
+# (executor/job-files.ts SANDBOX_WORK_DIR); HOME stays /tmp.
+WORK_DIR = '/tmp/work'
+MAX_WALK_ENTRIES = 10000
+LEFTOVER_WAIT_S = 2.0
 JOB_FILE = JOB_DIR + '/main.py'
 PRELUDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'prelude.py')
 # What Python reads only while it starts: a job setting any of these gets an
 # interpreter started for it, not the one waiting in the prelude.
 STARTUP_ENV = re.compile(r'^(?:PYTHON|LC_)|^(?:LANG|LANGUAGE)$')
 AGENT_FAILURE = 125
-# The server caps code at 1 MiB; JSON escaping can grow it several times over.
-MAX_HEADER_BYTES = 8 * 1024 * 1024
+# The server caps code at 1 MiB, which JSON escaping can grow several times
+# over, and uploads at 24 MiB (32 in base64): headroom, never unbounded memory.
+MAX_HEADER_BYTES = 64 * 1024 * 1024
 CHUNK = 65536
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
@@ -149,7 +173,194 @@ def parse_header(raw):
     token = job.get('token')
     if token is not None and (not isinstance(token, str) or not TOKEN.match(token)):
         fail('job header: "token" must be 32 hex digits')
-    return code, args, env, packages, registry, token
+    files = job.get('files', [])
+    if not isinstance(files, list):
+        fail('job header: "files" must be an array')
+    for index, file in enumerate(files):
+        if not isinstance(file, dict) or not isinstance(file.get('content'), str):
+            fail(f'job header: files[{index}] must be {{path, content}}')
+        if not is_relative_path(file.get('path')):
+            fail(f'job header: files[{index}].path must be a relative path inside the working directory')
+    output_files = parse_output_files(job.get('outputFiles'))
+    return code, args, env, packages, registry, token, files, output_files
+
+
+def is_relative_path(path):
+    """Second lock behind the server's check (executor/job-files.ts)."""
+    if not isinstance(path, str) or path == '' or path.startswith('/') or '\0' in path:
+        return False
+    return all(segment not in ('', '.', '..') for segment in path.split('/'))
+
+
+def parse_output_files(spec):
+    if spec is None:
+        return None
+
+    def count(n):
+        return isinstance(n, int) and not isinstance(n, bool) and n >= 0
+
+    if not isinstance(spec, dict) or not isinstance(spec.get('match'), str) or not count(spec.get('maxFiles')) or not count(spec.get('maxBytes')):
+        fail('job header: "outputFiles" must be {match, maxFiles, maxBytes}')
+    try:
+        match = re.compile(spec['match'])
+    except re.error as err:
+        fail(f'job header: outputFiles.match is not a regular expression ({err})')
+    return match, spec['maxFiles'], spec['maxBytes']
+
+
+def write_input_files(files):
+    """The job's files, into a working directory nobody has touched yet:
+    each directory made here (an existing one must be a real directory),
+    each file created new and never through a link."""
+    for index, file in enumerate(files):
+        path = file['path']
+        try:
+            directory = WORK_DIR
+            for segment in path.split('/')[:-1]:
+                directory = f'{directory}/{segment}'
+                try:
+                    os.mkdir(directory, 0o755)
+                except FileExistsError:
+                    if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                        raise
+            data = base64.b64decode(file['content'], validate=True)
+            fd = os.open(f'{WORK_DIR}/{path}', os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+        except (OSError, ValueError) as err:
+            fail(f'cannot write files[{index}] {json.dumps(path)} ({getattr(err, "strerror", None) or err})')
+
+
+def others_alive():
+    """True while a process other than init (tini) and this agent lives; a zombie only waits for init."""
+    me = os.getpid()
+    for name in os.listdir('/proc'):
+        if not name.isdigit() or int(name) in (1, me):
+            continue
+        try:
+            with open(f'/proc/{name}/stat', 'rb') as file:
+                line = file.read()
+        except OSError:
+            continue
+        state = line[line.rfind(b')') + 2:line.rfind(b')') + 3]
+        if state not in (b'Z', b'X'):
+            return True
+    return False
+
+
+def end_leftovers():
+    """kill(-1) reaches every process of our uid but init and ourselves: the
+    program's leftovers, which must not touch the directory or the stream
+    while we collect. The forwarder is a thread of this process and lives on."""
+    deadline = time.monotonic() + LEFTOVER_WAIT_S
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+        if not others_alive() or time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
+
+
+TOO_LARGE = object()
+
+
+def read_contained(path, room):
+    """One regular file under WORK_DIR; None when it is not one (any more) or
+    is reached through a link; TOO_LARGE past `room` bytes."""
+    full = f'{WORK_DIR}/{path}'
+    try:
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        # The kernel's own name for what was opened: a directory on the way
+        # swapped for a link shows here as a path outside WORK_DIR.
+        if os.readlink(f'/proc/self/fd/{fd}') != full:
+            return None
+        if info.st_size > room:
+            return TOO_LARGE
+        chunks = []
+        left = info.st_size
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b''.join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def collect_output_files(match, max_files, max_bytes):
+    """The regular files under WORK_DIR whose path `match`es whole, in path order, within the caps."""
+    try:
+        if not stat.S_ISDIR(os.lstat(WORK_DIR).st_mode):
+            return {'files': [], 'truncated': False}
+    except OSError:
+        return {'files': [], 'truncated': False}
+    matched = []
+    seen = 0
+    truncated = False
+    pending = ['']
+    while pending:
+        relative = pending.pop()
+        try:
+            entries = list(os.scandir(f'{WORK_DIR}/{relative}' if relative else WORK_DIR))
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            if seen > MAX_WALK_ENTRIES:
+                truncated = True
+                pending = []
+                break
+            path = f'{relative}/{entry.name}' if relative else entry.name
+            try:
+                path.encode('utf-8')
+            except UnicodeEncodeError:
+                continue  # a name that is not UTF-8 cannot be reported faithfully
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
+                elif entry.is_file(follow_symlinks=False) and match.fullmatch(path):
+                    matched.append(path)
+            except OSError:
+                continue
+    matched.sort()
+    files = []
+    used = 0
+    for path in matched:
+        if len(files) >= max_files:
+            truncated = True
+            break
+        data = read_contained(path, max_bytes - used)
+        if data is None:
+            continue
+        if data is TOO_LARGE:
+            truncated = True
+            continue
+        used += len(data)
+        files.append({'path': path, 'size': len(data), 'content': base64.b64encode(data).decode('ascii')})
+    return {'files': files, 'truncated': truncated}
+
+
+def write_files_record(token, output_files):
+    end_leftovers()
+    payload = json.dumps(collect_output_files(*output_files), ensure_ascii=False).encode('utf-8')
+    try:
+        write_all(1, f'\0sandbox:{token}:files:{len(payload)}\n'.encode('ascii') + payload)
+    except OSError:
+        pass
 
 
 def install_packages(packages, registry, base_env):
@@ -352,7 +563,7 @@ def start_waiting_program():
     try:
         program = subprocess.Popen(
             [sys.executable, PRELUDE, str(job_read), JOB_FILE],
-            cwd='/tmp', env=program_env(), stdin=subprocess.PIPE, pass_fds=(job_read,),
+            cwd=WORK_DIR, env=program_env(), stdin=subprocess.PIPE, pass_fds=(job_read,),
         )
     except OSError:
         os.close(job_write)
@@ -383,7 +594,7 @@ def program_for(args, job_env, packages):
     if packages:
         env['PYTHONPATH'] = os.pathsep.join(p for p in (job_env.get('PYTHONPATH'), PACKAGES_DIR) if p)
     try:
-        return subprocess.Popen([sys.executable, JOB_FILE, *args], cwd='/tmp', env=env, stdin=subprocess.PIPE)
+        return subprocess.Popen([sys.executable, JOB_FILE, *args], cwd=WORK_DIR, env=env, stdin=subprocess.PIPE)
     except OSError as err:
         fail(f'cannot start the program ({err.strerror or err})')
 
@@ -399,9 +610,14 @@ def main():
     # listen before the egress session exists.
     listener = listen_forwarder()
     threading.Thread(target=serve_forwarder, args=(listener,), daemon=True).start()
+    # The working directory exists before the program's interpreter, which starts in it.
+    try:
+        os.makedirs(WORK_DIR, mode=0o755, exist_ok=True)
+    except OSError as err:
+        fail(f'cannot make the working directory {WORK_DIR} ({err.strerror or err})')
     start_waiting_program()
     raw, rest, ended = read_header()
-    code, args, job_env, packages, registry, token = parse_header(raw)
+    code, args, job_env, packages, registry, token, files, output_files = parse_header(raw)
     if token is not None:
         write_record(token, 'started', (2,))
     try:
@@ -410,12 +626,15 @@ def main():
             file.write(code)
     except OSError as err:
         fail(f'cannot write the program to {JOB_FILE} ({err.strerror or err})')
+    write_input_files(files)
     if packages:
         install_packages(packages, registry, program_env())
     child = program_for(args, job_env, packages)
     threading.Thread(target=feed_stdin, args=(rest, ended), daemon=True).start()
     status = child.wait()
     if token is not None:
+        if output_files is not None:
+            write_files_record(token, output_files)
         exit_fields = f':{signal_name(-status)}' if status < 0 else f'{status}:'
         write_record(token, f'exit:{exit_fields}', (1, 2))
     os._exit(128 - status if status < 0 else status)
