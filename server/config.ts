@@ -108,6 +108,7 @@ export const ConfigSchema = z
     EXEC_CPUS: z.coerce.number().positive().max(64).default(1).describe('CPU quota per sandbox, in CPUs'),
     EXEC_TMP_MB: positiveInt(64).describe('size of the sandbox /tmp tmpfs'),
     EXEC_MAX_CODE_BYTES: positiveInt(1024 * 1024).describe('largest `code` accepted (413 beyond)'),
+    EXEC_STREAM_HEARTBEAT_MS: positiveInt(15_000).describe('interval of the heartbeat comment on a streamed /execute response (Accept: text/event-stream)'),
     EXEC_POOL_SIZE: z.coerce.number().int().min(0).max(64).default(2)
       .describe('sandboxes per runtime created and started ahead of time (warm pool), each used once; 0 disables the pool (every run starts cold)'),
     EXEC_MAX_CONCURRENT: positiveInt(Math.max(2, availableParallelism() * 4))
