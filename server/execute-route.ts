@@ -17,8 +17,9 @@ import express, { Router, type NextFunction, type Request, type RequestHandler, 
 import { ipKeyGenerator } from 'express-rate-limit';
 import type { Config } from './config.ts';
 import { sealJsonResponses, type ResponseEncryptor } from './encryption.ts';
-import { ApiError, badRequest, toApiError, type ErrorBody } from './errors.ts';
+import { ApiError, badRequest, toApiError } from './errors.ts';
 import { EVENT_STREAM_TYPE, EventStream } from './event-stream.ts';
+import type { StreamErrorEvent, StreamOutputEvent, StreamStartEvent } from './execute-events.ts';
 import { describeIssues, ExecuteRequestSchema, type ExecuteRequest } from './execute-request.ts';
 import { trackExecution } from './execution-log.ts';
 import type { ExecuteResponseData, ExecutionService, LiveExecution } from './execution-service.ts';
@@ -97,14 +98,14 @@ export function executeLimitFor(config: ExecuteRouteDependencies['config']): Req
 /** The run's events, as the execution service reports them. */
 function liveEvents(events: EventStream): LiveExecution {
   return {
-    started: (executionId) => events.send('start', { executionId }),
-    output: (stream, text) => events.send(stream, { text }),
+    started: (executionId) => events.send('start', { executionId } satisfies StreamStartEvent),
+    output: (stream, text) => events.send(stream, { text } satisfies StreamOutputEvent),
     network: (entry) => events.send('network', entry),
   };
 }
 
 /** The error body the JSON answer would have had, with the status it would have had, for an `error` event. */
-function streamedError(req: Request, error: unknown): ErrorBody & { status: number } {
+function streamedError(req: Request, error: unknown): StreamErrorEvent {
   const apiError = toApiError(error);
   if (apiError === null) {
     req.log?.error({ err: error }, 'unhandled error in a streamed execution');

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { defaultPolicyResult } from '../policies/index.ts';
 import { allEvents, postForEvents } from '../test/support/sse.ts';
 import { ApiError, errorHandler } from './errors.ts';
+import { StreamErrorEventSchema, StreamOutputEventSchema, StreamStartEventSchema } from './execute-events.ts';
 import { executeRouter, type ExecuteRouteDependencies } from './execute-route.ts';
 import type { ExecuteResponseData } from './execution-service.ts';
 import { createLogger } from './logger.ts';
@@ -98,6 +99,9 @@ describe('POST /execute as an event stream', () => {
     const events = (await allEvents(response)).map(({ event, data }) => [event, JSON.parse(data)]);
     expect(events.at(-1)).toEqual(['error', { success: false, error: 'engine gone', code: 'DOCKER_UNAVAILABLE', status: 503 }]);
     expect(events.map(([event]) => event)).toEqual(['start', 'stdout', 'error']);
+    expect(StreamStartEventSchema.safeParse(events[0]?.[1]).success).toBe(true);
+    expect(StreamOutputEventSchema.safeParse(events[1]?.[1]).success).toBe(true);
+    expect(StreamErrorEventSchema.safeParse(events[2]?.[1]).success).toBe(true);
   });
 
   it('hides an unexpected failure after the stream opened behind a plain internal error', async () => {

@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DockerContainerClient, LABEL_EXECUTION, LABEL_INSTANCE, LABEL_MANAGED } from '../executor/index.ts';
+import { ExecuteSuccessSchema } from '../server/execute-response.ts';
 import { instanceIdFor } from '../server/service.ts';
 import { describeWithDocker } from './support/docker.ts';
 import { eventually } from './support/eventually.ts';
@@ -64,6 +65,7 @@ describeWithDocker('POST /execute, streamed', () => {
     const streamed = resultOf(events);
     const plain = await world.service.post('/execute', { code }, { authorization: `Bearer ${world.token}` });
     expect(plain.status).toBe(200);
+    expect(ExecuteSuccessSchema.safeParse(streamed).error).toBeUndefined();
     expect(Object.keys(streamed).sort()).toEqual(Object.keys(plain.json).sort());
     expect(Object.keys(streamed.data).sort()).toEqual(Object.keys(plain.json.data).sort());
     const { executionId, durationMs: _ms, queuedMs: _queued, ...same } = streamed.data;
