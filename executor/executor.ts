@@ -120,7 +120,6 @@ function splitStatus(status: number): { code: number | null; signal: string | nu
   return signal ? { code: null, signal } : { code: status, signal: null };
 }
 
-/** Settles with `promise`, or with 'timeout' after `ms`; the timer never outlives the race. */
 /** Resolves with 'aborted' when `signal` aborts; `dispose` stops listening. */
 function whenAborted(signal: AbortSignal | undefined): { aborted: Promise<'aborted'>; dispose: () => void } {
   if (signal === undefined) return { aborted: new Promise(() => undefined), dispose: () => undefined };
@@ -133,6 +132,7 @@ function whenAborted(signal: AbortSignal | undefined): { aborted: Promise<'abort
   return { aborted, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
 
+/** Settles with `promise`, or with 'timeout' after `ms`; the timer never outlives the race. */
 async function raceTimer<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
