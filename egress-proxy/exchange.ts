@@ -46,6 +46,8 @@ export interface ExchangeSinks {
   log: NetworkLog;
   logger: EgressLogger;
   observers: readonly DecisionObserver[];
+  /** The session's own listener for completed network-log entries (a live view of the execution). */
+  onEntry?: (entry: NetworkLogEntry) => void;
 }
 
 export class Exchange {
@@ -93,6 +95,7 @@ export class Exchange {
       }
       this.#entry.durationMs = durationMs;
       if (this.secrets.length > 0) this.#entry.secrets = [...this.secrets];
+      this.#report({ ...this.#entry });
     }
     const s = this.#start;
     const decision: EgressDecision = {
@@ -123,5 +126,14 @@ export class Exchange {
       }
     }
     this.#onDone(this);
+  }
+
+  /** Like an observer, a failing entry listener is logged and never fails the exchange. */
+  #report(entry: NetworkLogEntry): void {
+    try {
+      this.#sinks.onEntry?.(entry);
+    } catch (err) {
+      this.#sinks.logger.error({ executionId: this.#start.executionId, err }, 'network-log entry listener failed');
+    }
   }
 }

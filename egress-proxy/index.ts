@@ -30,7 +30,7 @@ import type { ProxyRuntime } from './runtime.ts';
 import { parseUpstreamProxy } from './upstream-proxy.ts';
 import type { UpstreamProxy } from './upstream-proxy.ts';
 import type { EgressSettings } from './settings.ts';
-import type { CanonicalHostFn, DecideFn, DecisionObserver, EgressLogger, LearnFn } from './types.ts';
+import type { CanonicalHostFn, DecideFn, DecisionObserver, EgressLogger, LearnFn, NetworkLogEntry } from './types.ts';
 import { canonicalHost, SecretBinding, sessionPackagePolicy, type CompiledPolicy } from '../policies/index.ts';
 
 export { EgressSession } from './session.ts';
@@ -53,6 +53,7 @@ export { countDecisions, DECISIONS_METRIC, decisionReasonLabel } from './decisio
 export { CA_CERT_FILE, CA_KEY_FILE } from './ca.ts';
 export type { CanonicalHostFn, DecideFn, DecisionObserver, EgressDecision, EgressLogger, EgressSessionInfo, LearnFn, NetworkLogEntry, NetworkLogResult } from './types.ts';
 export { scrubberFor, scrubText } from './secrets/index.ts';
+export type { Scrubber } from './secrets/index.ts';
 export { ControlServer } from './control.ts';
 export type { ControlServerOptions } from './control.ts';
 export { ControlChannelError, ControlClient, RemoteEgressProxy } from './control-client.ts';
@@ -120,6 +121,8 @@ export interface OpenSessionOptions<TContext> {
   secrets?: SecretBinding;
   /** Overrides the proxy's logCap for this session. */
   logCap?: number;
+  /** Handed each network-log entry once it is complete, as the session runs (entries past the cap are not). */
+  onEntry?: (entry: NetworkLogEntry) => void;
 }
 
 /** Full packuments of long-lived packages run to tens of MB; the abbreviated ones npm asks for are far smaller. */

@@ -42,7 +42,7 @@ import type { Sink } from './responder.ts';
 import { fallbackUrlOf, proxyRoute, tunnelRoute } from './route.ts';
 import { TunnellingAgent } from './upstream-proxy.ts';
 import type { ExchangeRequest, ProxyRuntime, SessionScope } from './runtime.ts';
-import type { EgressSessionInfo, NetworkLogResult } from './types.ts';
+import type { EgressSessionInfo, NetworkLogEntry, NetworkLogResult } from './types.ts';
 
 export type { ProxyRuntime } from './runtime.ts';
 
@@ -55,6 +55,8 @@ export interface SessionOptions<TContext> {
   /** The execution's secrets; empty when it has none. */
   secrets: SecretBinding;
   logCap: number;
+  /** Handed each network-log entry of this session once it is complete, as it completes (not past logCap). */
+  onEntry?: (entry: NetworkLogEntry) => void;
 }
 
 /** Idle client connections are dropped after this long (slow-loris guard). */
@@ -128,7 +130,7 @@ export class EgressSession<TContext = unknown> {
     this.#info = Object.freeze({ executionId: opts.executionId, context: opts.context, secrets: opts.secrets });
     this.#log = new NetworkLog(opts.logCap);
     this.#tunnellingAgent = rt.upstreamProxy === undefined ? undefined : new TunnellingAgent(rt.upstreamProxy, AGENT_OPTIONS);
-    this.#sinks = { log: this.#log, logger: rt.logger, observers: rt.observers };
+    this.#sinks = { log: this.#log, logger: rt.logger, observers: rt.observers, ...(opts.onEntry === undefined ? {} : { onEntry: opts.onEntry }) };
     this.#handlers = this.#scope();
     this.#onClosed = onClosed;
 

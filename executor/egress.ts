@@ -69,6 +69,13 @@ export interface EgressSessionRequest {
    * sandbox only ever sees their placeholders (in the job's env).
    */
   secrets?: SecretBinding;
+  /**
+   * Handed each network-log entry once it is complete, while the session
+   * runs (a live view; entries past the log's cap are not). A proxy that
+   * cannot report live (a standalone service) never calls it: the closed
+   * session's log is then the only account.
+   */
+  onEntry?: (entry: NetworkLogEntry) => void;
 }
 
 export interface EgressSession {

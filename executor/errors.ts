@@ -28,3 +28,12 @@ export class ContainerEngineError extends Error {
     this.name = 'ContainerEngineError';
   }
 }
+
+/** The execution was called off (its caller went away): the program was killed and its sandbox removed. */
+export class ExecutionAbortedError extends Error {
+  readonly code = 'EXECUTION_ABORTED';
+  constructor(readonly executionId: string) {
+    super(`execution ${executionId} was aborted`);
+    this.name = 'ExecutionAbortedError';
+  }
+}

@@ -14,6 +14,7 @@ import { newRecordToken, type ProgramExit } from './agent-records.ts';
 import { LABEL_EXECUTION, LABEL_INSTANCE, LABEL_MANAGED, SANDBOX_UID, sandboxContainerSpec, type Isolation, type Runtime, type SandboxLimits } from './container-spec.ts';
 import type { ContainerClient, SandboxContainer } from './docker.ts';
 import { CA_CERT_FILE, PROXY_SOCKET_FILE, type EgressPort, type EgressSession, type NetworkLog, type NetworkLogEntry } from './egress.ts';
+import { ExecutionAbortedError } from './errors.ts';
 import { maxFilesRecordBytes, outputFilesMatcher, type CollectedFiles, type InputFile, type OutputFilesRequest } from './job-files.ts';
 import { ReadySandbox } from './sandbox.ts';
 import { exposedTools, toolMasks, toolsFromLabels, type ImageTools } from './tools.ts';
@@ -45,6 +46,20 @@ export interface ExecutionJob {
   files?: InputFile[];
   /** Collected from the working directory after the program exits. */
   outputFiles?: OutputFilesRequest;
+  /** A live view of the run for a caller that streams it; without it the run is only seen in its result. */
+  live?: LiveListeners;
+  /** Aborting it kills the program and removes its sandbox; the run then fails with ExecutionAbortedError. */
+  signal?: AbortSignal;
+}
+
+export type OutputStream = 'stdout' | 'stderr';
+
+/** Called as the run goes; each must not throw (one that does is logged and the run goes on). */
+export interface LiveListeners {
+  /** The program's bytes as they arrive, within the output cap, agent records stripped. */
+  output?(stream: OutputStream, chunk: Buffer): void;
+  /** Each network-log entry once complete (not reported by a proxy that runs as its own service). */
+  network?(entry: NetworkLogEntry): void;
 }
 
 export interface ExecutionResult {
@@ -113,6 +128,18 @@ const SIGNAL_NAMES = new Map<number, string>(
 function splitStatus(status: number): { code: number | null; signal: string | null } {
   const signal = status > 128 ? SIGNAL_NAMES.get(status - 128) : undefined;
   return signal ? { code: null, signal } : { code: status, signal: null };
+}
+
+/** Resolves with 'aborted' when `signal` aborts; `dispose` stops listening. */
+function whenAborted(signal: AbortSignal | undefined): { aborted: Promise<'aborted'>; dispose: () => void } {
+  if (signal === undefined) return { aborted: new Promise(() => undefined), dispose: () => undefined };
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    if (signal.aborted) resolve('aborted');
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return { aborted, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
 
 /** Settles with `promise`, or with 'timeout' after `ms`; the timer never outlives the race. */
@@ -269,11 +296,14 @@ export class Executor {
     const { logger } = this.options;
     logger.info({ executionId: job.executionId, sandboxId: sandbox.id, containerId: sandbox.containerId }, 'sandbox assigned');
     try {
+      if (job.signal?.aborted === true) throw new ExecutionAbortedError(job.executionId);
+      const { live } = job;
       const session = await this.options.egress.openSession({
         executionId: job.executionId,
         socketPath: join(sandbox.egressDir, PROXY_SOCKET_FILE),
         context: job.policy,
         ...(job.secrets === undefined ? {} : { secrets: job.secrets }),
+        ...(live?.network === undefined ? {} : { onEntry: (entry: NetworkLogEntry) => this.#tell(job, () => live.network?.(entry)) }),
       });
       let network = NO_NETWORK_LOG;
       let outcome: ProgramOutcome;
@@ -315,6 +345,11 @@ export class Executor {
     const token = newRecordToken();
     const wanted = job.outputFiles !== undefined && job.outputFiles.patterns.length > 0 ? job.outputFiles : undefined;
     const reported = sandbox.expectRecords(token, wanted === undefined ? 0 : maxFilesRecordBytes(wanted));
+    const { live } = job;
+    if (live?.output !== undefined) {
+      sandbox.stdout.listen((chunk) => this.#tell(job, () => live.output?.('stdout', chunk)));
+      sandbox.stderr.listen((chunk) => this.#tell(job, () => live.output?.('stderr', chunk)));
+    }
     const startedAt = performance.now();
     const header = JSON.stringify({
       v: 1,
@@ -330,7 +365,12 @@ export class Executor {
     if (job.stdin) sandbox.stream.write(job.stdin);
     sandbox.stream.end();
 
-    const first = await raceTimer(Promise.race([reported, sandbox.exited.then(() => undefined)]), job.timeoutMs);
+    const abort = whenAborted(job.signal);
+    const first = await raceTimer(Promise.race([reported, sandbox.exited.then(() => undefined), abort.aborted]), job.timeoutMs).finally(abort.dispose);
+    if (first === 'aborted') {
+      await sandbox.container.kill();
+      throw new ExecutionAbortedError(job.executionId);
+    }
     const timedOut = first === 'timeout';
     let exit: ProgramExit | undefined = timedOut ? undefined : first;
     if (exit !== undefined && exit.signal !== 'SIGKILL') {
@@ -347,6 +387,15 @@ export class Executor {
     const engine = await sandbox.container.inspectExit();
     const status = timedOut ? { code: null, signal: 'SIGKILL' } : (exit ?? splitStatus(engine.statusCode));
     return { ...this.#output(sandbox, job), ...status, timedOut, oomKilled: engine.oomKilled, durationMs };
+  }
+
+  /** A live listener's failure is the listener's own: logged, never the run's. */
+  #tell(job: ExecutionJob, call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.options.logger.warn({ executionId: job.executionId, err: String(error) }, 'live listener failed');
+    }
   }
 
   #output(sandbox: ReadySandbox, job: ExecutionJob): Pick<ExecutionResult, 'stdout' | 'stderr' | 'truncated' | 'outputFiles'> {

@@ -1,6 +1,6 @@
 export { DockerContainerClient } from './docker.ts';
 export type { ContainerClient, ContainerExit, SandboxContainer } from './docker.ts';
-export { ContainerEngineError, DockerUnavailableError, ImageMissingError } from './errors.ts';
+export { ContainerEngineError, DockerUnavailableError, ExecutionAbortedError, ImageMissingError } from './errors.ts';
 export {
   DEFAULT_LIMITS,
   LABEL_EXECUTION,
@@ -16,7 +16,7 @@ export {
 export type { ContainerSpec, Isolation, Runtime, SandboxLimits, SandboxSpecInput } from './container-spec.ts';
 export { DENIED_SYSCALLS, sandboxSeccompProfile } from './seccomp.ts';
 export { Executor } from './executor.ts';
-export type { ExecutionJob, ExecutionResult, ExecutorOptions, Logger } from './executor.ts';
+export type { ExecutionJob, ExecutionResult, ExecutorOptions, LiveListeners, Logger, OutputStream } from './executor.ts';
 export { ReadySandbox } from './sandbox.ts';
 export { conflictingPaths, globSource, outputFilesMatcher, relativePathProblem, SANDBOX_WORK_DIR } from './job-files.ts';
 export type { CollectedFiles, InputFile, OutputFile, OutputFilesRequest } from './job-files.ts';

@@ -37,3 +37,18 @@ describe('CappedSink', () => {
     expect(sink.truncated).toBe(false);
   });
 });
+
+describe('CappedSink.listen', () => {
+  it('hands on the kept bytes as they arrive, and nothing past the cap', () => {
+    const sink = new CappedSink(8);
+    const seen: string[] = [];
+    sink.listen((chunk) => seen.push(chunk.toString()));
+    sink.write(Buffer.from('hello '));
+    expect(seen).toEqual(['hello ']);
+    sink.write(Buffer.from('world'));
+    sink.write(Buffer.from('more'));
+    expect(seen).toEqual(['hello ', 'wo']);
+    expect(sink.text()).toBe('hello wo');
+    expect(sink.truncated).toBe(true);
+  });
+});

@@ -16,6 +16,7 @@ export interface OutputSink {
 export class CappedSink implements OutputSink {
   private readonly chunks: Buffer[] = [];
   private kept = 0;
+  private listener: ((chunk: Buffer) => void) | undefined;
   /** Total bytes the program wrote, including those dropped past the cap. */
   total = 0;
 
@@ -29,6 +30,12 @@ export class CappedSink implements OutputSink {
     // Copy when slicing so the dropped remainder of a large frame can be freed.
     this.chunks.push(piece === chunk ? chunk : Buffer.from(piece));
     this.kept += piece.length;
+    this.listener?.(piece);
+  }
+
+  /** Hands every byte kept from now on to `listener` too, as it arrives (a live view; the cap applies to it as well). */
+  listen(listener: (chunk: Buffer) => void): void {
+    this.listener = listener;
   }
 
   get truncated(): boolean {

@@ -122,6 +122,7 @@ export const ConfigSchema = z
       .describe('most files `outputFiles` returns; past it the rest are left out and truncated.files is true'),
     EXEC_OUTPUT_FILES_MAX_BYTES: z.coerce.number().int().min(0).max(MAX_OUTPUT_FILES_BYTES_CEILING).default(8 * 1024 * 1024)
       .describe(`total size of the files \`outputFiles\` returns (at most ${MAX_OUTPUT_FILES_BYTES_CEILING / MIB} MiB); a file that does not fit is left out and truncated.files is true`),
+    EXEC_STREAM_HEARTBEAT_MS: positiveInt(15_000).describe('interval of the heartbeat comment on a streamed /execute response (Accept: text/event-stream)'),
     EXEC_POOL_SIZE: z.coerce.number().int().min(0).max(64).default(2)
       .describe('sandboxes per runtime created and started ahead of time (warm pool), each used once; 0 disables the pool (every run starts cold)'),
     EXEC_MAX_CONCURRENT: positiveInt(Math.max(2, availableParallelism() * 4))

@@ -7,7 +7,7 @@
  */
 import type { ErrorRequestHandler } from 'express';
 import { ControlChannelError } from '../egress-proxy/index.ts';
-import { DockerUnavailableError, ImageMissingError } from '../executor/index.ts';
+import { DockerUnavailableError, ExecutionAbortedError, ImageMissingError } from '../executor/index.ts';
 import { CapacityError } from './admission.ts';
 import { bearerChallenge, KeySourceUnavailableError, TokenError } from './identity/index.ts';
 
@@ -63,6 +63,10 @@ export function toApiError(error: unknown): ApiError | null {
   // The standalone proxy down or failing is a capacity problem; its 4xx answers are our bugs (500).
   if (error instanceof ControlChannelError && (error.status === 0 || error.status >= 500)) {
     return new ApiError(503, 'EGRESS_UNAVAILABLE', 'The egress proxy is unavailable; try again shortly', undefined, { 'Retry-After': '5' });
+  }
+  // Nobody is left to read it; the status is for the log line and the audit trail (nginx's "client closed request").
+  if (error instanceof ExecutionAbortedError) {
+    return new ApiError(499, 'CLIENT_CLOSED', 'The client closed the connection; the execution was stopped and its sandbox removed');
   }
   if (error instanceof ImageMissingError) {
     return new ApiError(503, 'IMAGE_MISSING', 'The sandbox image is not ready; try again shortly', undefined, { 'Retry-After': '30' });

@@ -4,6 +4,10 @@
  *   JSON only? → authenticate → read the body → seal? → rate-limit → validate
  *     → resolve the policy → bind secrets → execute → answer
  *
+ * A request with `Accept: text/event-stream` takes the same steps; only
+ * execute (which then reports the run as it goes) and answer (a `result`
+ * event instead of a JSON body) differ: see event-stream.ts.
+ *
  * (The app's per-address limits run before all of it, see app.ts.)
  *
  * What a step learns goes on `res.locals` (ExecuteLocals) for the steps
@@ -13,10 +17,12 @@ import express, { Router, type NextFunction, type Request, type RequestHandler, 
 import { ipKeyGenerator } from 'express-rate-limit';
 import type { Config } from './config.ts';
 import { sealJsonResponses, type ResponseEncryptor } from './encryption.ts';
-import { ApiError, badRequest } from './errors.ts';
+import { ApiError, badRequest, toApiError } from './errors.ts';
+import { EVENT_STREAM_TYPE, EventStream } from './event-stream.ts';
+import type { StreamErrorEvent, StreamOutputEvent, StreamStartEvent } from './execute-events.ts';
 import { describeIssues, ExecuteRequestSchema, maxRequestBodyBytes, type ExecuteRequest } from './execute-request.ts';
 import { trackExecution } from './execution-log.ts';
-import type { ExecuteResponseData, ExecutionService } from './execution-service.ts';
+import type { ExecuteResponseData, ExecutionService, LiveExecution } from './execution-service.ts';
 import { envFromHeaders } from './header-env.ts';
 import { bindRequestSecrets } from './request-secrets.ts';
 import type { SecretBinding } from '../policies/index.ts';
@@ -40,13 +46,15 @@ export interface ExecuteLocals {
   secrets?: SecretBinding;
   /** execute: the response's `data`. */
   data?: ExecuteResponseData;
+  /** execute: the event stream, when the caller asked for one (Accept: text/event-stream). */
+  events?: EventStream;
 }
 
 type ExecuteResponse = Response<unknown, ExecuteLocals>;
 type Step = (req: Request, res: ExecuteResponse, next: NextFunction) => void | Promise<void>;
 
 export interface ExecuteRouteDependencies {
-  config: Pick<Config, 'EXEC_MAX_CODE_BYTES' | 'EXEC_FILES_MAX_BYTES' | 'EXEC_FILES_MAX_COUNT' | 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_SUBJECT_MAX' | 'RATE_LIMIT_IP_MAX'>;
+  config: Pick<Config, 'EXEC_MAX_CODE_BYTES' | 'EXEC_FILES_MAX_BYTES' | 'EXEC_FILES_MAX_COUNT' | 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_SUBJECT_MAX' | 'RATE_LIMIT_IP_MAX'> & Partial<Pick<Config, 'EXEC_STREAM_HEARTBEAT_MS'>>;
   logger: Logger;
   executions: Pick<ExecutionService, 'execute'>;
   metrics: ServiceMetrics;
@@ -72,6 +80,11 @@ function stateOf<K extends keyof ExecuteLocals>(res: ExecuteResponse, key: K): E
 /** Read before validation, so that even the refusal of an invalid request is sealed. */
 const asksForSealing = (body: unknown): boolean => (body as { encrypt_messages?: unknown } | undefined)?.encrypt_messages === true;
 
+/** The caller asked for Server-Sent Events rather than (or over) JSON. */
+export const wantsEventStream = (req: Request): boolean => req.accepts(['application/json', EVENT_STREAM_TYPE]) === EVENT_STREAM_TYPE;
+
+const DEFAULT_HEARTBEAT_MS = 15_000;
+
 /** The per-caller execution limit; it reads the subject `authenticate` left on `res.locals.token`. */
 export function executeLimitFor(config: ExecuteRouteDependencies['config']): RequestHandler {
   return executeRateLimit({
@@ -80,6 +93,26 @@ export function executeLimitFor(config: ExecuteRouteDependencies['config']): Req
     ipMax: config.RATE_LIMIT_IP_MAX,
     subjectOf: (_req, res: ExecuteResponse) => stateOf(res, 'token')?.subject,
   });
+}
+
+/** The run's events, as the execution service reports them. */
+function liveEvents(events: EventStream): LiveExecution {
+  return {
+    started: (executionId) => events.send('start', { executionId } satisfies StreamStartEvent),
+    output: (stream, text) => events.send(stream, { text } satisfies StreamOutputEvent),
+    network: (entry) => events.send('network', entry),
+  };
+}
+
+/** The error body the JSON answer would have had, with the status it would have had, for an `error` event. */
+function streamedError(req: Request, error: unknown): StreamErrorEvent {
+  const apiError = toApiError(error);
+  if (apiError === null) {
+    req.log?.error({ err: error }, 'unhandled error in a streamed execution');
+    return { success: false, error: 'Internal error', code: 'INTERNAL', status: 500 };
+  }
+  if (apiError.status >= 500) req.log?.warn({ err: error, code: apiError.code }, apiError.message);
+  return { ...apiError.body(), status: apiError.status };
 }
 
 export function executeRouter(deps: ExecuteRouteDependencies): Router {
@@ -129,7 +162,16 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
 
   const readBody: RequestHandler = parseJson;
 
+  /**
+   * A sealed answer is one JWE over the whole body, which a stream of
+   * events does not have: the caller picks one or the other.
+   */
   const decideSealing: Step = (req, res, next) => {
+    if (asksForSealing(req.body) && wantsEventStream(req)) {
+      throw new ApiError(400, 'ENCRYPTION_NOT_STREAMABLE', 'encrypt_messages cannot be combined with Accept: text/event-stream; ask for one or the other', [
+        { field: 'encrypt_messages', message: 'not available with a streamed response' },
+      ]);
+    }
     if (asksForSealing(req.body)) {
       if (encryptor === undefined) {
         throw new ApiError(400, 'ENCRYPTION_UNAVAILABLE', 'encrypt_messages was requested but this server has no RESPONSE_ENCRYPTION_KEY configured', [
@@ -190,15 +232,28 @@ export function executeRouter(deps: ExecuteRouteDependencies): Router {
     res.once('close', () => gone.abort());
     // One caller may not hold every execution slot: subjects by name, anonymous callers by address.
     const holder = caller.subject === undefined ? `ip:${ipKeyGenerator(req.ip ?? 'unknown')}` : `sub:${caller.subject}`;
-    res.locals.data = await trackExecution(req.log ?? deps.logger, deps.metrics, request, caller, () =>
-      deps.drain.run(() => deps.executions.execute(request, caller, { signal: gone.signal, holder, secrets })),
-      secrets.names,
-    );
+    // Streamed, the run also dies with its caller (the signal reaches the sandbox).
+    const events = wantsEventStream(req) ? new EventStream(res, config.EXEC_STREAM_HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_MS) : undefined;
+    res.locals.events = events;
+    const live = events === undefined ? {} : { live: liveEvents(events) };
+    try {
+      res.locals.data = await trackExecution(req.log ?? deps.logger, deps.metrics, request, caller, () =>
+        deps.drain.run(() => deps.executions.execute(request, caller, { signal: gone.signal, holder, secrets, ...live })),
+        secrets.names,
+      );
+    } catch (error) {
+      // Before the stream opened the usual JSON error (with its status) can still be given.
+      if (events === undefined || !events.opened) throw error;
+      events.finish('error', streamedError(req, error));
+      return;
+    }
     next();
   };
 
   const answer: Step = (_req, res) => {
-    res.json({ success: true, data: stateOf(res, 'data') });
+    const body = { success: true, data: stateOf(res, 'data') };
+    if (res.locals.events === undefined) res.json(body);
+    else res.locals.events.finish('result', body);
   };
 
   const router = Router();

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { SANDBOX_RUNTIMES } from '../images/index.ts';
-import type { ExecutionJob, ExecutionResult, NetworkLogEntry, OutputFile, OutputFilesRequest } from '../executor/index.ts';
+import type { ExecutionJob, ExecutionResult, LiveListeners, NetworkLogEntry, OutputFile, OutputFilesRequest, OutputStream } from '../executor/index.ts';
 import { scrubberFor, scrubText } from '../egress-proxy/index.ts';
 import { checkRequestedPackages, packageRules, SecretBinding, type Ecosystem, type PolicyInfo } from '../policies/index.ts';
 import type { Admission } from './admission.ts';
@@ -12,6 +12,7 @@ import { ApiError, badRequest } from './errors.ts';
 import { decodedLength, type ExecuteRequest } from './execute-request.ts';
 import type { Caller } from './identity/index.ts';
 import { isolationFor, type IsolationChoice } from './isolation.ts';
+import { LiveText } from './live-output.ts';
 
 export type { NetworkLogEntry };
 
@@ -102,12 +103,39 @@ function scrubFiles(files: OutputFile[], secrets: SecretBinding): OutputFile[] {
   });
 }
 
+/** What a caller that streams an execution is told while it runs. */
+export interface LiveExecution {
+  /** The execution has its slot and is about to run. */
+  started(executionId: string): void;
+  /** Output as it arrives: whole characters, secret values replaced, within the output cap. */
+  output(stream: OutputStream, text: string): void;
+  /** Each network-log entry once the request it records is over. */
+  network(entry: NetworkLogEntry): void;
+}
+
 export interface ExecuteOptions {
-  /** Aborts the request while it still waits for a slot. */
+  /** Aborts the request while it still waits for a slot; with `live`, also kills the running program. */
   signal?: AbortSignal;
   /** Who holds the slot, for the per-caller concurrency cap. */
   holder?: string;
   secrets?: SecretBinding;
+  /** Streams the run as it happens; the result is the same with or without it. */
+  live?: LiveExecution;
+}
+
+/** The executor's live listeners for `live`, and `end` to let out the text still held once the run is over. */
+function liveListeners(live: LiveExecution, secrets: SecretBinding): { listeners: LiveListeners; end(truncated: ExecutionResult['truncated']): void } {
+  const texts: Record<OutputStream, LiveText> = {
+    stdout: new LiveText(secrets, (text) => live.output('stdout', text)),
+    stderr: new LiveText(secrets, (text) => live.output('stderr', text)),
+  };
+  return {
+    listeners: { output: (stream, chunk) => texts[stream].write(chunk), network: (entry) => live.network(entry) },
+    end(truncated) {
+      texts.stdout.end(truncated.stdout);
+      texts.stderr.end(truncated.stderr);
+    },
+  };
 }
 
 export class ExecutionService {
@@ -120,7 +148,7 @@ export class ExecutionService {
    * egress session with their values.
    */
   async execute(request: ExecuteRequest, caller: Caller, options: ExecuteOptions = {}): Promise<ExecuteResponseData> {
-    const { signal, holder, secrets = SecretBinding.EMPTY } = options;
+    const { signal, holder, secrets = SecretBinding.EMPTY, live } = options;
     const packages = checkPackages(request, caller);
     checkFiles(request, this.options.fileLimits);
     const { fileLimits } = this.options;
@@ -134,8 +162,10 @@ export class ExecutionService {
     // answers within the timeout (plus sandbox start and teardown).
     const slot = await this.options.admission.acquire(budgetMs / 2, signal, holder);
     const timeoutMs = Math.max(1, budgetMs - slot.queuedMs);
+    const streamed = live === undefined ? undefined : liveListeners(live, secrets);
     let result: ExecutionResult;
     try {
+      live?.started(executionId);
       result = await this.options.executor.run({
         executionId,
         runtime: request.language,
@@ -152,10 +182,13 @@ export class ExecutionService {
         // The executor opens the sandbox's egress session with it.
         policy: caller.policy,
         ...(secrets.size === 0 ? {} : { secrets }),
+        // Only a streamed run dies with its caller: a plain one still answers whoever waits for it.
+        ...(streamed === undefined ? {} : { live: streamed.listeners, ...(signal === undefined ? {} : { signal }) }),
       });
     } finally {
       slot.release();
     }
+    streamed?.end(result.truncated);
     const { networkLogCapped, outputFiles: collected, ...run } = result;
     return {
       ...run,

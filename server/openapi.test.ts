@@ -41,6 +41,26 @@ describe('openApiDocument', () => {
     expect(data.truncated.properties).toHaveProperty('files');
   });
 
+  it('documents the streamed answer of /execute: each event\'s data by its schema', () => {
+    const ok = document.paths['/execute'].post.responses['200'];
+    const stream = ok.content['text/event-stream'];
+    expect(stream).toBeDefined();
+    expect(stream['x-events']).toEqual({
+      start: { $ref: '#/components/schemas/StreamStartEvent' },
+      stdout: { $ref: '#/components/schemas/StreamOutputEvent' },
+      stderr: { $ref: '#/components/schemas/StreamOutputEvent' },
+      network: { $ref: '#/components/schemas/NetworkLogEntry' },
+      result: { $ref: '#/components/schemas/ExecuteSuccess' },
+      error: { $ref: '#/components/schemas/StreamErrorEvent' },
+    });
+    for (const ref of Object.values<{ $ref: string }>(stream['x-events'])) {
+      expect(document.components.schemas[ref.$ref.split('/').at(-1) ?? '']).toBeDefined();
+    }
+    expect(document.components.schemas.StreamOutputEvent.required).toEqual(['text']);
+    expect(document.components.schemas.StreamErrorEvent.required).toEqual(expect.arrayContaining(['success', 'error', 'code', 'status']));
+    expect(document.paths['/execute'].post.description).toMatch(/ENCRYPTION_NOT_STREAMABLE/);
+  });
+
   it('documents /mcp, its tools and their inputs cut from the request schemas', () => {
     const mcp = document.paths['/mcp'].post;
     expect(mcp.description).toMatch(/`execute`, `check_egress`, `describe_policy`/);

@@ -10,7 +10,8 @@ import { z } from 'zod';
 import { PLAYGROUND_SCHEMAS, playgroundPaths } from './admin-playground.ts';
 import { AUDIT_SCHEMAS, auditPaths } from './audit/openapi-paths.ts';
 import { ExecuteRequestSchema } from './execute-request.ts';
-import { EncryptedResponseSchema, ErrorBodySchema, ExecuteSuccessSchema } from './execute-response.ts';
+import { StreamErrorEventSchema, StreamOutputEventSchema, StreamStartEventSchema } from './execute-events.ts';
+import { EncryptedResponseSchema, ErrorBodySchema, ExecuteSuccessSchema, NetworkLogEntrySchema } from './execute-response.ts';
 import { ENV_HEADER_PREFIX, MAX_HEADER_ENV_VALUE_BYTES, MAX_HEADER_ENV_VARS } from './header-env.ts';
 import { CheckEgressInputSchema, ExecuteToolInputSchema, MCP_PATH, MCP_TOOL_NAMES } from './mcp-schemas.ts';
 import { METRICS_PATH } from './metrics.ts';
@@ -38,6 +39,26 @@ const rateLimitHeaders = {
   'RateLimit-Policy': { description: 'the limit and its window, e.g. `60;w=60`', schema: { type: 'string' } },
 };
 const requestId = { 'X-Request-Id': { description: 'identifies the request in the logs (echoed when the client sent a valid one)', schema: { type: 'string' } } };
+
+/** The streamed answer: OpenAPI 3.1 cannot type the events of a stream, so an extension maps each event name to its data's schema. */
+const eventStream = {
+  'text/event-stream': {
+    schema: {
+      type: 'string',
+      description:
+        'Server-Sent Events, each `event: <name>` with one `data:` line of JSON: `start`, then `stdout`, `stderr` and `network` as they happen, ' +
+        'heartbeat comments (`: heartbeat`) every EXEC_STREAM_HEARTBEAT_MS, and last `result` (the plain call\'s body) or `error`.',
+    },
+    'x-events': {
+      start: ref('StreamStartEvent'),
+      stdout: ref('StreamOutputEvent'),
+      stderr: ref('StreamOutputEvent'),
+      network: ref('NetworkLogEntry'),
+      result: ref('ExecuteSuccess'),
+      error: ref('StreamErrorEvent'),
+    },
+  },
+};
 
 const errorResponse = (description: string, headers: JsonObject = {}) => ({
   description,
@@ -69,16 +90,19 @@ export function openApiDocument(version: string): JsonObject {
             'allows (`files`). `outputFiles` globs pick the regular files returned in `data.files` after the program exits (links are never followed), ' +
             'at most the server\'s count and bytes, `truncated.files` telling when some were left out. ' +
             'With `encrypt_messages: true` every answer from the point the body is read on, errors included, is ' +
-            '`{ "encrypted": true, "data": "<compact JWE>" }` (alg `dir`, enc `A256GCM`); answers given before the body could be read (malformed JSON, too large) are plain.',
+            '`{ "encrypted": true, "data": "<compact JWE>" }` (alg `dir`, enc `A256GCM`); answers given before the body could be read (malformed JSON, too large) are plain. ' +
+            'With `Accept: text/event-stream` the run is streamed as Server-Sent Events (see the 200 answer): the stream opens once the execution has its slot, so ' +
+            'every refusal before then is the usual JSON error with its status, and a failure after it is a final `error` event. Closing the connection kills the program ' +
+            'and removes its sandbox. `encrypt_messages` cannot be streamed (400 ENCRYPTION_NOT_STREAMABLE).',
           security: [{}, { bearer: [] }],
           requestBody: { required: true, content: json(ref('ExecuteRequest')) },
           responses: {
             200: {
               description: 'The program ran (whatever its exit code)',
               headers: { ...requestId, ...rateLimitHeaders },
-              content: json({ oneOf: [ref('ExecuteSuccess'), ref('EncryptedResponse')] }),
+              content: { ...json({ oneOf: [ref('ExecuteSuccess'), ref('EncryptedResponse')] }), ...eventStream },
             },
-            400: errorResponse('Bad input; `details` names each bad field (or encryption asked for but not configured)'),
+            400: errorResponse('Bad input; `details` names each bad field (or encryption asked for but not configured, or asked for with a streamed answer)'),
             401: errorResponse('Missing, malformed, expired, too long-lived (no exp, or beyond JWT_MAX_TOKEN_AGE) or unverifiable bearer token', {
               'WWW-Authenticate': { description: 'Bearer challenge with the error', schema: { type: 'string' } },
             }),
@@ -156,6 +180,10 @@ export function openApiDocument(version: string): JsonObject {
         ExecuteSuccess: schemaOf(ExecuteSuccessSchema, 'output'),
         ErrorBody: schemaOf(ErrorBodySchema, 'output'),
         EncryptedResponse: schemaOf(EncryptedResponseSchema, 'output'),
+        NetworkLogEntry: schemaOf(NetworkLogEntrySchema, 'output'),
+        StreamStartEvent: schemaOf(StreamStartEventSchema, 'output'),
+        StreamOutputEvent: schemaOf(StreamOutputEventSchema, 'output'),
+        StreamErrorEvent: schemaOf(StreamErrorEventSchema, 'output'),
         ...AUDIT_SCHEMAS,
         ...PLAYGROUND_SCHEMAS,
       },
