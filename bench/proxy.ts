@@ -27,7 +27,8 @@ import { closedLoop, type LoadResult } from './stats.ts';
 
 const HOST = 'bench.test';
 const PATH = '/v1/items/42';
-const PROXY_SERVER = fileURLToPath(new URL('./proxy-server.ts', import.meta.url));
+/** `BENCH_PROXY_SERVER=<path>` runs another checkout's proxy-server.ts (a baseline build) against the same client and upstream. */
+const PROXY_SERVER = process.env.BENCH_PROXY_SERVER ?? fileURLToPath(new URL('./proxy-server.ts', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 const EXIT_TIMEOUT_MS = 10_000;
 
@@ -427,7 +428,8 @@ const EXIT_PROGRAMS: ReadonlyArray<{ client: string; code: (requests: number) =>
  * socket under TLS) until one side closes it. Runs the sandbox's way of
  * reaching the proxy: NODE_USE_ENV_PROXY, a loopback TCP port forwarded to
  * the session's socket, the proxy's CA trusted. `node` is the binary to run
- * (`BENCH_SANDBOX_NODE`, the sandbox image's node, by default this one).
+ * (`BENCH_SANDBOX_NODE`: the sandbox image's node; NODE_USE_ENV_PROXY needs
+ * node 24 or later, so without it this part is left out).
  */
 export async function exitLinger(world: ProxyWorld, node: string, requestCounts: readonly number[]): Promise<ExitCase[]> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-exit-'));
@@ -475,6 +477,14 @@ function caseMs(): number {
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 3000;
 }
 
+const ALL_CASES = [['http', 1], ['http', 32], ['https', 1], ['https', 32]] as const;
+
+/** `BENCH_PROXY_CASES=https:32,http:1` runs only those (for a profile of one case); all four by default. */
+function selectedCases(): ReadonlyArray<readonly ['http' | 'https', number]> {
+  const wanted = process.env.BENCH_PROXY_CASES?.split(',').map((c) => c.trim());
+  return wanted === undefined ? ALL_CASES : ALL_CASES.filter(([scheme, concurrency]) => wanted.includes(`${scheme}:${concurrency}`));
+}
+
 async function main(): Promise<void> {
   const startedAt = new Date();
   const durationMs = caseMs();
@@ -482,22 +492,28 @@ async function main(): Promise<void> {
   const cases: ProxyCase[] = [];
   let connect: ConnectCost;
   let exits: ExitCase[];
-  const sandboxNode = process.env.BENCH_SANDBOX_NODE ?? process.execPath;
+  const sandboxNode = process.env.BENCH_SANDBOX_NODE;
   try {
-    for (const scheme of ['http', 'https'] as const) {
-      for (const concurrency of [1, 32]) cases.push(await proxyCase(world, scheme, concurrency, durationMs));
-    }
+    for (const [scheme, concurrency] of selectedCases()) cases.push(await proxyCase(world, scheme, concurrency, durationMs));
     connect = await connectCost(world, 300);
-    exits = await exitLinger(world, sandboxNode, [1, 6]);
+    // NODE_USE_ENV_PROXY needs node 24: only with the sandbox's node given.
+    exits = sandboxNode === undefined ? [] : await exitLinger(world, sandboxNode, [1, 6]);
   } finally {
     await world.close();
   }
   const rows = proxyRows(cases);
   rows.push([`refused CONNECT (403, no TLS), ${connect.count} sequential: proxy CPU`, `${connect.refusedUs} µs/CONNECT`, `allowed, leaf cached ${connect.allowedUs} µs`, '', '']);
-  rows.push(...exitRows(exits, sandboxNode));
+  if (sandboxNode !== undefined) rows.push(...exitRows(exits, sandboxNode));
   process.stdout.write(`${PROXY_TOPOLOGY}\n`);
   printTable(['measure', 'value', 'same-run baseline', 'difference', 'machine'], rows);
-  await writeStandaloneResult('proxy', 'proxy', startedAt, { topology: PROXY_TOPOLOGY, durationMs, cases, connectCost: connect, exitLinger: { node: sandboxNode, cases: exits } });
+  await writeStandaloneResult('proxy', 'proxy', startedAt, {
+    topology: PROXY_TOPOLOGY,
+    proxyServer: PROXY_SERVER,
+    durationMs,
+    cases,
+    connectCost: connect,
+    exitLinger: { node: sandboxNode, cases: exits },
+  });
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -94,6 +94,12 @@ export class Exchange {
       this.#entry.durationMs = durationMs;
       if (this.secrets.length > 0) this.#entry.secrets = [...this.secrets];
     }
+    // Past the log's cap most exchanges are neither logged nor observed: then there is no decision to build.
+    if (this.#logged || this.#sinks.observers.length > 0) this.#report(outcome, durationMs);
+    this.#onDone(this);
+  }
+
+  #report(outcome: ExchangeOutcome, durationMs: number): void {
     const s = this.#start;
     const decision: EgressDecision = {
       executionId: s.executionId,
@@ -122,6 +128,5 @@ export class Exchange {
         this.#sinks.logger.error({ executionId: s.executionId, err }, 'egress decision observer failed');
       }
     }
-    this.#onDone(this);
   }
 }
