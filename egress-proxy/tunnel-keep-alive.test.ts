@@ -2,14 +2,15 @@
  * The keep-alive a connection inside a tunnel announces, and that the proxy
  * honours it: a client that trusts the announcement must never have its next
  * request cut off with the connection, and a program that made one request
- * must not be kept alive by its tunnel.
+ * must not be kept alive by its tunnel. And when a client does open a new
+ * tunnel, it resumes its TLS session rather than paying a full handshake.
  */
 import { promises as fs } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalHost } from '../policies/index.ts';
 import { startUpstream } from '../test/fixtures/upstream.ts';
@@ -179,6 +180,34 @@ describe('keep-alive inside a tunnel', () => {
       expect(tunnels).toHaveLength(2);
     } finally {
       agent.destroy();
+      await s.close();
+    }
+  });
+});
+
+describe('a new tunnel to a host already reached', () => {
+  it('resumes the TLS session the last one left, instead of a full handshake', async () => {
+    const s = await open();
+    let session: Buffer | undefined;
+    const reused: boolean[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const t = await connectTunnel(s.socketPath, `${HOST}:443`);
+        const tl = tls.connect({ socket: t.socket, servername: HOST, ca: proxy.caCertPem, ALPNProtocols: ['http/1.1'], ...(session === undefined ? {} : { session }) });
+        // TLS 1.3 sends its tickets after the handshake: the first one is taken once a response has come back.
+        tl.on('session', (ticket: Buffer) => {
+          session ??= ticket;
+        });
+        await new Promise<void>((resolve, reject) => {
+          tl.once('secureConnect', () => resolve());
+          tl.once('error', reject);
+        });
+        expect((await exchange(tl, `/v1/tunnel-${i}`)).status).toBe('HTTP/1.1 200 OK');
+        reused.push(tl.isSessionReused());
+        tl.destroy();
+      }
+      expect(reused).toEqual([false, true, true]);
+    } finally {
       await s.close();
     }
   });
