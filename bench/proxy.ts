@@ -13,20 +13,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Duplex } from 'node:stream';
 import { startUpstream, type Upstream } from '../test/fixtures/upstream.ts';
 import type { ProxyServerConfig, ProxyServerReady } from './proxy-server.ts';
+import { printTable, writeStandaloneResult, type Row } from './report.ts';
 import { closedLoop, type LoadResult } from './stats.ts';
 
 const HOST = 'bench.test';
 const PATH = '/v1/items/42';
-const PROXY_SERVER = fileURLToPath(new URL('./proxy-server.ts', import.meta.url));
+/** `BENCH_PROXY_SERVER=<path>` runs another checkout's proxy-server.ts (a baseline build) against the same client and upstream. */
+const PROXY_SERVER = process.env.BENCH_PROXY_SERVER ?? fileURLToPath(new URL('./proxy-server.ts', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 const EXIT_TIMEOUT_MS = 10_000;
 
@@ -161,6 +163,9 @@ function send(request: () => http.ClientRequest): Send {
 
 /** An https.Agent whose connections are CONNECT tunnels through the proxy's Unix socket. */
 class TunnelAgent extends https.Agent {
+  /** CONNECTs this agent has sent: how often it dialled and shook hands anew instead of reusing a tunnel. */
+  tunnelsOpened = 0;
+
   constructor(
     private readonly socketPath: string,
     private readonly ca: string,
@@ -170,6 +175,7 @@ class TunnelAgent extends https.Agent {
   }
 
   override createConnection(options: tls.ConnectionOptions, callback?: (err: Error | null, socket: Duplex) => void): Duplex | undefined {
+    this.tunnelsOpened += 1;
     const raw = net.connect({ path: this.socketPath });
     const authority = `${options.host ?? HOST}:${options.port ?? 443}`;
     raw.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
@@ -200,17 +206,42 @@ export interface ProxyCase {
   proxied: LoadResult;
   /** The proxy process's CPU time over the proxied run: per request, and as a share of one core. */
   proxyCpu: { userMs: number; systemMs: number; perRequestUs: number; coreShare: number };
+  /** Connections opened during the measured runs: by the client to the proxy (CONNECTs for https), and by the proxy to the upstream. */
+  connections: { directToUpstream: number; clientToProxy: number; proxyToUpstream: number };
+  /** 1-minute load average before and after the case: the machine is shared. */
+  loadAverage: { before: number; after: number };
 }
 
-function senders(world: ProxyWorld, scheme: 'http' | 'https', concurrency: number): { direct: Send; proxied: Send; destroy: () => void } {
+interface Senders {
+  direct: Send;
+  proxied: Send;
+  /** Connections the proxied client has opened so far. */
+  proxiedConnections(): number;
+  destroy(): void;
+}
+
+/** Counts the connections an http.Agent creates. */
+function countingAgent(agent: http.Agent): { agent: http.Agent; count: () => number } {
+  let opened = 0;
+  const create = agent.createConnection.bind(agent);
+  agent.createConnection = ((...args: Parameters<typeof create>) => {
+    opened += 1;
+    return create(...args);
+  });
+  return { agent, count: () => opened };
+}
+
+function senders(world: ProxyWorld, scheme: 'http' | 'https', concurrency: number): Senders {
   const agentOptions = { keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency };
   const headers = { host: HOST };
   if (scheme === 'http') {
     const directAgent = new http.Agent(agentOptions);
-    const proxyAgent = new http.Agent(agentOptions);
+    const counted = countingAgent(new http.Agent(agentOptions));
+    const proxyAgent = counted.agent;
     return {
       direct: send(() => http.request({ host: '127.0.0.1', port: world.upstream.httpPort, path: PATH, headers, agent: directAgent })),
       proxied: send(() => http.request({ socketPath: world.socketPath, path: `http://${HOST}${PATH}`, headers, agent: proxyAgent })),
+      proxiedConnections: counted.count,
       destroy: () => {
         directAgent.destroy();
         proxyAgent.destroy();
@@ -222,6 +253,7 @@ function senders(world: ProxyWorld, scheme: 'http' | 'https', concurrency: numbe
   return {
     direct: send(() => https.request({ host: '127.0.0.1', port: world.upstream.httpsPort, servername: HOST, path: PATH, headers, agent: directAgent })),
     proxied: send(() => https.request({ host: HOST, port: 443, path: PATH, headers, agent: tunnelAgent })),
+    proxiedConnections: () => tunnelAgent.tunnelsOpened,
     destroy: () => {
       directAgent.destroy();
       tunnelAgent.destroy();
@@ -232,15 +264,22 @@ function senders(world: ProxyWorld, scheme: 'http' | 'https', concurrency: numbe
 /** Direct, then through the proxy, each after a short warm-up that opens the kept-alive connections. */
 export async function proxyCase(world: ProxyWorld, scheme: 'http' | 'https', concurrency: number, durationMs: number): Promise<ProxyCase> {
   const s = senders(world, scheme, concurrency);
+  const upstreamDials = () => world.upstream.connections[scheme];
+  const loadBefore = loadavg()[0] ?? 0;
   try {
     await closedLoop(concurrency, 300, s.direct);
     world.upstream.reset();
+    const directDialsBefore = upstreamDials();
     const direct = await closedLoop(concurrency, durationMs, s.direct);
+    const directToUpstream = upstreamDials() - directDialsBefore;
     await closedLoop(concurrency, 300, s.proxied);
     world.upstream.reset();
+    const clientBefore = s.proxiedConnections();
+    const upstreamBefore = upstreamDials();
     const before = await world.proxyCpu();
     const proxied = await closedLoop(concurrency, durationMs, s.proxied);
     const after = await world.proxyCpu();
+    const connections = { directToUpstream, clientToProxy: s.proxiedConnections() - clientBefore, proxyToUpstream: upstreamDials() - upstreamBefore };
     world.upstream.reset();
     const user = after.user - before.user;
     const system = after.system - before.system;
@@ -250,10 +289,39 @@ export async function proxyCase(world: ProxyWorld, scheme: 'http' | 'https', con
       perRequestUs: proxied.completed > 0 ? Math.round((user + system) / proxied.completed) : 0,
       coreShare: Math.round(((user + system) / 1000 / Math.max(1, proxied.durationMs)) * 100) / 100,
     };
-    return { scheme, concurrency, direct, proxied, proxyCpu };
+    const loadAverage = { before: round2(loadBefore), after: round2(loadavg()[0] ?? 0) };
+    return { scheme, concurrency, direct, proxied, proxyCpu, connections, loadAverage };
   } finally {
     s.destroy();
   }
+}
+
+const round2 = (v: number) => Math.round(v * 100) / 100;
+
+/** Table rows for proxy cases: measure, value, same-run baseline, difference. */
+export function proxyRows(cases: readonly ProxyCase[]): Row[] {
+  const rows: Row[] = [];
+  for (const p of cases) {
+    const name = `${p.scheme.toUpperCase()} via proxy, c=${p.concurrency}`;
+    const load = `load ${p.loadAverage.before}→${p.loadAverage.after}`;
+    rows.push([`${name}: req/s`, `${p.proxied.perSecond}/s (${p.proxied.failed} failed)`, `direct ${p.direct.perSecond}/s`, `${Math.round((p.proxied.perSecond / p.direct.perSecond) * 100)}%`, load]);
+    rows.push([
+      `${name}: p50 / p99 ms`,
+      `${p.proxied.latency.p50} / ${p.proxied.latency.p99}`,
+      `direct ${p.direct.latency.p50} / ${p.direct.latency.p99}`,
+      `+${(p.proxied.latency.p50 - p.direct.latency.p50).toFixed(2)} ms p50`,
+      '',
+    ]);
+    rows.push([`${name}: proxy CPU`, `${p.proxyCpu.perRequestUs} µs/request`, `${Math.round(p.proxyCpu.coreShare * 100)}% of a core`, '', '']);
+    rows.push([
+      `${name}: connections opened`,
+      `client→proxy ${p.connections.clientToProxy}, proxy→upstream ${p.connections.proxyToUpstream}`,
+      `direct ${p.connections.directToUpstream}`,
+      `${p.proxied.completed} requests`,
+      '',
+    ]);
+  }
+  return rows;
 }
 
 export interface ConnectCost {
@@ -332,3 +400,120 @@ export async function secretCase(world: ProxyWorld, concurrency: number, duratio
     secretAgent.destroy();
   }
 }
+
+export interface ExitCase {
+  client: string;
+  requests: number;
+  /** Program start to its "done" line, and from that line to the process's exit (what lingering connections add). */
+  runMs: number;
+  lingerMs: number;
+}
+
+const EXIT_PROGRAMS: ReadonlyArray<{ client: string; code: (requests: number) => string }> = [
+  {
+    client: 'fetch',
+    code: (n) => `(async () => { for (let i = 0; i < ${n}; i++) await fetch('https://${HOST}${PATH}').then((r) => r.text()); console.log('done'); })();`,
+  },
+  {
+    client: 'https.get',
+    code: (n) =>
+      `const https = require('node:https'); const get = () => new Promise((ok, fail) => https.get('https://${HOST}${PATH}', (r) => { r.resume(); r.on('end', ok); }).on('error', fail));` +
+      ` (async () => { for (let i = 0; i < ${n}; i++) await get(); console.log('done'); })();`,
+  },
+];
+
+/**
+ * How long a program lingers after its last request through the proxy: a
+ * kept-alive tunnel keeps a Node program alive (its client cannot unref the
+ * socket under TLS) until one side closes it. Runs the sandbox's way of
+ * reaching the proxy: NODE_USE_ENV_PROXY, a loopback TCP port forwarded to
+ * the session's socket, the proxy's CA trusted. `node` is the binary to run
+ * (`BENCH_SANDBOX_NODE`: the sandbox image's node; NODE_USE_ENV_PROXY needs
+ * node 24 or later, so without it this part is left out).
+ */
+export async function exitLinger(world: ProxyWorld, node: string, requestCounts: readonly number[]): Promise<ExitCase[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-exit-'));
+  const caFile = join(dir, 'ca.pem');
+  await writeFile(caFile, world.caCertPem);
+  const forwarder = net.createServer((client) => {
+    const upstream = net.connect({ path: world.socketPath, allowHalfOpen: true });
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.1', resolve));
+  const proxyUrl = `http://127.0.0.1:${(forwarder.address() as net.AddressInfo).port}`;
+  const env = { PATH: process.env.PATH ?? '', HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl, NODE_USE_ENV_PROXY: '1', NODE_EXTRA_CA_CERTS: caFile };
+  const cases: ExitCase[] = [];
+  try {
+    for (const program of EXIT_PROGRAMS) {
+      for (const requests of requestCounts) {
+        const started = performance.now();
+        let doneAt = Number.NaN;
+        const child = spawn(node, ['-e', program.code(requests)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+        child.stdout.on('data', (chunk: Buffer) => {
+          if (chunk.toString().includes('done')) doneAt = performance.now();
+        });
+        await exited(child);
+        const ended = performance.now();
+        if (Number.isNaN(doneAt)) throw new Error(`${program.client} × ${requests}: the program did not finish its requests`);
+        cases.push({ client: program.client, requests, runMs: Math.round(doneAt - started), lingerMs: Math.round(ended - doneAt) });
+      }
+    }
+  } finally {
+    await new Promise((resolve) => forwarder.close(resolve));
+    await rm(dir, { recursive: true, force: true });
+  }
+  return cases;
+}
+
+export function exitRows(cases: readonly ExitCase[], node: string): Row[] {
+  return cases.map((c) => [`${c.client} × ${c.requests} via proxy (${node}): exit after last response`, `+${c.lingerMs} ms`, `run ${c.runMs} ms`, '', '']);
+}
+
+/** Seconds each standalone case runs: `BENCH_PROXY_SECONDS`, 3 by default. */
+function caseMs(): number {
+  const seconds = Number(process.env.BENCH_PROXY_SECONDS ?? '3');
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 3000;
+}
+
+const ALL_CASES = [['http', 1], ['http', 32], ['https', 1], ['https', 32]] as const;
+
+/** `BENCH_PROXY_CASES=https:32,http:1` runs only those (for a profile of one case); all four by default. */
+function selectedCases(): ReadonlyArray<readonly ['http' | 'https', number]> {
+  const wanted = process.env.BENCH_PROXY_CASES?.split(',').map((c) => c.trim());
+  return wanted === undefined ? ALL_CASES : ALL_CASES.filter(([scheme, concurrency]) => wanted.includes(`${scheme}:${concurrency}`));
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const durationMs = caseMs();
+  const world = await startProxyWorld();
+  const cases: ProxyCase[] = [];
+  let connect: ConnectCost;
+  let exits: ExitCase[];
+  const sandboxNode = process.env.BENCH_SANDBOX_NODE;
+  try {
+    for (const [scheme, concurrency] of selectedCases()) cases.push(await proxyCase(world, scheme, concurrency, durationMs));
+    connect = await connectCost(world, 300);
+    // NODE_USE_ENV_PROXY needs node 24: only with the sandbox's node given.
+    exits = sandboxNode === undefined ? [] : await exitLinger(world, sandboxNode, [1, 6]);
+  } finally {
+    await world.close();
+  }
+  const rows = proxyRows(cases);
+  rows.push([`refused CONNECT (403, no TLS), ${connect.count} sequential: proxy CPU`, `${connect.refusedUs} µs/CONNECT`, `allowed, leaf cached ${connect.allowedUs} µs`, '', '']);
+  if (sandboxNode !== undefined) rows.push(...exitRows(exits, sandboxNode));
+  process.stdout.write(`${PROXY_TOPOLOGY}\n`);
+  printTable(['measure', 'value', 'same-run baseline', 'difference', 'machine'], rows);
+  await writeStandaloneResult('proxy', 'proxy', startedAt, {
+    topology: PROXY_TOPOLOGY,
+    proxyServer: PROXY_SERVER,
+    durationMs,
+    cases,
+    connectCost: connect,
+    exitLinger: { node: sandboxNode, cases: exits },
+  });
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -204,9 +204,10 @@ describe('seed scenarios', () => {
   });
 
   // Node's https client cannot unref the socket under an idle proxied tunnel,
-  // so the program lives until the proxy closes it: the proxy must not hold an
-  // idle tunnel for the HTTP server's keep-alive (5 s plus a second of grace).
-  it('reuses a tunnel for a prompt next request, then closes it soon after it goes idle', async () => {
+  // so the program lives until one side closes it: the proxy closes an idle
+  // tunnel itself once the keep-alive it announced has passed, not the HTTP
+  // server's (5 s plus a second of grace). tunnel-keep-alive.test.ts says when.
+  it('reuses a tunnel for a prompt next request, then closes it once its announced keep-alive has passed', async () => {
     const s = await open();
     const t = await connectTunnel(s.socketPath, 'api.stripe.com:443');
     const tl = await tlsOverTunnel(t.socket, 'api.stripe.com', proxy.caCertPem);
@@ -231,10 +232,9 @@ describe('seed scenarios', () => {
     expect(await exchange('/v1/second')).toBe('HTTP/1.1 200 OK');
     await closed;
     expect(up.requests.map((r) => r.path)).toEqual(['/v1/first', '/v1/second']);
-  }, 3_000);
-  // A kept-alive connection the proxy closes after TUNNEL_IDLE_MS would race
-  // the client's next request on a slow machine: the hint makes Node's own
-  // clients close it after each response instead.
+  }, 10_000);
+  // A program that makes one request must not be kept alive by its tunnel:
+  // the hint makes Node's own clients close it after that response.
   it('tells a Node client inside a tunnel to close the connection after each response', async () => {
     const s = await open();
     const tunnels: tls.TLSSocket[] = [];

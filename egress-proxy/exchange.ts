@@ -97,6 +97,12 @@ export class Exchange {
       if (this.secrets.length > 0) this.#entry.secrets = [...this.secrets];
       this.#report({ ...this.#entry });
     }
+    // Past the log's cap most exchanges are neither logged nor observed: then there is no decision to build.
+    if (this.#logged || this.#sinks.observers.length > 0) this.#report(outcome, durationMs);
+    this.#onDone(this);
+  }
+
+  #report(outcome: ExchangeOutcome, durationMs: number): void {
     const s = this.#start;
     const decision: EgressDecision = {
       executionId: s.executionId,
@@ -125,7 +131,6 @@ export class Exchange {
         this.#sinks.logger.error({ executionId: s.executionId, err }, 'egress decision observer failed');
       }
     }
-    this.#onDone(this);
   }
 
   /** Like an observer, a failing entry listener is logged and never fails the exchange. */

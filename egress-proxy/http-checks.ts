@@ -132,15 +132,19 @@ const HOP_BY_HOP = new Set([
 
 /** Header pairs, as received minus hop-by-hop ones, in their original order and case. */
 export function forwardableHeaders(rawHeaders: readonly string[]): string[] {
-  const named = new Set<string>();
+  // Built only when Connection names a header that is not hop-by-hop anyway (rare): this runs twice per request.
+  let named: Set<string> | undefined;
   for (const v of rawValues(rawHeaders, 'connection')) {
-    for (const token of v.split(',')) named.add(token.trim().toLowerCase());
+    for (const token of v.split(',')) {
+      const lower = token.trim().toLowerCase();
+      if (!HOP_BY_HOP.has(lower)) (named ??= new Set()).add(lower);
+    }
   }
   const out: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? '';
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || named?.has(lower) === true) continue;
     out.push(name, rawHeaders[i + 1] ?? '');
   }
   return out;

@@ -40,6 +40,7 @@ import { refuseNestedConnect, refuseUnparsed, serveRequest } from './request-han
 import { Responder } from './responder.ts';
 import type { Sink } from './responder.ts';
 import { fallbackUrlOf, proxyRoute, tunnelRoute } from './route.ts';
+import { TUNNEL_SERVER_KEEP_ALIVE_MS, TunnelKeepAlive } from './tunnel-keep-alive.ts';
 import { TunnellingAgent } from './upstream-proxy.ts';
 import type { ExchangeRequest, ProxyRuntime, SessionScope } from './runtime.ts';
 import type { EgressSessionInfo, NetworkLogEntry, NetworkLogResult } from './types.ts';
@@ -69,26 +70,8 @@ const SERVER_OPTIONS: http.ServerOptions = {
   // Long downloads are fine; idleness is what CLIENT_IDLE_MS limits.
   requestTimeout: 0,
 };
-/**
- * Inside a tunnel an idle connection is closed quickly, by our own timer.
- * Node's https client behind a proxy cannot unref the TCP socket under an
- * idle TLS tunnel, so a program that made one https.get() stays alive until
- * we close the connection: this wait is added to the run time of every such
- * program. (The HTTP server's own keepAliveTimeout adds a second of grace on
- * top of its value, too slow here.) Clients that ignore the keep-alive hint
- * below may still send back-to-back requests on the connection.
- */
-const TUNNEL_IDLE_MS = 250;
-/**
- * Inside a tunnel, responses announce `Keep-Alive: timeout=1` rather than the
- * server default's 5 s. Node's http Agent and undici (fetch) retire a
- * connection a second or more before the announced timeout, so at 1 s they
- * close it themselves after each response and never send a next request onto
- * one the idle close above is ending. Announcing 5 s, a program slowed past
- * TUNNEL_IDLE_MS between two requests (a loaded machine) had its next request
- * cut off with the connection, and its fetch failed.
- */
-const TUNNEL_SERVER_OPTIONS: http.ServerOptions = { ...SERVER_OPTIONS, keepAliveTimeout: 1_000 };
+/** Inside a tunnel, idle connections and the keep-alive they announce are tunnel-keep-alive.ts's. */
+const TUNNEL_SERVER_OPTIONS: http.ServerOptions = { ...SERVER_OPTIONS, keepAliveTimeout: TUNNEL_SERVER_KEEP_ALIVE_MS };
 /** Upstream connections per session and scheme, open and kept idle alike. */
 const UPSTREAM_SOCKETS = 64;
 const AGENT_OPTIONS: https.AgentOptions = { keepAlive: true, maxSockets: UPSTREAM_SOCKETS, maxFreeSockets: UPSTREAM_SOCKETS, timeout: 60_000 };
@@ -108,7 +91,7 @@ export class EgressSession<TContext = unknown> {
   readonly #inner: http.Server;
   /** Which destination each accepted tunnel's stream is bound to. */
   readonly #tunnels = new WeakMap<Duplex, Destination>();
-  readonly #tunnelIdle = new WeakMap<Duplex, { inFlight: number; timer: NodeJS.Timeout | undefined }>();
+  readonly #tunnelKeepAlive = new TunnelKeepAlive();
   readonly #sockets = new Set<Duplex>();
   readonly #upstreams = new Set<http.ClientRequest>();
   readonly #open = new Set<Exchange>();
@@ -259,27 +242,6 @@ export class EgressSession<TContext = unknown> {
     return ex;
   }
 
-  /** Counts requests in flight per tunnel; the tunnel closes TUNNEL_IDLE_MS after the last one ends. */
-  #closeWhenIdle(socket: Duplex, res: http.ServerResponse): void {
-    const idle = this.#tunnelIdle.get(socket) ?? { inFlight: 0, timer: undefined };
-    this.#tunnelIdle.set(socket, idle);
-    clearTimeout(idle.timer);
-    idle.inFlight += 1;
-    let ended = false;
-    const onEnd = () => {
-      if (ended) return;
-      ended = true;
-      idle.inFlight -= 1;
-      if (idle.inFlight > 0) return;
-      idle.timer = setTimeout(() => {
-        if (idle.inFlight === 0) socket.destroy();
-      }, TUNNEL_IDLE_MS);
-      idle.timer.unref();
-    };
-    res.once('finish', onEnd);
-    res.once('close', onEnd);
-  }
-
   // --- the servers' events, each handed to the one pipeline ------------------------------
 
   #onProxyRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -292,7 +254,7 @@ export class EgressSession<TContext = unknown> {
       res.destroy();
       return;
     }
-    this.#closeWhenIdle(req.socket, res);
+    this.#tunnelKeepAlive.track(req.socket, res);
     void serveRequest(this.#handlers, req, { kind: 'response', res }, tunnelRoute(req, dest, this.#rt.canonicalHost), fallbackUrlOf(req, dest));
   }
 
