@@ -95,7 +95,7 @@ export class Exchange {
       }
       this.#entry.durationMs = durationMs;
       if (this.secrets.length > 0) this.#entry.secrets = [...this.secrets];
-      this.#report({ ...this.#entry });
+      this.#tellEntry({ ...this.#entry });
     }
     // Past the log's cap most exchanges are neither logged nor observed: then there is no decision to build.
     if (this.#logged || this.#sinks.observers.length > 0) this.#report(outcome, durationMs);
@@ -134,7 +134,7 @@ export class Exchange {
   }
 
   /** Like an observer, a failing entry listener is logged and never fails the exchange. */
-  #report(entry: NetworkLogEntry): void {
+  #tellEntry(entry: NetworkLogEntry): void {
     try {
       this.#sinks.onEntry?.(entry);
     } catch (err) {
