@@ -4,6 +4,9 @@
  * reports a container stopped unless told to, so a test that answers proves
  * the answer did not wait for it.
  */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { defaultPolicyResult, type CompiledPolicy } from '../policies/index.ts';
@@ -72,9 +75,10 @@ const silent = { info: () => undefined, warn: () => undefined };
 
 /**
  * A container whose agent answers the job header with `script(token)`: the
- * frames it writes back. The engine's wait resolves only when `stop` is called.
+ * frames it writes back. The engine's wait resolves only when `stop` is
+ * called. Every engine call made on it lands in `calls`.
  */
-function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit = { statusCode: 0, oomKilled: false }, id = 'scripted', events: string[] = []) {
+function scriptedContainer(script: (token: string) => Buffer[], engineExit: ContainerExit = { statusCode: 0, oomKilled: false }, events: string[] = [], calls: string[] = []) {
   let engineStopped: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => {
     engineStopped = resolve;
@@ -85,7 +89,6 @@ function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit
     stream.push(null);
   };
   let input = '';
-  const calls: string[] = [];
   const stream = new Duplex({
     read() {},
     write(chunk: Buffer, _encoding, done) {
@@ -101,9 +104,18 @@ function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit
   });
   const container: SandboxContainer = {
     id: 'scripted',
-    attach: () => Promise.resolve(stream),
-    start: () => Promise.resolve(),
-    wait: () => stopped,
+    attach: () => {
+      calls.push('attach');
+      return Promise.resolve(stream);
+    },
+    start: () => {
+      calls.push('start');
+      return Promise.resolve();
+    },
+    wait: () => {
+      calls.push('wait');
+      return stopped;
+    },
     kill: () => {
       calls.push('kill');
       stop();
@@ -119,9 +131,14 @@ function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit
       return Promise.resolve();
     },
   };
-  const sandbox = new ReadySandbox(id, 'node', 'runc', container, '/nonexistent/sandbox-egress-test', stream, 1 << 20);
-  sandbox.watchExit(container.wait());
-  return { sandbox, calls, stop, stream };
+  return { container, calls, stop, stream };
+}
+
+/** A started sandbox around a scripted container (see scriptedContainer). */
+function scripted(script: (token: string) => Buffer[], engineExit?: ContainerExit, id = 'scripted', events: string[] = []) {
+  const made = scriptedContainer(script, engineExit, events);
+  const sandbox = new ReadySandbox(id, 'node', 'runc', made.container, '/nonexistent/sandbox-egress-test', made.stream, 1 << 20);
+  return { sandbox, ...made };
 }
 
 function executorOptions(egress: EgressPort = new FakeEgress()): ExecutorOptions {
@@ -368,5 +385,60 @@ describe('the pool per isolation tier', () => {
     expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1, ready: { 'node/runc': 1 } });
     expect(ex.coldRuns).toBe(1);
     await pool.close();
+  });
+});
+
+describe('the engine calls of one execution', () => {
+  /**
+   * An executor whose engine makes scripted containers, every call on them
+   * (create included) in `calls`; with `stops`, the container stops once
+   * its agent has written its frames.
+   */
+  async function countingExecutor(script: (token: string) => Buffer[], options: { engineExit?: ContainerExit; stops?: boolean } = {}) {
+    const calls: string[] = [];
+    const sandboxesDir = await mkdtemp(join(tmpdir(), 'executor-calls-'));
+    const client: ContainerClient = {
+      ...noTools,
+      create: () => {
+        calls.push('create');
+        const made = scriptedContainer(
+          (token) => {
+            if (options.stops) setImmediate(() => made.stop());
+            return script(token);
+          },
+          options.engineExit,
+          [],
+          calls,
+        );
+        return Promise.resolve(made.container);
+      },
+    };
+    const ex = new Executor({ ...executorOptions(), client, sandboxesDir });
+    return { ex, calls, sandboxesDir, [Symbol.asyncDispose]: () => rm(sandboxesDir, { recursive: true, force: true }) };
+  }
+
+  it('are create, attach, start and remove: no wait, inspect or kill when the agent reported a clean exit', async () => {
+    await using counting = await countingExecutor(helloAgent);
+    const result = await counting.ex.run(job);
+    expect(result).toMatchObject({ stdout: 'hello\n', code: 0 });
+    await counting.ex.settle();
+    expect(counting.calls).toEqual(['create', 'attach', 'start', 'remove']);
+    expect(await readdir(counting.sandboxesDir)).toEqual([]);
+  });
+
+  it('add the engine wait and inspect only when the agent reported no exit', async () => {
+    await using counting = await countingExecutor((t) => [frame(2, record(t, 'started')), frame(2, 'sandbox-agent: broken\n')], { engineExit: { statusCode: 125, oomKilled: false }, stops: true });
+    const result = await counting.ex.run(job);
+    expect(result).toMatchObject({ stderr: 'sandbox-agent: broken\n', code: 125 });
+    await counting.ex.settle();
+    expect(counting.calls).toEqual(['create', 'attach', 'start', 'wait', 'inspect', 'remove']);
+  });
+
+  it('add a kill when the program outlives its timeout', async () => {
+    await using counting = await countingExecutor((t) => [frame(2, record(t, 'started'))]);
+    const result = await counting.ex.run({ ...job, timeoutMs: 50 });
+    expect(result).toMatchObject({ timedOut: true, signal: 'SIGKILL' });
+    await counting.ex.settle();
+    expect(counting.calls).toEqual(['create', 'attach', 'start', 'kill', 'wait', 'inspect', 'remove']);
   });
 });

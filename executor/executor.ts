@@ -181,8 +181,6 @@ export class Executor {
       const sandbox = new ReadySandbox(sandboxId, runtime, isolation, container, egressDir, stream, limits.outputLimitBytes);
       sandbox.exposedTools = exposedTools(tools, allowedBinaries);
       await container.start();
-      // Only after start: waiting on a created container returns at once.
-      sandbox.watchExit(container.wait());
       return sandbox;
     } catch (error) {
       stream?.destroy();
@@ -310,14 +308,15 @@ export class Executor {
     if (job.stdin) sandbox.stream.write(job.stdin);
     sandbox.stream.end();
 
-    const first = await raceTimer(Promise.race([reported, sandbox.exited.then(() => undefined)]), job.timeoutMs);
+    // The stream ends when the container stops, so racing it needs no
+    // engine call; the records, when they came, came before its end.
+    const first = await raceTimer(Promise.race([reported, sandbox.outputDone.then(() => sandbox.reportedExit)]), job.timeoutMs);
     const timedOut = first === 'timeout';
     let exit: ProgramExit | undefined = timedOut ? undefined : first;
     if (exit !== undefined && exit.signal !== 'SIGKILL') {
       return { ...this.#output(sandbox), ...exit, timedOut: false, oomKilled: false, durationMs: Math.round(performance.now() - startedAt) };
     }
-    const stopped = exit === undefined && !timedOut;
-    if (!stopped && (timedOut || (await raceTimer(sandbox.exited, EXIT_GRACE_MS)) === 'timeout')) {
+    if (timedOut || (await raceTimer(sandbox.exited, EXIT_GRACE_MS)) === 'timeout') {
       await sandbox.container.kill();
       await sandbox.exited;
     }
