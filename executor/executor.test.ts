@@ -442,3 +442,64 @@ describe('the engine calls of one execution', () => {
     expect(counting.calls).toEqual(['create', 'attach', 'start', 'kill', 'wait', 'inspect', 'remove']);
   });
 });
+
+describe('removing used sandboxes', () => {
+  /** A sandbox whose removal finishes only when `finish` is called. */
+  function slowToRemove(id: string, removing: string[]) {
+    let finish: () => void = () => undefined;
+    const made = scripted(helloAgent, undefined, id);
+    made.container.remove = () => {
+      removing.push(id);
+      return new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+    };
+    return { sandbox: made.sandbox, finish: () => finish() };
+  }
+
+  it('happens a few at a time, after the answer, and settle() waits for every one queued', async () => {
+    const ex = executor();
+    const removing: string[] = [];
+    const sandboxes = ['a', 'b', 'c'].map((id) => slowToRemove(id, removing));
+    for (const { sandbox } of sandboxes) ex.discard(sandbox);
+    expect(removing).toEqual(['a', 'b']);
+    expect(ex.removing).toBe(3);
+
+    let settled = false;
+    const settling = ex.settle().then(() => {
+      settled = true;
+    });
+    sandboxes[0]?.finish();
+    await expect.poll(() => removing).toEqual(['a', 'b', 'c']);
+    sandboxes[1]?.finish();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    sandboxes[2]?.finish();
+    await settling;
+    expect(ex.removing).toBe(0);
+  });
+
+  it('is drained by the pool on close, so no container outlives a shutdown', async () => {
+    const removed: string[] = [];
+    class Recording extends ScriptedExecutor {
+      override discard(sandbox: ReadySandbox): void {
+        Executor.prototype.discard.call(this, sandbox);
+      }
+    }
+    const ex = new Recording();
+    const pool = new WarmPool({ executor: ex, runtimes: ['node'], isolations: ['runc'], size: 3, logger: silent });
+    pool.start();
+    await pool.whenFull();
+    for (const made of ex.made) {
+      made.container.remove = () =>
+        new Promise<void>((resolve) =>
+          setTimeout(() => {
+            removed.push(made.sandbox.id);
+            resolve();
+          }, 5),
+        );
+    }
+    await pool.close();
+    expect(removed.sort()).toEqual(['pooled-0', 'pooled-1', 'pooled-2']);
+  });
+});

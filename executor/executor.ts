@@ -14,6 +14,7 @@ import { newRecordToken, type ProgramExit } from './agent-records.ts';
 import { LABEL_EXECUTION, LABEL_INSTANCE, LABEL_MANAGED, SANDBOX_UID, sandboxContainerSpec, type Isolation, type Runtime, type SandboxLimits } from './container-spec.ts';
 import type { ContainerClient, SandboxContainer } from './docker.ts';
 import { CA_CERT_FILE, PROXY_SOCKET_FILE, type EgressPort, type EgressSession, type NetworkLog, type NetworkLogEntry } from './egress.ts';
+import { RemovalQueue } from './removals.ts';
 import { ReadySandbox } from './sandbox.ts';
 import { exposedTools, toolMasks, toolsFromLabels, type ImageTools } from './tools.ts';
 
@@ -91,6 +92,11 @@ const OUTPUT_DRAIN_MS = 2000;
 /** After the agent reported a SIGKILL, how long the container gets to stop before it is killed. */
 const EXIT_GRACE_MS = 2000;
 const NO_NETWORK_LOG: NetworkLog = { entries: [], capped: false };
+/**
+ * Container removals under way at once. The engine serialises much of a
+ * removal anyway; more at once only takes CPU from running programs.
+ */
+const REMOVALS_AT_ONCE = 2;
 
 const SIGNAL_NAMES = new Map<number, string>(
   Object.entries(osConstants.signals).map(([name, num]) => [num, name]),
@@ -119,7 +125,7 @@ async function raceTimer<T>(promise: Promise<T>, ms: number): Promise<T | 'timeo
 }
 
 export class Executor {
-  readonly #removals = new Set<Promise<void>>();
+  readonly #removals = new RemovalQueue({ concurrency: REMOVALS_AT_ONCE });
   readonly #imageTools = new Map<string, Promise<ImageTools>>();
   #warnedUnrestricted = false;
 
@@ -337,23 +343,28 @@ export class Executor {
   }
 
   /**
-   * Removes a sandbox (used or not) in the background; settle() waits for
-   * every removal still under way, so nothing outlives a clean shutdown.
+   * Removes a sandbox (used or not) in the background, after the answer
+   * and a few at a time (RemovalQueue); settle() waits for every removal
+   * queued or under way, so nothing outlives a clean shutdown.
    */
   discard(sandbox: ReadySandbox): void {
     sandbox.stream.destroy();
-    const removal = Promise.allSettled([sandbox.container.remove()]).then(async ([outcome]) => {
+    this.#removals.add(async () => {
+      const [outcome] = await Promise.allSettled([sandbox.container.remove()]);
       await rm(sandbox.egressDir, { recursive: true, force: true }).catch(() => undefined);
       if (outcome?.status === 'rejected') {
         this.options.logger.warn({ sandboxId: sandbox.id, err: String(outcome.reason) }, 'sandbox cleanup failed');
       }
     });
-    this.#removals.add(removal);
-    void removal.finally(() => this.#removals.delete(removal));
+  }
+
+  /** Containers queued for removal or being removed. */
+  get removing(): number {
+    return this.#removals.size;
   }
 
   /** Resolves when every sandbox handed to discard() (or finished by runIn) is gone. */
-  async settle(): Promise<void> {
-    while (this.#removals.size > 0) await Promise.all([...this.#removals]);
+  settle(): Promise<void> {
+    return this.#removals.drain();
   }
 }
