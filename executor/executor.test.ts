@@ -503,3 +503,103 @@ describe('removing used sandboxes', () => {
     expect(removed.sort()).toEqual(['pooled-0', 'pooled-1', 'pooled-2']);
   });
 });
+
+describe('the pool under load', () => {
+  /** Sandboxes come ready only when the test says so: `pending` holds each prepare() under way. */
+  class GatedExecutor extends ScriptedExecutor {
+    readonly pending: Array<{ ready: () => void; fail: (error: Error) => void }> = [];
+    mostAtOnce = 0;
+
+    override prepare(): Promise<ReadySandbox> {
+      return new Promise((resolve, reject) => {
+        const entry = {
+          ready: () => {
+            this.pending.splice(this.pending.indexOf(entry), 1);
+            resolve(super.prepare());
+          },
+          fail: (error: Error) => {
+            this.pending.splice(this.pending.indexOf(entry), 1);
+            reject(error);
+          },
+        };
+        this.pending.push(entry);
+        this.mostAtOnce = Math.max(this.mostAtOnce, this.pending.length);
+      });
+    }
+  }
+
+  const pooled = (ex: Executor, size: number) => new WarmPool({ executor: ex, runtimes: ['node'], isolations: ['runc'], size, logger: silent, retryMs: { min: 60_000, max: 60_000 } });
+
+  it('refills one sandbox at a time while no job waits', async () => {
+    const ex = new GatedExecutor();
+    const pool = pooled(ex, 3);
+    pool.start();
+    for (let i = 0; i < 3; i++) {
+      await expect.poll(() => ex.pending.length).toBe(1);
+      ex.pending[0]?.ready();
+    }
+    await pool.whenFull();
+    expect(ex.mostAtOnce).toBe(1);
+    await pool.close();
+  });
+
+  it('gives a job that finds the pool empty the sandbox already being made, not a container of its own', async () => {
+    const ex = new GatedExecutor();
+    const pool = pooled(ex, 1);
+    pool.start();
+    await expect.poll(() => ex.pending.length).toBe(1);
+    const running = pool.run(job);
+    await expect.poll(() => pool.stats().waiting).toEqual({ 'node/runc': 1 });
+    expect(ex.pending).toHaveLength(1);
+    ex.pending[0]?.ready();
+    expect((await running).stdout).toBe('hello\n');
+    expect(pool.stats()).toMatchObject({ warmRuns: 1, waitedRuns: 1, coldRuns: 0 });
+    expect(ex.coldRuns).toBe(0);
+    await expect.poll(() => ex.pending.length).toBe(1);
+    ex.pending[0]?.ready();
+    await pool.close();
+  });
+
+  it('makes one sandbox per waiting job at once, no more', async () => {
+    const ex = new GatedExecutor();
+    const pool = pooled(ex, 1);
+    pool.start();
+    await expect.poll(() => ex.pending.length).toBe(1);
+    const runs = [pool.run(job), pool.run(job), pool.run(job)];
+    await expect.poll(() => ex.pending.length).toBe(3);
+    while (ex.pending.length > 0) ex.pending[0]?.ready();
+    for (const run of runs) expect((await run).stdout).toBe('hello\n');
+    expect(ex.mostAtOnce).toBe(3);
+    expect(pool.stats()).toMatchObject({ warmRuns: 3, waitedRuns: 3, coldRuns: 0 });
+    await expect.poll(() => ex.pending.length).toBe(1);
+    ex.pending[0]?.ready();
+    await pool.close();
+  });
+
+  it('sends waiting jobs down the cold path when the refill fails', async () => {
+    const ex = new GatedExecutor();
+    const pool = pooled(ex, 1);
+    pool.start();
+    await expect.poll(() => ex.pending.length).toBe(1);
+    const running = pool.run(job);
+    await expect.poll(() => pool.stats().waiting).toEqual({ 'node/runc': 1 });
+    ex.pending[0]?.fail(new Error('engine down'));
+    expect((await running).stdout).toBe('cold\n');
+    expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1 });
+    await pool.close();
+  });
+
+  it('sends waiting jobs down the cold path when it closes', async () => {
+    const ex = new GatedExecutor();
+    const pool = pooled(ex, 1);
+    pool.start();
+    await expect.poll(() => ex.pending.length).toBe(1);
+    const running = pool.run(job);
+    await expect.poll(() => pool.stats().waiting).toEqual({ 'node/runc': 1 });
+    const closing = pool.close();
+    expect((await running).stdout).toBe('cold\n');
+    ex.pending[0]?.ready();
+    await closing;
+    expect(ex.discarded).toEqual(['pooled-0']);
+  });
+});
