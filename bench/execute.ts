@@ -4,7 +4,7 @@
  * closed loop and latency under an open one, and memory of the server and
  * of idle pooled sandboxes. Run alone (`npx tsx bench/execute.ts`) it
  * reports the executor's rows beside their baselines (BENCH_TIERS=runc
- * limits it to one tier).
+ * limits it to one tier, BENCH_LOAD_MS sets the load windows).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
@@ -182,8 +182,9 @@ export async function openLoop(service: BenchService, perSecond: number, duratio
 }
 
 const EXECUTOR_N = { warm: 20, pythonStartup: 20 };
-const EXECUTOR_LOAD_MS = 8_000;
-const OPEN_LOOP_MS = 10_000;
+/** Window of each closed loop (BENCH_LOAD_MS): longer on a loaded machine, where a window completes only a few runs. */
+const EXECUTOR_LOAD_MS = Number(process.env.BENCH_LOAD_MS ?? 8_000);
+const OPEN_LOOP_MS = EXECUTOR_LOAD_MS + 2_000;
 
 interface ExecutorTierResult {
   isolation: Isolation;
