@@ -4,6 +4,9 @@
  * reports a container stopped unless told to, so a test that answers proves
  * the answer did not wait for it.
  */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { defaultPolicyResult, type CompiledPolicy } from '../policies/index.ts';
@@ -72,9 +75,10 @@ const silent = { info: () => undefined, warn: () => undefined };
 
 /**
  * A container whose agent answers the job header with `script(token)`: the
- * frames it writes back. The engine's wait resolves only when `stop` is called.
+ * frames it writes back. The engine's wait resolves only when `stop` is
+ * called. Every engine call made on it lands in `calls`.
  */
-function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit = { statusCode: 0, oomKilled: false }, id = 'scripted', events: string[] = []) {
+function scriptedContainer(script: (token: string) => Buffer[], engineExit: ContainerExit = { statusCode: 0, oomKilled: false }, events: string[] = [], calls: string[] = []) {
   let engineStopped: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => {
     engineStopped = resolve;
@@ -85,7 +89,6 @@ function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit
     stream.push(null);
   };
   let input = '';
-  const calls: string[] = [];
   const stream = new Duplex({
     read() {},
     write(chunk: Buffer, _encoding, done) {
@@ -101,9 +104,18 @@ function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit
   });
   const container: SandboxContainer = {
     id: 'scripted',
-    attach: () => Promise.resolve(stream),
-    start: () => Promise.resolve(),
-    wait: () => stopped,
+    attach: () => {
+      calls.push('attach');
+      return Promise.resolve(stream);
+    },
+    start: () => {
+      calls.push('start');
+      return Promise.resolve();
+    },
+    wait: () => {
+      calls.push('wait');
+      return stopped;
+    },
     kill: () => {
       calls.push('kill');
       stop();
@@ -119,9 +131,14 @@ function scripted(script: (token: string) => Buffer[], engineExit: ContainerExit
       return Promise.resolve();
     },
   };
-  const sandbox = new ReadySandbox(id, 'node', 'runc', container, '/nonexistent/sandbox-egress-test', stream, 1 << 20);
-  sandbox.watchExit(container.wait());
-  return { sandbox, calls, stop, stream };
+  return { container, calls, stop, stream };
+}
+
+/** A started sandbox around a scripted container (see scriptedContainer). */
+function scripted(script: (token: string) => Buffer[], engineExit?: ContainerExit, id = 'scripted', events: string[] = []) {
+  const made = scriptedContainer(script, engineExit, events);
+  const sandbox = new ReadySandbox(id, 'node', 'runc', made.container, '/nonexistent/sandbox-egress-test', made.stream, 1 << 20);
+  return { sandbox, ...made };
 }
 
 function executorOptions(egress: EgressPort = new FakeEgress()): ExecutorOptions {
@@ -368,5 +385,221 @@ describe('the pool per isolation tier', () => {
     expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1, ready: { 'node/runc': 1 } });
     expect(ex.coldRuns).toBe(1);
     await pool.close();
+  });
+});
+
+describe('the engine calls of one execution', () => {
+  /**
+   * An executor whose engine makes scripted containers, every call on them
+   * (create included) in `calls`; with `stops`, the container stops once
+   * its agent has written its frames.
+   */
+  async function countingExecutor(script: (token: string) => Buffer[], options: { engineExit?: ContainerExit; stops?: boolean } = {}) {
+    const calls: string[] = [];
+    const sandboxesDir = await mkdtemp(join(tmpdir(), 'executor-calls-'));
+    const client: ContainerClient = {
+      ...noTools,
+      create: () => {
+        calls.push('create');
+        const made = scriptedContainer(
+          (token) => {
+            if (options.stops) setImmediate(() => made.stop());
+            return script(token);
+          },
+          options.engineExit,
+          [],
+          calls,
+        );
+        return Promise.resolve(made.container);
+      },
+    };
+    const ex = new Executor({ ...executorOptions(), client, sandboxesDir });
+    return { ex, calls, sandboxesDir, [Symbol.asyncDispose]: () => rm(sandboxesDir, { recursive: true, force: true }) };
+  }
+
+  it('are create, attach, start and remove: no wait, inspect or kill when the agent reported a clean exit', async () => {
+    await using counting = await countingExecutor(helloAgent);
+    const result = await counting.ex.run(job);
+    expect(result).toMatchObject({ stdout: 'hello\n', code: 0 });
+    await counting.ex.settle();
+    expect(counting.calls).toEqual(['create', 'attach', 'start', 'remove']);
+    expect(await readdir(counting.sandboxesDir)).toEqual([]);
+  });
+
+  it('add the engine wait and inspect only when the agent reported no exit', async () => {
+    await using counting = await countingExecutor((t) => [frame(2, record(t, 'started')), frame(2, 'sandbox-agent: broken\n')], { engineExit: { statusCode: 125, oomKilled: false }, stops: true });
+    const result = await counting.ex.run(job);
+    expect(result).toMatchObject({ stderr: 'sandbox-agent: broken\n', code: 125 });
+    await counting.ex.settle();
+    expect(counting.calls).toEqual(['create', 'attach', 'start', 'wait', 'inspect', 'remove']);
+  });
+
+  it('add a kill when the program outlives its timeout', async () => {
+    await using counting = await countingExecutor((t) => [frame(2, record(t, 'started'))]);
+    const result = await counting.ex.run({ ...job, timeoutMs: 50 });
+    expect(result).toMatchObject({ timedOut: true, signal: 'SIGKILL' });
+    await counting.ex.settle();
+    expect(counting.calls).toEqual(['create', 'attach', 'start', 'kill', 'wait', 'inspect', 'remove']);
+  });
+});
+
+describe('removing used sandboxes', () => {
+  /** A sandbox whose removal finishes only when `finish` is called. */
+  function slowToRemove(id: string, removing: string[]) {
+    let finish: () => void = () => undefined;
+    const made = scripted(helloAgent, undefined, id);
+    made.container.remove = () => {
+      removing.push(id);
+      return new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+    };
+    return { sandbox: made.sandbox, finish: () => finish() };
+  }
+
+  it('happens a few at a time, after the answer, and settle() waits for every one queued', async () => {
+    const ex = executor();
+    const removing: string[] = [];
+    const sandboxes = ['a', 'b', 'c'].map((id) => slowToRemove(id, removing));
+    for (const { sandbox } of sandboxes) ex.discard(sandbox);
+    expect(removing).toEqual(['a', 'b']);
+    expect(ex.removing).toBe(3);
+
+    let settled = false;
+    const settling = ex.settle().then(() => {
+      settled = true;
+    });
+    sandboxes[0]?.finish();
+    await expect.poll(() => removing).toEqual(['a', 'b', 'c']);
+    sandboxes[1]?.finish();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    sandboxes[2]?.finish();
+    await settling;
+    expect(ex.removing).toBe(0);
+  });
+
+  it('is drained by the pool on close, so no container outlives a shutdown', async () => {
+    const removed: string[] = [];
+    class Recording extends ScriptedExecutor {
+      override discard(sandbox: ReadySandbox): void {
+        Executor.prototype.discard.call(this, sandbox);
+      }
+    }
+    const ex = new Recording();
+    const pool = new WarmPool({ executor: ex, runtimes: ['node'], isolations: ['runc'], size: 3, logger: silent });
+    pool.start();
+    await pool.whenFull();
+    for (const made of ex.made) {
+      made.container.remove = () =>
+        new Promise<void>((resolve) =>
+          setTimeout(() => {
+            removed.push(made.sandbox.id);
+            resolve();
+          }, 5),
+        );
+    }
+    await pool.close();
+    expect(removed.sort()).toEqual(['pooled-0', 'pooled-1', 'pooled-2']);
+  });
+});
+
+describe('the pool under load', () => {
+  /** Sandboxes come ready only when the test says so: `pending` holds each prepare() under way. */
+  class GatedExecutor extends ScriptedExecutor {
+    readonly pending: Array<{ ready: () => void; fail: (error: Error) => void }> = [];
+    mostAtOnce = 0;
+
+    override prepare(): Promise<ReadySandbox> {
+      return new Promise((resolve, reject) => {
+        const entry = {
+          ready: () => {
+            this.pending.splice(this.pending.indexOf(entry), 1);
+            resolve(super.prepare());
+          },
+          fail: (error: Error) => {
+            this.pending.splice(this.pending.indexOf(entry), 1);
+            reject(error);
+          },
+        };
+        this.pending.push(entry);
+        this.mostAtOnce = Math.max(this.mostAtOnce, this.pending.length);
+      });
+    }
+  }
+
+  const pooled = (ex: Executor, size: number) => new WarmPool({ executor: ex, runtimes: ['node'], isolations: ['runc'], size, logger: silent, retryMs: { min: 60_000, max: 60_000 } });
+
+  it('refills one sandbox at a time while no job waits', async () => {
+    const ex = new GatedExecutor();
+    const pool = pooled(ex, 3);
+    pool.start();
+    for (let i = 0; i < 3; i++) {
+      await expect.poll(() => ex.pending.length).toBe(1);
+      ex.pending[0]?.ready();
+    }
+    await pool.whenFull();
+    expect(ex.mostAtOnce).toBe(1);
+    await pool.close();
+  });
+
+  it('gives a job that finds the pool empty the sandbox already being made, not a container of its own', async () => {
+    const ex = new GatedExecutor();
+    const pool = pooled(ex, 1);
+    pool.start();
+    await expect.poll(() => ex.pending.length).toBe(1);
+    const running = pool.run(job);
+    await expect.poll(() => pool.stats().waiting).toEqual({ 'node/runc': 1 });
+    expect(ex.pending).toHaveLength(1);
+    ex.pending[0]?.ready();
+    expect((await running).stdout).toBe('hello\n');
+    expect(pool.stats()).toMatchObject({ warmRuns: 1, waitedRuns: 1, coldRuns: 0 });
+    expect(ex.coldRuns).toBe(0);
+    await expect.poll(() => ex.pending.length).toBe(1);
+    ex.pending[0]?.ready();
+    await pool.close();
+  });
+
+  it('makes one sandbox per waiting job at once, no more', async () => {
+    const ex = new GatedExecutor();
+    const pool = pooled(ex, 1);
+    pool.start();
+    await expect.poll(() => ex.pending.length).toBe(1);
+    const runs = [pool.run(job), pool.run(job), pool.run(job)];
+    await expect.poll(() => ex.pending.length).toBe(3);
+    while (ex.pending.length > 0) ex.pending[0]?.ready();
+    for (const run of runs) expect((await run).stdout).toBe('hello\n');
+    expect(ex.mostAtOnce).toBe(3);
+    expect(pool.stats()).toMatchObject({ warmRuns: 3, waitedRuns: 3, coldRuns: 0 });
+    await expect.poll(() => ex.pending.length).toBe(1);
+    ex.pending[0]?.ready();
+    await pool.close();
+  });
+
+  it('sends waiting jobs down the cold path when the refill fails', async () => {
+    const ex = new GatedExecutor();
+    const pool = pooled(ex, 1);
+    pool.start();
+    await expect.poll(() => ex.pending.length).toBe(1);
+    const running = pool.run(job);
+    await expect.poll(() => pool.stats().waiting).toEqual({ 'node/runc': 1 });
+    ex.pending[0]?.fail(new Error('engine down'));
+    expect((await running).stdout).toBe('cold\n');
+    expect(pool.stats()).toMatchObject({ warmRuns: 0, coldRuns: 1 });
+    await pool.close();
+  });
+
+  it('sends waiting jobs down the cold path when it closes', async () => {
+    const ex = new GatedExecutor();
+    const pool = pooled(ex, 1);
+    pool.start();
+    await expect.poll(() => ex.pending.length).toBe(1);
+    const running = pool.run(job);
+    await expect.poll(() => pool.stats().waiting).toEqual({ 'node/runc': 1 });
+    const closing = pool.close();
+    expect((await running).stdout).toBe('cold\n');
+    ex.pending[0]?.ready();
+    await closing;
+    expect(ex.discarded).toEqual(['pooled-0']);
   });
 });

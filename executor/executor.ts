@@ -16,6 +16,7 @@ import type { ContainerClient, SandboxContainer } from './docker.ts';
 import { CA_CERT_FILE, PROXY_SOCKET_FILE, type EgressPort, type EgressSession, type NetworkLog, type NetworkLogEntry } from './egress.ts';
 import { ExecutionAbortedError } from './errors.ts';
 import { maxFilesRecordBytes, outputFilesMatcher, type CollectedFiles, type InputFile, type OutputFilesRequest } from './job-files.ts';
+import { RemovalQueue } from './removals.ts';
 import { ReadySandbox } from './sandbox.ts';
 import { exposedTools, toolMasks, toolsFromLabels, type ImageTools } from './tools.ts';
 
@@ -116,6 +117,11 @@ const OUTPUT_DRAIN_MS = 2000;
 /** After the agent reported a SIGKILL, how long the container gets to stop before it is killed. */
 const EXIT_GRACE_MS = 2000;
 const NO_NETWORK_LOG: NetworkLog = { entries: [], capped: false };
+/**
+ * Container removals under way at once. The engine serialises much of a
+ * removal anyway; more at once only takes CPU from running programs.
+ */
+const REMOVALS_AT_ONCE = 2;
 
 const SIGNAL_NAMES = new Map<number, string>(
   Object.entries(osConstants.signals).map(([name, num]) => [num, name]),
@@ -156,7 +162,7 @@ async function raceTimer<T>(promise: Promise<T>, ms: number): Promise<T | 'timeo
 }
 
 export class Executor {
-  readonly #removals = new Set<Promise<void>>();
+  readonly #removals = new RemovalQueue({ concurrency: REMOVALS_AT_ONCE });
   readonly #imageTools = new Map<string, Promise<ImageTools>>();
   #warnedUnrestricted = false;
 
@@ -218,8 +224,6 @@ export class Executor {
       const sandbox = new ReadySandbox(sandboxId, runtime, isolation, container, egressDir, stream, limits.outputLimitBytes);
       sandbox.exposedTools = exposedTools(tools, allowedBinaries);
       await container.start();
-      // Only after start: waiting on a created container returns at once.
-      sandbox.watchExit(container.wait());
       return sandbox;
     } catch (error) {
       stream?.destroy();
@@ -365,8 +369,10 @@ export class Executor {
     if (job.stdin) sandbox.stream.write(job.stdin);
     sandbox.stream.end();
 
+    // The stream ends when the container stops, so racing it needs no
+    // engine call; the records, when they came, came before its end.
     const abort = whenAborted(job.signal);
-    const first = await raceTimer(Promise.race([reported, sandbox.exited.then(() => undefined), abort.aborted]), job.timeoutMs).finally(abort.dispose);
+    const first = await raceTimer(Promise.race([reported, sandbox.outputDone.then(() => sandbox.reportedExit), abort.aborted]), job.timeoutMs).finally(abort.dispose);
     if (first === 'aborted') {
       await sandbox.container.kill();
       throw new ExecutionAbortedError(job.executionId);
@@ -376,8 +382,7 @@ export class Executor {
     if (exit !== undefined && exit.signal !== 'SIGKILL') {
       return { ...this.#output(sandbox, job), ...exit, timedOut: false, oomKilled: false, durationMs: Math.round(performance.now() - startedAt) };
     }
-    const stopped = exit === undefined && !timedOut;
-    if (!stopped && (timedOut || (await raceTimer(sandbox.exited, EXIT_GRACE_MS)) === 'timeout')) {
+    if (timedOut || (await raceTimer(sandbox.exited, EXIT_GRACE_MS)) === 'timeout') {
       await sandbox.container.kill();
       await sandbox.exited;
     }
@@ -408,23 +413,28 @@ export class Executor {
   }
 
   /**
-   * Removes a sandbox (used or not) in the background; settle() waits for
-   * every removal still under way, so nothing outlives a clean shutdown.
+   * Removes a sandbox (used or not) in the background, after the answer
+   * and a few at a time (RemovalQueue); settle() waits for every removal
+   * queued or under way, so nothing outlives a clean shutdown.
    */
   discard(sandbox: ReadySandbox): void {
     sandbox.stream.destroy();
-    const removal = Promise.allSettled([sandbox.container.remove()]).then(async ([outcome]) => {
+    this.#removals.add(async () => {
+      const [outcome] = await Promise.allSettled([sandbox.container.remove()]);
       await rm(sandbox.egressDir, { recursive: true, force: true }).catch(() => undefined);
       if (outcome?.status === 'rejected') {
         this.options.logger.warn({ sandboxId: sandbox.id, err: String(outcome.reason) }, 'sandbox cleanup failed');
       }
     });
-    this.#removals.add(removal);
-    void removal.finally(() => this.#removals.delete(removal));
+  }
+
+  /** Containers queued for removal or being removed. */
+  get removing(): number {
+    return this.#removals.size;
   }
 
   /** Resolves when every sandbox handed to discard() (or finished by runIn) is gone. */
-  async settle(): Promise<void> {
-    while (this.#removals.size > 0) await Promise.all([...this.#removals]);
+  settle(): Promise<void> {
+    return this.#removals.drain();
   }
 }

@@ -5,9 +5,13 @@
  * reused; the pool refills in the background. A pooled sandbox has no
  * egress session and so no route out until a job is assigned to it.
  *
- * When the pool for a runtime and tier is empty (load, a slow engine, size 0) a job
- * takes the cold path, so the pool only ever removes latency, never adds a
- * wait.
+ * When the pool for a runtime and tier is empty under load, a job waits for
+ * the next sandbox to come ready (one is always being made for it) rather
+ * than make one more container beside those already starting: the
+ * sandbox made first is ready first, and the engine is not asked for more
+ * lifecycles at once than there are jobs. Refills are paced: one at a time
+ * while no job waits, so they never crowd out the programs running. With
+ * size 0, or while the engine fails refills, jobs take the cold path.
  */
 import { LABEL_POOL, type Isolation, type Runtime } from './container-spec.ts';
 import type { ExecutionJob, ExecutionResult, Executor, Logger } from './executor.ts';
@@ -36,9 +40,13 @@ export interface WarmPoolStats {
   size: number;
   ready: Partial<Record<PoolKey, number>>;
   starting: Partial<Record<PoolKey, number>>;
+  /** Jobs waiting for a sandbox being made. */
+  waiting: Partial<Record<PoolKey, number>>;
   /** Jobs served by a pooled sandbox / by the cold path since start. */
   warmRuns: number;
   coldRuns: number;
+  /** Of warmRuns, the jobs that waited for their sandbox to come ready. */
+  waitedRuns: number;
 }
 
 const DEFAULT_RETRY = { min: 1_000, max: 30_000 };
@@ -48,6 +56,8 @@ interface RuntimeSlot {
   isolation: Isolation;
   ready: ReadySandbox[];
   starting: number;
+  /** Jobs waiting for the next sandbox to come ready, first come first served; undefined sends a job cold. */
+  waiters: Array<(sandbox: ReadySandbox | undefined) => void>;
   retryDelay: number;
   retryTimer: NodeJS.Timeout | undefined;
 }
@@ -60,12 +70,13 @@ export class WarmPool {
   #closed = false;
   #warmRuns = 0;
   #coldRuns = 0;
+  #waitedRuns = 0;
 
   constructor(private readonly options: WarmPoolOptions) {
     this.#retry = options.retryMs ?? DEFAULT_RETRY;
     for (const runtime of options.runtimes) {
       for (const isolation of options.isolations) {
-        this.#slots.set(poolKey(runtime, isolation), { runtime, isolation, ready: [], starting: 0, retryDelay: this.#retry.min, retryTimer: undefined });
+        this.#slots.set(poolKey(runtime, isolation), { runtime, isolation, ready: [], starting: 0, waiters: [], retryDelay: this.#retry.min, retryTimer: undefined });
       }
     }
   }
@@ -89,7 +100,12 @@ export class WarmPool {
    */
   async run(job: ExecutionJob): Promise<ExecutionResult> {
     const key = poolKey(job.runtime, job.isolation);
-    const sandbox = (await this.#fits(job)) ? this.#take(key) : undefined;
+    const fits = await this.#fits(job);
+    let sandbox = fits ? this.#take(key) : undefined;
+    if (sandbox === undefined && fits) {
+      sandbox = await this.#next(key);
+      if (sandbox !== undefined) this.#waitedRuns += 1;
+    }
     if (sandbox === undefined) {
       this.#coldRuns += 1;
       return this.options.executor.run(job);
@@ -104,6 +120,25 @@ export class WarmPool {
       // fifth of a warm run). #take refills at once when it empties the pool.
       this.#refill(key);
     }
+  }
+
+  /**
+   * The next sandbox to come ready for `key`, for a job that found the pool
+   * empty; undefined (the cold path) when the pool is off, closed, or its
+   * refills are failing.
+   */
+  #next(key: PoolKey): Promise<ReadySandbox | undefined> {
+    const slot = this.#slots.get(key);
+    if (slot === undefined || this.options.size === 0 || this.#closed || slot.retryTimer !== undefined) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      slot.waiters.push(resolve);
+      this.#refill(key);
+    });
+  }
+
+  /** Sends every job waiting on `slot` down the cold path. */
+  #releaseWaiters(slot: RuntimeSlot): void {
+    for (const resolve of slot.waiters.splice(0)) resolve(undefined);
   }
 
   /** Whether the job can run in a pooled sandbox, which shows none of the image's tools. */
@@ -124,11 +159,13 @@ export class WarmPool {
   stats(): WarmPoolStats {
     const ready: Partial<Record<PoolKey, number>> = {};
     const starting: Partial<Record<PoolKey, number>> = {};
+    const waiting: Partial<Record<PoolKey, number>> = {};
     for (const [key, slot] of this.#slots) {
       ready[key] = slot.ready.length;
       starting[key] = slot.starting;
+      waiting[key] = slot.waiters.length;
     }
-    return { size: this.options.size, ready, starting, warmRuns: this.#warmRuns, coldRuns: this.#coldRuns };
+    return { size: this.options.size, ready, starting, waiting, warmRuns: this.#warmRuns, coldRuns: this.#coldRuns, waitedRuns: this.#waitedRuns };
   }
 
   /** Resolves once every pool has `size` sandboxes ready (at once when the pool is disabled). */
@@ -147,7 +184,10 @@ export class WarmPool {
   /** Stops refilling, waits for sandboxes still starting, and removes every pooled one. */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const slot of this.#slots.values()) clearTimeout(slot.retryTimer);
+    for (const slot of this.#slots.values()) {
+      clearTimeout(slot.retryTimer);
+      this.#releaseWaiters(slot);
+    }
     while (this.#starting.size > 0) await Promise.allSettled([...this.#starting]);
     for (const slot of this.#slots.values()) {
       for (const sandbox of slot.ready.splice(0)) this.options.executor.discard(sandbox);
@@ -164,14 +204,24 @@ export class WarmPool {
     for (const check of [...this.#waiters]) check();
   }
 
+  /**
+   * Starts what the slot lacks, paced: one sandbox at a time while no job
+   * waits (a burst of container starts would take the CPU from running
+   * programs), and one per waiting job while some do (each would otherwise
+   * have made its own container on the cold path).
+   */
   #refill(key: PoolKey): void {
     const slot = this.#slots.get(key);
     if (slot === undefined || this.#closed || slot.retryTimer !== undefined) return;
-    while (slot.ready.length + slot.starting < this.options.size) {
+    const wanted = this.options.size + slot.waiters.length;
+    const atOnce = Math.max(1, slot.waiters.length);
+    while (slot.ready.length + slot.starting < wanted && slot.starting < atOnce) {
       slot.starting += 1;
       const starting = this.#startOne(key, slot).finally(() => {
         slot.starting -= 1;
         this.#starting.delete(starting);
+        // Paced: the next one starts as this one is done.
+        this.#refill(key);
       });
       this.#starting.add(starting);
     }
@@ -185,6 +235,7 @@ export class WarmPool {
       if (this.#closed) return;
       // The engine is down or the image missing: jobs take the cold path (and
       // get its error); the pool tries again later instead of spinning.
+      this.#releaseWaiters(slot);
       this.options.logger.warn({ pool: key, err: error instanceof Error ? error.message : String(error), retryMs: slot.retryDelay }, 'warm pool refill failed');
       if (slot.retryTimer === undefined) {
         slot.retryTimer = setTimeout(() => {
@@ -201,6 +252,11 @@ export class WarmPool {
       return;
     }
     slot.retryDelay = this.#retry.min;
+    const waiter = slot.waiters.shift();
+    if (waiter !== undefined) {
+      waiter(sandbox);
+      return;
+    }
     slot.ready.push(sandbox);
     // A pooled sandbox whose container stops or whose stream closes (an
     // engine restart, a kill from outside) can never take a job: replace it

@@ -25,8 +25,9 @@ export class ReadySandbox {
   #streamOpen = true;
   /** The image's tools this sandbox shows; every other one is hidden (set by prepare). */
   exposedTools: readonly string[] = [];
-  #exited: Promise<void> = Promise.resolve();
-  #alive = true;
+  /** The engine's word that the container stopped, asked for only when an execution needs it. */
+  #engineExit: Promise<void> | undefined;
+  #stopped = false;
   #claimed = false;
 
   constructor(
@@ -84,29 +85,38 @@ export class ReadySandbox {
     return this.#stdoutRecords.files;
   }
 
-  /** Resolves when the sandbox can no longer take a job: its container stopped or its stream closed. */
+  /**
+   * Resolves when the sandbox can no longer take a job. Its attach stream
+   * carries the output of every process in the container, its init
+   * included, so the stream ends when the container stops (or the engine
+   * drops it): no engine call is needed to notice.
+   */
   get lost(): Promise<void> {
-    return Promise.race([this.#exited, this.outputDone]);
+    return this.outputDone;
   }
 
   get containerId(): string {
     return this.container.id;
   }
 
-  /** False once the container has stopped or its attach stream closed. */
+  /** False once the attach stream closed (the container stopped) or the engine said it stopped. */
   get alive(): boolean {
-    return this.#alive && this.#streamOpen && !this.stream.destroyed;
+    return !this.#stopped && this.#streamOpen && !this.stream.destroyed;
   }
 
-  /** Resolves when the container stops (an engine error counts as stopped). */
+  /**
+   * Resolves when the engine says the container stopped (an engine error
+   * counts as stopped). The engine is asked on first use, not for every
+   * sandbox: an execution whose agent reported a clean exit never needs it.
+   */
   get exited(): Promise<void> {
-    return this.#exited;
-  }
-
-  watchExit(wait: Promise<void>): void {
-    this.#exited = wait.catch(() => undefined).then(() => {
-      this.#alive = false;
-    });
+    this.#engineExit ??= this.container
+      .wait()
+      .catch(() => undefined)
+      .then(() => {
+        this.#stopped = true;
+      });
+    return this.#engineExit;
   }
 
   claim(): void {
