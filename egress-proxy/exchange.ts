@@ -95,7 +95,8 @@ export class Exchange {
       }
       this.#entry.durationMs = durationMs;
       if (this.secrets.length > 0) this.#entry.secrets = [...this.secrets];
-      this.#tellEntry({ ...this.#entry });
+      // Copied only for a listener (a streamed run): most sessions have none, and this runs per request.
+      if (this.#sinks.onEntry !== undefined) this.#tellEntry({ ...this.#entry });
     }
     // Past the log's cap most exchanges are neither logged nor observed: then there is no decision to build.
     if (this.#logged || this.#sinks.observers.length > 0) this.#report(outcome, durationMs);
