@@ -2,7 +2,7 @@
  * The policy playground's administrator endpoints (mounted by admin.ts,
  * behind ADMIN_TOKEN):
  *
- *   GET  /admin/policies/{subject}   the subject's current policy document (embedded policy folder only)
+ *   GET  /admin/policies/{subject}   the subject's current policy document, secret values redacted (embedded policy folder only)
  *   POST /admin/policies/explain     lint a policy and, given a method and URL, decide that request under it
  *
  * The answer is the one `sandbox-policy explain` prints: the same lint, the
@@ -123,7 +123,7 @@ export function playgroundPaths(): JsonObject {
     [ADMIN_POLICY_PATH]: {
       get: {
         operationId: 'adminGetPolicy',
-        summary: 'A subject\'s current policy, from the embedded policy folder',
+        summary: 'A subject\'s current policy, from the embedded policy folder, secret values redacted',
         security: [{ admin: [] }],
         parameters: [{ name: 'subject', in: 'path', required: true, schema: { type: 'string' } }],
         responses: {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { DockerContainerClient, DEFAULT_LIMITS, Executor, WarmPool, type Runtime } from '../executor/index.ts';
 import { adminRouter } from './admin.ts';
 import { adminConsoleRouter } from './admin-console.ts';
+import { adminPolicyLookup } from './admin-policy-lookup.ts';
 import { startAudit, type Audit } from './audit/index.ts';
 import { Admission } from './admission.ts';
 import { createApp } from './app.ts';
@@ -25,7 +26,6 @@ import { decodeResponseKey, ResponseEncryptor } from './encryption.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { openApiRouter } from './openapi.ts';
 import { Drain } from './shutdown.ts';
-import { DirectoryPolicySource } from '../policies/index.ts';
 
 export interface ServiceOptions {
   config: Config;
@@ -49,13 +49,6 @@ export interface RunningService {
 /** Containers are labelled with this, so one server never reaps another's (each has its own DATA_DIR). */
 /** After the grace period, how long stopped executions get to answer their callers. */
 const SHUTDOWN_ANSWER_MS = 5_000;
-
-/** Suggestions start from the subject's policy when this server reads the policy folder itself; a remote policy API needs the user's token. */
-function currentPolicyFor(config: Config): (subject: string) => Promise<unknown> {
-  if (config.POLICY_API_URL !== undefined) return () => Promise.resolve(null);
-  const folder = new DirectoryPolicySource({ directory: config.POLICY_DIR });
-  return (subject) => folder.load({ token: '', subject }).catch(() => null);
-}
 
 export function instanceIdFor(dataDir: string): string {
   return createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
@@ -165,7 +158,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       ...(identity.development ? [developmentJwksRouter(identity.development)] : []),
       policyServiceRouter({ directory: config.POLICY_DIR, requireToken: identity.requireToken }),
       ...(config.ADMIN_TOKEN !== undefined
-        ? [adminConsoleRouter(), adminRouter({ adminToken: config.ADMIN_TOKEN, policies, currentPolicy: currentPolicyFor(config), ...(audit === undefined ? {} : { audit: audit.store }) })]
+        ? [adminConsoleRouter(), adminRouter({ adminToken: config.ADMIN_TOKEN, policies, currentPolicy: adminPolicyLookup(config), ...(audit === undefined ? {} : { audit: audit.store }) })]
         : []),
     ],
   });
