@@ -19,7 +19,7 @@ import type { Destination } from './http-checks.ts';
 import { proxyHeaders, tunnelledConnection } from './upstream-proxy.ts';
 import type { UpstreamProxy } from './upstream-proxy.ts';
 import { closingTicket, relayCaptured, relayTail, type ResponseCapture } from './captured-relay.ts';
-import { describe, once, type ForwardOutcome, type ForwardResult } from './forward-outcome.ts';
+import { describe, OnceOutcome, type ForwardOutcome, type ForwardResult } from './forward-outcome.ts';
 
 /** Only HTTP/1.1 upstream, as towards the client. */
 const UPSTREAM_ALPN = ['http/1.1'];
@@ -135,7 +135,7 @@ export function forwardRequest(
     report.failed(503, `this sandbox already has ${sessionCaptures} registry responses being read by the policy in flight; retry when one has finished`);
     return null;
   }
-  const outcome = once(ticket === undefined ? report : closingTicket(report, ticket));
+  const outcome = new OnceOutcome(ticket === undefined ? report : closingTicket(report, ticket));
   const end = (result: ForwardResult) => outcome.ended(result);
   let upstream: http.ClientRequest;
   try {
@@ -220,7 +220,7 @@ function hasNoBody(req: http.IncomingMessage): boolean {
  * is written to or ended, so nothing reaches the upstream before the rewrite
  * released its first bytes: a refusal within them sends nothing at all.
  */
-function pipeBodyThrough(req: http.IncomingMessage, body: Transform, upstream: http.ClientRequest, outcome: ReturnType<typeof once>): void {
+function pipeBodyThrough(req: http.IncomingMessage, body: Transform, upstream: http.ClientRequest, outcome: OnceOutcome): void {
   body.on('error', (err) => {
     upstream.destroy();
     const refused = (err as { refusal?: Refusal }).refusal;
@@ -242,7 +242,7 @@ export function forwardUpgrade(
   route: UpstreamRoute,
   report: ForwardOutcome,
 ): http.ClientRequest | null {
-  const outcome = once(report);
+  const outcome = new OnceOutcome(report);
   const end = (result: ForwardResult) => outcome.ended(result);
   let upstream: http.ClientRequest;
   try {

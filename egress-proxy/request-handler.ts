@@ -73,7 +73,6 @@ export async function serveRequest<TContext>(
     ...(scope.rt.upstreamProxy === undefined || admitted.target.mapped ? {} : { via: scope.rt.upstreamProxy }),
   };
   const report = forwardReport(out);
-  let upstream: http.ClientRequest | null;
   if (sink.kind === 'response') {
     const { res } = sink;
     if (res.destroyed) {
@@ -81,13 +80,17 @@ export async function serveRequest<TContext>(
       return;
     }
     allowBody();
-    upstream = forwardRequest(req, res, upstreamRoute, scope.agentFor(dest.scheme, upstreamRoute.via !== undefined), report, admitted.capture, secrets.rewrite);
-  } else {
-    // An upgraded connection is long-lived by design; the idle limit no longer applies.
-    if (typeof (sink.socket as Partial<Socket>).setTimeout === 'function') (sink.socket as Socket).setTimeout(0);
-    upstream = forwardUpgrade(req, sink.socket, sink.head, upstreamRoute, report);
+    // Not tracked here: the session's agents own these connections and cut them when it closes. A per-request
+    // entry in a session-wide collection, short-lived but touched on every request, kept whole requests alive
+    // through minor GCs (see OnceOutcome) and made them cost several times as much.
+    forwardRequest(req, res, upstreamRoute, scope.agentFor(dest.scheme, upstreamRoute.via !== undefined), report, admitted.capture, secrets.rewrite);
+    return;
   }
-  if (upstream !== null && !out.exchange.done) scope.trackUpstream(upstream);
+  // An upgraded connection is long-lived by design; the idle limit no longer applies.
+  if (typeof (sink.socket as Partial<Socket>).setTimeout === 'function') (sink.socket as Socket).setTimeout(0);
+  const upstream = forwardUpgrade(req, sink.socket, sink.head, upstreamRoute, report);
+  // No agent owns an upgrade's connection: the session cuts it itself.
+  if (upstream !== null && !out.exchange.done) scope.trackUpgrade(upstream);
 }
 
 function forwardReport(out: Responder): ForwardOutcome {

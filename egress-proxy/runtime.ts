@@ -41,6 +41,6 @@ export interface SessionScope<TContext> {
   serveTunnel(stream: Duplex, dest: Destination, tracked: boolean): void;
   /** The pooled agent for upstream requests of this scheme, direct or through the upstream proxy. */
   agentFor(scheme: 'http' | 'https', throughProxy: boolean): http.Agent;
-  /** Cut when the session closes. */
-  trackUpstream(upstream: http.ClientRequest): void;
+  /** An upgrade's upstream request, cut when the session closes (pooled requests are cut with their agents). */
+  trackUpgrade(upstream: http.ClientRequest): void;
 }

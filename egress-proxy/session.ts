@@ -93,7 +93,8 @@ export class EgressSession<TContext = unknown> {
   readonly #tunnels = new WeakMap<Duplex, Destination>();
   readonly #tunnelKeepAlive = new TunnelKeepAlive();
   readonly #sockets = new Set<Duplex>();
-  readonly #upstreams = new Set<http.ClientRequest>();
+  /** Upgrade requests: their connections belong to no agent. */
+  readonly #upgrades = new Set<http.ClientRequest>();
   readonly #open = new Set<Exchange>();
   // As many idle upstream connections may be kept as may be open: with fewer, a sandbox keeping more requests
   // in flight than that has the surplus closed after each answer and redialled (a TLS handshake) for the next.
@@ -187,7 +188,7 @@ export class EgressSession<TContext = unknown> {
 
   async #close(): Promise<NetworkLogResult> {
     const closed = new Promise<void>((resolve) => this.#outer.close(() => resolve()));
-    for (const u of this.#upstreams) u.destroy();
+    for (const u of this.#upgrades) u.destroy();
     for (const s of this.#sockets) s.destroy();
     this.#httpAgent.destroy();
     this.#httpsAgent.destroy();
@@ -224,9 +225,9 @@ export class EgressSession<TContext = unknown> {
         if (scheme === 'http') return this.#httpAgent;
         return throughProxy ? (this.#tunnellingAgent ?? this.#httpsAgent) : this.#httpsAgent;
       },
-      trackUpstream: (upstream) => {
-        this.#upstreams.add(upstream);
-        upstream.once('close', () => this.#upstreams.delete(upstream));
+      trackUpgrade: (upstream) => {
+        this.#upgrades.add(upstream);
+        upstream.once('close', () => this.#upgrades.delete(upstream));
       },
     };
   }
