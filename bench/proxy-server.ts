@@ -7,10 +7,12 @@
  *   node --import tsx bench/proxy-server.ts '<json: see CONFIG>'
  *
  * Prints one ready line (JSON: socket path, CA certificate, pid), then answers
- * each `cpu` line on stdin with its own process.cpuUsage() as JSON. Exits when
+ * each `cpu` line on stdin with its own process.cpuUsage() and the time its
+ * garbage collections have taken so far (`gcMs`) as JSON. Exits when
  * stdin closes (so it cannot outlive the bench, however the bench ends) or on
  * SIGTERM.
  */
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
@@ -77,9 +79,14 @@ async function main(): Promise<void> {
       );
   };
   process.once('SIGTERM', shutdown);
+  // GC pauses, summed: a hot path that keeps objects alive for longer than it means to shows here first.
+  let gcMs = 0;
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gcMs += entry.duration;
+  }).observe({ entryTypes: ['gc'] });
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
-    if (line.trim() === 'cpu') process.stdout.write(`${JSON.stringify(process.cpuUsage())}\n`);
+    if (line.trim() === 'cpu') process.stdout.write(`${JSON.stringify({ ...process.cpuUsage(), gcMs })}\n`);
   });
   lines.once('close', shutdown);
 

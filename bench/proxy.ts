@@ -37,6 +37,10 @@ export const PROXY_TOPOLOGY =
   "the proxy runs in its own process, as it does in the server's, apart from the bench's client and upstream; " +
   'sharing their event loop would bill it for their TLS and HTTP work too';
 
+export interface ProxyCpuUsage extends NodeJS.CpuUsage {
+  gcMs?: number;
+}
+
 export interface ProxyWorld {
   upstream: Upstream;
   socketPath: string;
@@ -45,8 +49,8 @@ export interface ProxyWorld {
   placeholder: string;
   /** The proxy's CA, which the tunnelled client trusts. */
   caCertPem: string;
-  /** The proxy process's own CPU time so far (µs), from process.cpuUsage() there. */
-  proxyCpu(): Promise<NodeJS.CpuUsage>;
+  /** The proxy process's own CPU time so far (µs), from process.cpuUsage() there, and its GC time so far (ms; absent from a baseline build that does not report it). */
+  proxyCpu(): Promise<ProxyCpuUsage>;
   close(): Promise<void>;
 }
 
@@ -135,7 +139,7 @@ export async function startProxyWorld(): Promise<ProxyWorld> {
     async proxyCpu() {
       const answer = nextLine(5_000);
       child.stdin.write('cpu\n');
-      return JSON.parse(await answer) as NodeJS.CpuUsage;
+      return JSON.parse(await answer) as ProxyCpuUsage;
     },
     async close() {
       await stop();
@@ -204,8 +208,8 @@ export interface ProxyCase {
   concurrency: number;
   direct: LoadResult;
   proxied: LoadResult;
-  /** The proxy process's CPU time over the proxied run: per request, and as a share of one core. */
-  proxyCpu: { userMs: number; systemMs: number; perRequestUs: number; coreShare: number };
+  /** The proxy process's CPU time over the proxied run: per request, and as a share of one core; and of it, GC pauses per request (null when the proxy does not report them). */
+  proxyCpu: { userMs: number; systemMs: number; perRequestUs: number; coreShare: number; gcPerRequestUs: number | null };
   /** Connections opened during the measured runs: by the client to the proxy (CONNECTs for https), and by the proxy to the upstream. */
   connections: { directToUpstream: number; clientToProxy: number; proxyToUpstream: number };
   /** 1-minute load average before and after the case: the machine is shared. */
@@ -288,6 +292,7 @@ export async function proxyCase(world: ProxyWorld, scheme: 'http' | 'https', con
       systemMs: Math.round(system / 100) / 10,
       perRequestUs: proxied.completed > 0 ? Math.round((user + system) / proxied.completed) : 0,
       coreShare: Math.round(((user + system) / 1000 / Math.max(1, proxied.durationMs)) * 100) / 100,
+      gcPerRequestUs: after.gcMs === undefined || before.gcMs === undefined || proxied.completed === 0 ? null : Math.round(((after.gcMs - before.gcMs) * 1000) / proxied.completed),
     };
     const loadAverage = { before: round2(loadBefore), after: round2(loadavg()[0] ?? 0) };
     return { scheme, concurrency, direct, proxied, proxyCpu, connections, loadAverage };
@@ -297,6 +302,9 @@ export async function proxyCase(world: ProxyWorld, scheme: 'http' | 'https', con
 }
 
 const round2 = (v: number) => Math.round(v * 100) / 100;
+
+/** ", of which GC n µs" when the proxy reported its GC time. */
+export const gcOf = (p: ProxyCase): string => (p.proxyCpu.gcPerRequestUs === null ? '' : `, of which GC ${p.proxyCpu.gcPerRequestUs} µs`);
 
 /** Table rows for proxy cases: measure, value, same-run baseline, difference. */
 export function proxyRows(cases: readonly ProxyCase[]): Row[] {
@@ -312,7 +320,7 @@ export function proxyRows(cases: readonly ProxyCase[]): Row[] {
       `+${(p.proxied.latency.p50 - p.direct.latency.p50).toFixed(2)} ms p50`,
       '',
     ]);
-    rows.push([`${name}: proxy CPU`, `${p.proxyCpu.perRequestUs} µs/request`, `${Math.round(p.proxyCpu.coreShare * 100)}% of a core`, '', '']);
+    rows.push([`${name}: proxy CPU`, `${p.proxyCpu.perRequestUs} µs/request${gcOf(p)}`, `${Math.round(p.proxyCpu.coreShare * 100)}% of a core`, '', '']);
     rows.push([
       `${name}: connections opened`,
       `client→proxy ${p.connections.clientToProxy}, proxy→upstream ${p.connections.proxyToUpstream}`,

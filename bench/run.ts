@@ -14,7 +14,7 @@ import { pathMatch, pathMatchRows } from './path-match.ts';
 import { policyCache } from './policy-cache.ts';
 import { registryCapture, registryCaptureRows } from './registry-capture.ts';
 import { secretsBench, secretsRows } from './secrets.ts';
-import { PROXY_TOPOLOGY, connectCost, proxyCase, secretCase, startProxyWorld, type ConnectCost, type ProxyCase, type SecretCase } from './proxy.ts';
+import { PROXY_TOPOLOGY, connectCost, gcOf, proxyCase, secretCase, startProxyWorld, type ConnectCost, type ProxyCase, type SecretCase } from './proxy.ts';
 import { coldDockerRun, dockerRunRate, HOST_PYTHON, nodeStartup, pythonStartup, sandboxNodeBinary } from './startup.ts';
 import { summarise, type LoadResult, type Summary } from './stats.ts';
 import { tierRows, tiersBench } from './tiers.ts';
@@ -173,7 +173,7 @@ async function main(): Promise<void> {
       `direct ${p.direct.latency.p50} / ${p.direct.latency.p99}`,
       `+${(p.proxied.latency.p50 - p.direct.latency.p50).toFixed(2)} ms p50`,
     ]);
-    rows.push([`${p.scheme.toUpperCase()} via proxy (own process), c=${p.concurrency}: proxy CPU`, `${p.proxyCpu.perRequestUs} µs/request`, `${Math.round(p.proxyCpu.coreShare * 100)}% of a core`, '']);
+    rows.push([`${p.scheme.toUpperCase()} via proxy (own process), c=${p.concurrency}: proxy CPU`, `${p.proxyCpu.perRequestUs} µs/request${gcOf(p)}`, `${Math.round(p.proxyCpu.coreShare * 100)}% of a core`, '']);
   }
   rows.push([`refused CONNECT (403, no TLS): proxy CPU, ${connect.count} sequential`, `${connect.refusedUs} µs/CONNECT`, `allowed, leaf cached ${connect.allowedUs} µs`, ratio(connect.refusedUs, connect.allowedUs)]);
   rows.push(...tierRows(tiers));
