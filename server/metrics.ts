@@ -24,6 +24,8 @@ export type ExecutionOutcome = 'ok' | 'nonzero_exit' | 'timeout' | 'oom' | 'reje
 export interface CapacitySource {
   queueDepth?: () => number;
   poolSize?: () => number;
+  /** Executions waiting for a warm sandbox that is being made (rather than starting one cold). */
+  poolWaiting?: () => number;
   /** Executions running right now. */
   inFlight?: () => number;
 }
@@ -77,6 +79,7 @@ export class ServiceMetrics {
       });
     gauge('sandbox_queue_depth', 'Executions waiting for admission', () => capacity.queueDepth?.() ?? 0);
     gauge('sandbox_pool_size', 'Warm sandboxes ready to take an execution', () => capacity.poolSize?.() ?? 0);
+    gauge('sandbox_pool_waiting', 'Executions waiting for a warm sandbox being made', () => capacity.poolWaiting?.() ?? 0);
     gauge('sandbox_executions_in_flight', 'Executions running now', () => capacity.inFlight?.() ?? 0);
     const isolation = options.isolation ?? {};
     new Gauge({

@@ -23,7 +23,7 @@ import { developmentAnnouncement, developmentJwksRouter, loadIdentity } from './
 import { createLogger, type Logger } from './logger.ts';
 import { createPolicyCache, policyServiceRouter } from './policy-service.ts';
 import { decodeResponseKey, ResponseEncryptor } from './encryption.ts';
-import { ServiceMetrics } from './metrics.ts';
+import { ServiceMetrics, type CapacitySource } from './metrics.ts';
 import { openApiRouter } from './openapi.ts';
 import { Drain } from './shutdown.ts';
 
@@ -65,7 +65,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   const drain = new Drain();
   // The capacity figures are read at scrape time, from whatever exists by then.
-  const capacity: { queueDepth?: () => number; poolSize?: () => number; inFlight: () => number } = { inFlight: () => drain.inFlight };
+  const capacity: CapacitySource = { inFlight: () => drain.inFlight };
   const tiers: { available?: () => readonly string[] } = {};
   const metrics = new ServiceMetrics({ policyStats: () => policies.stats(), capacity, isolation: tiers });
   const audit = config.AUDIT_STORE === 'on' ? await startAudit(config, logger.child({ component: 'audit' }), metrics.registry) : undefined;
@@ -121,7 +121,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     perCallerMax: config.EXEC_MAX_CONCURRENT_PER_CALLER,
   });
   capacity.queueDepth = () => admission.queued;
-  capacity.poolSize = () => Object.values(pool.stats().ready).reduce<number>((sum, n) => sum + (n ?? 0), 0);
+  capacity.poolSize = () => sumOfCounts(pool.stats().ready);
+  capacity.poolWaiting = () => sumOfCounts(pool.stats().waiting);
   const executionService = new ExecutionService({
     executor: pool,
     admission,
@@ -207,4 +208,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       await audit?.close();
     },
   };
+}
+
+/** The pool counts per runtime and tier, summed. */
+function sumOfCounts(counts: Partial<Record<string, number>>): number {
+  return Object.values(counts).reduce<number>((sum, n) => sum + (n ?? 0), 0);
 }

@@ -136,7 +136,7 @@ describeWithDocker('production features', () => {
       // The seed user's policy was cached by the earlier tests.
       expect(await metric('sandbox_policy_cache_hits_total')).toBeGreaterThan(before.hits);
       const text = await (await fetch(`${service.url}/metrics`)).text();
-      for (const name of ['sandbox_queue_depth', 'sandbox_pool_size', 'sandbox_policy_cache_misses_total', 'sandbox_policy_fetch_failures_total']) {
+      for (const name of ['sandbox_queue_depth', 'sandbox_pool_size', 'sandbox_pool_waiting', 'sandbox_policy_cache_misses_total', 'sandbox_policy_fetch_failures_total']) {
         expect(text).toMatch(new RegExp(`^${name} \\d+`, 'm'));
       }
     });
