@@ -25,11 +25,12 @@ export interface ForwardOutcome {
 /**
  * Wraps an outcome so only its first report counts.
  *
- * A class, not an object literal with a getter: each literal with an accessor
- * gets a hidden class of its own, allocated in old space, whose accessor
- * points at that request's closures. Dead, it still pinned the whole
- * request (both messages, both sockets' buffers) through every scavenge until
- * the next full collection: the proxy's minor GCs cost 4-8 times as much.
+ * A class, not an object literal with a getter: a literal carrying an
+ * accessor of its own cannot share its hidden class with the others, and in
+ * the proxy's measurements that per-request shape, kept in old space, pinned
+ * the whole request (both messages and the closures round them) through
+ * every scavenge until the next full collection: minor GCs cost 4-8 times as
+ * much.
  */
 export class OnceOutcome implements ForwardOutcome {
   readonly #outcome: ForwardOutcome;

@@ -1,7 +1,8 @@
 /**
  * Closing a session cuts what its requests still hold open upstream: a
  * pooled request waiting for its answer (over plain HTTP and inside a TLS
- * tunnel) is cut with the session's agents, and its log entry says so.
+ * tunnel) is cut, though the session keeps no list of them (its agents and
+ * its clients' connections both end it), and its log entry says so.
  */
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
