@@ -4,150 +4,23 @@
  * loopback upstream reached directly. Keep-alive on both sides: the figure
  * is the proxy's cost per request, not connection set-up.
  *
- * The proxy runs in a child process (bench/proxy-server.ts) while the client
- * and the upstream stay here: in production the proxy shares the API
- * server's process, but its clients are sandboxes and its upstreams remote,
- * so neither competes with it for its event loop.
+ * The proxy runs in a child process (bench/proxy-world.ts starts it from
+ * bench/proxy-server.ts) while the client and the upstream stay here: in
+ * production the proxy shares the API server's process, but its clients are
+ * sandboxes and its upstreams remote, so neither competes with it for its
+ * event loop.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { loadavg } from 'node:os';
 import tls from 'node:tls';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import type { Duplex } from 'node:stream';
-import { startUpstream, type Upstream } from '../test/fixtures/upstream.ts';
-import type { ProxyServerConfig, ProxyServerReady } from './proxy-server.ts';
+import { exitLinger, exitRows, type ExitCase } from './proxy-exit.ts';
+import { HOST, PATH, PROXY_SERVER, PROXY_TOPOLOGY, startProxyWorld, type ProxyWorld } from './proxy-world.ts';
 import { printTable, writeStandaloneResult, type Row } from './report.ts';
 import { closedLoop, type LoadResult } from './stats.ts';
-
-const HOST = 'bench.test';
-const PATH = '/v1/items/42';
-/** `BENCH_PROXY_SERVER=<path>` runs another checkout's proxy-server.ts (a baseline build) against the same client and upstream. */
-const PROXY_SERVER = process.env.BENCH_PROXY_SERVER ?? fileURLToPath(new URL('./proxy-server.ts', import.meta.url));
-const READY_TIMEOUT_MS = 30_000;
-const EXIT_TIMEOUT_MS = 10_000;
-
-/** Said beside the proxy figures in the table and the JSON. */
-export const PROXY_TOPOLOGY =
-  "the proxy runs in its own process, as it does in the server's, apart from the bench's client and upstream; " +
-  'sharing their event loop would bill it for their TLS and HTTP work too';
-
-export interface ProxyCpuUsage extends NodeJS.CpuUsage {
-  gcMs?: number;
-}
-
-export interface ProxyWorld {
-  upstream: Upstream;
-  socketPath: string;
-  /** A session of the same proxy with one secret bound to the bench host, and its placeholder. */
-  secretSocketPath: string;
-  placeholder: string;
-  /** The proxy's CA, which the tunnelled client trusts. */
-  caCertPem: string;
-  /** The proxy process's own CPU time so far (µs), from process.cpuUsage() there, and its GC time so far (ms; absent from a baseline build that does not report it). */
-  proxyCpu(): Promise<ProxyCpuUsage>;
-  close(): Promise<void>;
-}
-
-/**
- * `BENCH_PROXY_CPU_PROF=<dir>` has the proxy process write a V8 CPU profile
- * there when it exits.
- */
-function profileFlags(): string[] {
-  const dir = process.env.BENCH_PROXY_CPU_PROF;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
-
-export async function startProxyWorld(): Promise<ProxyWorld> {
-  const upstream = await startUpstream([HOST]);
-  const dataDir = await mkdtemp(join(tmpdir(), 'bench-proxy-'));
-  const config: ProxyServerConfig = {
-    dataDir,
-    socketPath: join(dataDir, 'proxy.sock'),
-    secretSocketPath: join(dataDir, 'secret', 'proxy.sock'),
-    host: HOST,
-    hostMap: Object.fromEntries(upstream.hostMap([HOST])),
-    upstreamCa: upstream.caPem,
-  };
-  // The same tsx loader this bench runs under; stdin stays open for as long as the proxy should live.
-  const child = spawn(process.execPath, [...process.execArgv, ...profileFlags(), PROXY_SERVER, JSON.stringify(config)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  // A proxy that died is reported by the next question put to it, not by a write error here.
-  child.stdin.on('error', () => undefined);
-  // Whatever ends this process (a thrown error included) ends the proxy with it.
-  const killChild = () => child.kill('SIGKILL');
-  process.once('exit', killChild);
-  const stop = async () => {
-    child.stdin.end();
-    const timer = setTimeout(killChild, EXIT_TIMEOUT_MS);
-    await exited(child);
-    clearTimeout(timer);
-    process.off('exit', killChild);
-  };
-
-  const lines = createInterface({ input: child.stdout });
-  const waiting: Array<(line: string) => void> = [];
-  lines.on('line', (line) => waiting.shift()?.(line));
-  const nextLine = (timeoutMs: number) =>
-    new Promise<string>((resolve, reject) => {
-      const fail = (message: string) => {
-        // A late answer must not be taken as the reply to a later question.
-        const at = waiting.indexOf(take);
-        if (at >= 0) waiting.splice(at, 1);
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        reject(new Error(message));
-      };
-      const onExit = () => fail(`bench proxy exited (code ${child.exitCode}, signal ${child.signalCode})`);
-      const timer = setTimeout(() => fail(`bench proxy did not answer within ${timeoutMs} ms`), timeoutMs);
-      const take = (line: string) => {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        resolve(line);
-      };
-      if (child.exitCode !== null || child.signalCode !== null) return onExit();
-      child.once('exit', onExit);
-      waiting.push(take);
-    });
-
-  let ready: ProxyServerReady;
-  try {
-    ready = JSON.parse(await nextLine(READY_TIMEOUT_MS)) as ProxyServerReady;
-  } catch (err) {
-    await stop();
-    await upstream.close();
-    await rm(dataDir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    upstream,
-    socketPath: ready.socketPath,
-    secretSocketPath: ready.secretSocketPath,
-    placeholder: ready.placeholder,
-    caCertPem: ready.caCertPem,
-    async proxyCpu() {
-      const answer = nextLine(5_000);
-      child.stdin.write('cpu\n');
-      return JSON.parse(await answer) as ProxyCpuUsage;
-    },
-    async close() {
-      await stop();
-      await upstream.close();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
-}
 
 type Send = () => Promise<boolean>;
 
@@ -407,76 +280,6 @@ export async function secretCase(world: ProxyWorld, concurrency: number, duratio
     plainAgent.destroy();
     secretAgent.destroy();
   }
-}
-
-export interface ExitCase {
-  client: string;
-  requests: number;
-  /** Program start to its "done" line, and from that line to the process's exit (what lingering connections add). */
-  runMs: number;
-  lingerMs: number;
-}
-
-const EXIT_PROGRAMS: ReadonlyArray<{ client: string; code: (requests: number) => string }> = [
-  {
-    client: 'fetch',
-    code: (n) => `(async () => { for (let i = 0; i < ${n}; i++) await fetch('https://${HOST}${PATH}').then((r) => r.text()); console.log('done'); })();`,
-  },
-  {
-    client: 'https.get',
-    code: (n) =>
-      `const https = require('node:https'); const get = () => new Promise((ok, fail) => https.get('https://${HOST}${PATH}', (r) => { r.resume(); r.on('end', ok); }).on('error', fail));` +
-      ` (async () => { for (let i = 0; i < ${n}; i++) await get(); console.log('done'); })();`,
-  },
-];
-
-/**
- * How long a program lingers after its last request through the proxy: a
- * kept-alive tunnel keeps a Node program alive (its client cannot unref the
- * socket under TLS) until one side closes it. Runs the sandbox's way of
- * reaching the proxy: NODE_USE_ENV_PROXY, a loopback TCP port forwarded to
- * the session's socket, the proxy's CA trusted. `node` is the binary to run
- * (`BENCH_SANDBOX_NODE`: the sandbox image's node; NODE_USE_ENV_PROXY needs
- * node 24 or later, so without it this part is left out).
- */
-export async function exitLinger(world: ProxyWorld, node: string, requestCounts: readonly number[]): Promise<ExitCase[]> {
-  const dir = await mkdtemp(join(tmpdir(), 'bench-exit-'));
-  const caFile = join(dir, 'ca.pem');
-  await writeFile(caFile, world.caCertPem);
-  const forwarder = net.createServer((client) => {
-    const upstream = net.connect({ path: world.socketPath, allowHalfOpen: true });
-    client.pipe(upstream).pipe(client);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.1', resolve));
-  const proxyUrl = `http://127.0.0.1:${(forwarder.address() as net.AddressInfo).port}`;
-  const env = { PATH: process.env.PATH ?? '', HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl, NODE_USE_ENV_PROXY: '1', NODE_EXTRA_CA_CERTS: caFile };
-  const cases: ExitCase[] = [];
-  try {
-    for (const program of EXIT_PROGRAMS) {
-      for (const requests of requestCounts) {
-        const started = performance.now();
-        let doneAt = Number.NaN;
-        const child = spawn(node, ['-e', program.code(requests)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-        child.stdout.on('data', (chunk: Buffer) => {
-          if (chunk.toString().includes('done')) doneAt = performance.now();
-        });
-        await exited(child);
-        const ended = performance.now();
-        if (Number.isNaN(doneAt)) throw new Error(`${program.client} × ${requests}: the program did not finish its requests`);
-        cases.push({ client: program.client, requests, runMs: Math.round(doneAt - started), lingerMs: Math.round(ended - doneAt) });
-      }
-    }
-  } finally {
-    await new Promise((resolve) => forwarder.close(resolve));
-    await rm(dir, { recursive: true, force: true });
-  }
-  return cases;
-}
-
-export function exitRows(cases: readonly ExitCase[], node: string): Row[] {
-  return cases.map((c) => [`${c.client} × ${c.requests} via proxy (${node}): exit after last response`, `+${c.lingerMs} ms`, `run ${c.runMs} ms`, '', '']);
 }
 
 /** Seconds each standalone case runs: `BENCH_PROXY_SECONDS`, 3 by default. */
